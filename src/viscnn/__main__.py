@@ -1,0 +1,5 @@
+import sys
+
+from viscnn.cli import main
+
+sys.exit(main())

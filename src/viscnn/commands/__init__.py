@@ -1,0 +1,1 @@
+"""Subcommands of the `viscnn` CLI: each module defines `register(subparsers)`."""

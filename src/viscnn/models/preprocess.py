@@ -1,0 +1,58 @@
+"""Per-model input preprocessing, so callers never guess mean, std or size."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# EfficientNet-Lite was trained with TF's (x - 127) / 128 on 0-255 pixels.
+TF_MEAN = (0.498, 0.498, 0.498)
+TF_STD = (0.502, 0.502, 0.502)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a model wants its images: resize shorter side, centre crop, scale to 0-1, normalise."""
+
+    size: int = 224
+    resize: int | None = 256
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    channels: int = 3
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.size, self.size)
+
+    def pil_to_pixels(self, image: Image.Image) -> torch.Tensor:
+        """A PIL image -> float tensor [C, size, size] of 0-1 pixels (not yet normalised)."""
+        image = image.convert("L" if self.channels == 1 else "RGB")
+        if self.resize:
+            w, h = image.size
+            scale = self.resize / min(w, h)
+            image = image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR)
+        w, h = image.size
+        side = min(w, h, self.size) if self.resize else None
+        if side is not None and (w != self.size or h != self.size):
+            left, top = (w - self.size) // 2, (h - self.size) // 2
+            if w >= self.size and h >= self.size:
+                image = image.crop((left, top, left + self.size, top + self.size))
+        if image.size != (self.size, self.size):
+            image = image.resize((self.size, self.size), Image.BILINEAR)
+        array = np.asarray(image, dtype=np.float32) / 255.0
+        if array.ndim == 2:
+            array = array[:, :, None]
+        return torch.from_numpy(array.copy()).permute(2, 0, 1)
+
+    def normalize(self, pixels: torch.Tensor) -> torch.Tensor:
+        """0-1 pixels [..., C, H, W] -> the model's input space."""
+        mean = torch.tensor(self.mean, dtype=pixels.dtype, device=pixels.device).view(-1, 1, 1)
+        std = torch.tensor(self.std, dtype=pixels.dtype, device=pixels.device).view(-1, 1, 1)
+        return (pixels - mean) / std
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return self.normalize(self.pil_to_pixels(image))
