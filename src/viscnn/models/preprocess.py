@@ -32,17 +32,15 @@ class Preprocess:
         """A PIL image -> float tensor [C, size, size] of 0-1 pixels (not yet normalised)."""
         image = image.convert("L" if self.channels == 1 else "RGB")
         if self.resize:
+            # shorter side to `resize` (bicubic, as the ImageNet models were evaluated), then centre crop
             w, h = image.size
             scale = self.resize / min(w, h)
-            image = image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BILINEAR)
-        w, h = image.size
-        side = min(w, h, self.size) if self.resize else None
-        if side is not None and (w != self.size or h != self.size):
+            w, h = max(self.size, round(w * scale)), max(self.size, round(h * scale))
+            image = image.resize((w, h), Image.BICUBIC)
             left, top = (w - self.size) // 2, (h - self.size) // 2
-            if w >= self.size and h >= self.size:
-                image = image.crop((left, top, left + self.size, top + self.size))
-        if image.size != (self.size, self.size):
-            image = image.resize((self.size, self.size), Image.BILINEAR)
+            image = image.crop((left, top, left + self.size, top + self.size))
+        elif image.size != (self.size, self.size):
+            image = image.resize((self.size, self.size), Image.BICUBIC)
         array = np.asarray(image, dtype=np.float32) / 255.0
         if array.ndim == 2:
             array = array[:, :, None]
