@@ -151,6 +151,9 @@ def from_trace(result: TraceResult, input_shape: tuple[int, ...], model_name: st
     layers = {INPUT: Layer(name=INPUT, kind="input", index=0, out_channels=channels, output_shape=tuple(input_shape),
                            receptive_field=receptive.image())}
     layers.update((layer.name, layer) for layer in result.layers)
+    order = {name: k for k, name in enumerate(layers)}
+    for layer in list(layers.values()) + result.heads:
+        layer.sources.sort(key=lambda item: order.get(item[0], len(order)))  # stable: arrays of one layer keep order
     _depths(layers)
     return Graph(layers, {h.name: h for h in result.heads}, result.outputs, model_name)
 

@@ -41,6 +41,9 @@ class _Meta:
     rf: ReceptiveField | None
     pad: _Pad | None = None
     conv_output: str | None = None
+    # exact id tensors, kept when dim 1 is not the channel axis (e.g. the [N, g, C/g, H, W] middle of a
+    # channel shuffle), so that the next data-movement op still knows where every element came from
+    exact: dict[str, list[torch.Tensor | None]] | None = None
 
 
 @dataclass
@@ -287,42 +290,51 @@ class _Tracer(TorchFunctionMode):
         dims = {d % x.dim() for d in (dims if isinstance(dims, (list, tuple)) else [dims])}
         if 0 in dims:
             return
-        if 1 in dims:
-            _set_meta(target, _Meta(provenance.all_of(meta.prov, target.shape[1]), receptive.whole_image()))
-            return
         spatial = set(range(2, x.dim()))
         rf = receptive.whole_image() if dims >= spatial else meta.rf
+        if 1 in dims:  # a mean/max over channels: every output channel depends on all of them
+            _set_meta(target, _Meta(provenance.all_of(meta.prov, target.shape[1]), rf))
+            return
         _set_meta(target, _Meta(meta.prov, rf))
 
     def on_data_movement(self, func: Any, args: tuple, kwargs: dict, out: Any, tracked: list) -> None:
         outputs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
         keys = {(layer, k) for _, m in tracked for layer, arrays in m.prov.items() for k in range(len(arrays))}
         results: list[Provenance] = [{} for _ in outputs]
+        exact: list[dict[str, list[torch.Tensor | None]]] = [{} for _ in outputs]
         pad_value = {"value": -1} if ops.op_name(func) == "pad" else {}
         for layer, k in sorted(keys):
             def to_ids(value: Any) -> Any:
                 if not (isinstance(value, torch.Tensor) and value.is_floating_point()):
                     return value
-                meta = _meta(value)
-                arrays = meta.prov.get(layer, []) if meta else []
-                array = arrays[k] if k < len(arrays) else np.full(value.shape[1] if value.dim() >= 2 else 1, -1)
                 if value.dim() < 2:
                     return torch.full(value.shape, -1, dtype=torch.int64)
+                meta = _meta(value)
+                kept = meta.exact.get(layer, []) if meta and meta.exact else []
+                if k < len(kept) and kept[k] is not None and kept[k].shape == value.shape:
+                    return kept[k]
+                arrays = meta.prov.get(layer, []) if meta else []
+                array = arrays[k] if k < len(arrays) else np.full(value.shape[1], -1)
                 return provenance.lift(array, value.shape)
 
             id_args, id_kwargs = tree_map(to_ids, (args, {**kwargs, **pad_value}))
             id_out = [t for t in tree_flatten(func(*id_args, **id_kwargs))[0] if isinstance(t, torch.Tensor)]
             for i, ids in enumerate(id_out[: len(outputs)]):
-                if ids.dim() >= 2:
-                    array = provenance.lower(ids.long())
-                    if np.any(array != -1):
-                        results[i].setdefault(layer, []).append(array)
+                if ids.dim() < 2:
+                    continue
+                ids = ids.long()
+                array = provenance.lower(ids)
+                if np.any(array != -1) or bool((ids >= 0).any()):
+                    results[i].setdefault(layer, []).append(array)
+                    lossy = bool(np.any(array == -2)) and not bool((ids == -2).any())
+                    exact[i].setdefault(layer, []).append(ids.clone() if lossy else None)
         rf = receptive.union([m.rf for _, m in tracked])
-        for tensor, prov in zip(outputs, results):
+        for tensor, prov, kept in zip(outputs, results, exact):
             if not _trackable(tensor):
                 continue
             same_space = any(tensor.dim() == t.dim() and tensor.shape[2:] == t.shape[2:] for t, _ in tracked)
-            _set_meta(tensor, _Meta(provenance.merge([prov]), rf if same_space else receptive.whole_image()))
+            keep = {layer: ids for layer, ids in kept.items() if any(t is not None for t in ids)} or None
+            _set_meta(tensor, _Meta(prov, rf if same_space else receptive.whole_image(), exact=keep))
 
 
 def trace(model: nn.Module, example: torch.Tensor, capture: bool = False) -> TraceResult:
