@@ -92,3 +92,14 @@ def pair(value: Any, default: int | None = None) -> tuple[int, int]:
     if isinstance(value, (list, tuple)):
         return (int(value[0]), int(value[-1]))
     return (int(value), int(value))
+
+
+def padding4(value: Any, kernel: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int, int, int]:
+    """A conv's padding argument (int, pair, 'same' or 'valid') as (top, bottom, left, right)."""
+    if isinstance(value, str):
+        if value == "valid":
+            return (0, 0, 0, 0)
+        total = [dilation[a] * (kernel[a] - 1) for a in range(2)]
+        return (total[0] // 2, total[0] - total[0] // 2, total[1] // 2, total[1] - total[1] // 2)
+    h, w = pair(value, 0)
+    return (h, h, w, w)

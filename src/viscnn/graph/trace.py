@@ -84,17 +84,6 @@ def _trackable(value: Any) -> bool:
     return isinstance(value, torch.Tensor) and value.is_floating_point() and value.dim() >= 2
 
 
-def _padding(value: Any, kernel: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int, int, int]:
-    """A conv's padding argument as (top, bottom, left, right)."""
-    if isinstance(value, str):
-        if value == "valid":
-            return (0, 0, 0, 0)
-        total = [dilation[a] * (kernel[a] - 1) for a in range(2)]
-        return (total[0] // 2, total[0] - total[0] // 2, total[1] // 2, total[1] - total[1] // 2)
-    h, w = ops.pair(value, 0)
-    return (h, h, w, w)
-
-
 class _Tracer(TorchFunctionMode):
     def __init__(self, model: nn.Module, capture: bool) -> None:
         super().__init__()
@@ -189,7 +178,7 @@ class _Tracer(TorchFunctionMode):
         meta = _meta(x) or _Meta({}, receptive.image())
         kernel = (int(weight.shape[2]), int(weight.shape[3]))
         stride, dilation = ops.pair(call.get("stride", 1), 1), ops.pair(call.get("dilation", 1), 1)
-        padding = own_padding = _padding(call.get("padding", 0), kernel, dilation)
+        padding = own_padding = ops.padding4(call.get("padding", 0), kernel, dilation)
         groups = int(call.get("groups", 1) or 1)
         conv_input, padding_mode = x, "zeros"
         pad = meta.pad

@@ -1,0 +1,118 @@
+"""Criteria: how a node's map (or an edge's single-kernel map) and its gradient become one number.
+
+Per image, then summed over the batch (the engine divides by the image count):
+    activation      mean of the map
+    gradient        mean of dT/d(map)
+    taylor          mean of |map * dT/d(map)|   (Molchanov et al. 2017; the paper's equation 4)
+    taylor_signed   sum of map * dT/d(map)      (first-order change of T if the map were removed)
+    weight          filter / kernel L2 norm with BN folded in (no images needed)
+
+Edge maps are never all materialised where the math allows: the signed and activation forms come out
+of one weight-gradient convolution; the |.| form needs the maps, but for 1x1 kernels
+|w * x * g| = |w| * |x| * |g| turns it into one matrix product, for depthwise kernels the map is the
+conv's own output, and only the remaining kxk kernels' maps are computed, in chunks of input channels
+(unfold + one batched matmul per chunk).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.nn.grad import conv2d_weight
+
+from viscnn.graph.dissect import ConvGeometry
+from viscnn.graph.ops import padding4
+from viscnn.scoring.recorder import ConvCall
+
+CRITERIA = ("activation", "gradient", "taylor", "taylor_signed", "weight")
+NEEDS_GRADIENT = {"gradient", "taylor", "taylor_signed"}
+
+
+def geometry(call: ConvCall) -> ConvGeometry:
+    kernel = (int(call.weight.shape[2]), int(call.weight.shape[3]))
+    return ConvGeometry(call.stride, padding4(call.padding, kernel, call.dilation), call.dilation, call.groups)
+
+
+def node_sums(criterion: str, node_map: torch.Tensor, grad: torch.Tensor | None) -> torch.Tensor:
+    """[C]: the criterion of each channel of `node_map` [N, C, H, W], summed over images."""
+    if criterion == "activation":
+        return node_map.mean(dim=(2, 3)).sum(0)
+    assert grad is not None
+    if criterion == "gradient":
+        return grad.mean(dim=(2, 3)).sum(0)
+    if criterion == "taylor":
+        return (node_map * grad).abs().mean(dim=(2, 3)).sum(0)
+    if criterion == "taylor_signed":
+        return (node_map * grad).sum(dim=(2, 3)).sum(0)
+    raise ValueError(criterion)
+
+
+def _weight_gradient(call: ConvCall, grad_output: torch.Tensor) -> torch.Tensor:
+    """d(sum grad_output * conv(x))/dW, i.e. the weight gradient, with the call's exact geometry."""
+    geo = geometry(call)
+    return conv2d_weight(geo.pad(call.input.detach()), call.weight.shape, grad_output, geo.stride, 0, geo.dilation, geo.groups)
+
+
+def _abs_taylor_edges(call: ConvCall, grad: torch.Tensor, max_bytes: int) -> torch.Tensor:
+    """sum over images of mean over positions of |g_j * (W_ji conv x_i)|, exactly."""
+    weight, x = call.weight.detach(), call.input.detach()
+    c_out, in_pg, kh, kw = weight.shape
+    groups = call.groups
+    out_pg = c_out // groups
+    n, _, h, w = grad.shape
+    positions = h * w
+    if in_pg == 1:  # depthwise (with any multiplier): the conv's own output is the one edge's map
+        bias = call.bias.detach().view(1, -1, 1, 1) if call.bias is not None else 0.0
+        edge_map = call.output.detach() - bias
+        return (edge_map * grad).abs().mean(dim=(2, 3)).sum(0).view(c_out, 1)
+    geo = geometry(call)
+    if (kh, kw) == (1, 1):
+        xs = geo.pad(x)[:, :, :: geo.stride[0], :: geo.stride[1]][:, :, :h, :w]
+        xs = xs.abs().reshape(n, groups, in_pg, positions)
+        gs = grad.abs().reshape(n, groups, out_pg, positions)
+        total = torch.einsum("ngop,ngip->goi", gs, xs).reshape(c_out, in_pg)
+        return total * weight.abs().view(c_out, in_pg) / positions
+    # kxk kernels: per chunk of input channels, unfold the input and let one batched matmul give the
+    # chunk's single-kernel maps; |map| . |g| over positions is then one einsum (no product tensor)
+    x_padded = geo.pad(x)
+    grad_abs = grad.abs().reshape(n, groups, out_pg, positions)
+    kernels = weight.view(groups, out_pg, in_pg, kh * kw).permute(0, 2, 1, 3)  # [g, in_pg, out_pg, K]
+    total = weight.new_zeros(groups, out_pg, in_pg)
+    step = max(1, min(in_pg, max_bytes // max(1, n * out_pg * positions * x.element_size() * 4)))
+    for group in range(groups):
+        for start in range(0, in_pg, step):
+            stop = min(start + step, in_pg)
+            channels = x_padded[:, group * in_pg + start: group * in_pg + stop]
+            patches = F.unfold(channels, (kh, kw), dilation=geo.dilation, stride=geo.stride)
+            patches = patches.view(n, stop - start, kh * kw, -1)[..., :positions]  # [N, k, K, P]
+            maps = torch.matmul(kernels[group, start:stop].unsqueeze(0), patches).abs_()  # [N, k, out_pg, P]
+            total[group, :, start:stop] += torch.einsum("nkop,nop->ok", maps, grad_abs[:, group])
+    return total.reshape(c_out, in_pg) / positions
+
+
+def edge_sums(criterion: str, call: ConvCall, grad: torch.Tensor | None, max_bytes: int = 256 << 20) -> torch.Tensor:
+    """[C_out, C_in / groups]: the criterion of each kernel's map, summed over images.
+
+    `grad` is dT/d(conv output) (before BN: the edge scores do not change when BN is folded in).
+    """
+    weight = call.weight.detach()
+    out = call.output
+    n, _, h, w = out.shape
+    if criterion == "activation":
+        ones = out.new_full(out.shape, 1.0 / (h * w))
+        return (weight * _weight_gradient(call, ones)).sum(dim=(2, 3))
+    assert grad is not None
+    if criterion == "gradient":
+        return grad.mean(dim=(2, 3)).sum(0)[:, None].expand(weight.shape[0], weight.shape[1]).clone()
+    if criterion == "taylor_signed":
+        return (weight * _weight_gradient(call, grad)).sum(dim=(2, 3))
+    if criterion == "taylor":
+        return _abs_taylor_edges(call, grad, max_bytes)
+    raise ValueError(criterion)
+
+
+def weight_scores(call: ConvCall) -> tuple[torch.Tensor, torch.Tensor]:
+    """(filter norms [C_out], kernel norms [C_out, C_in/groups]) of the BN-folded weights."""
+    weight = call.weight.detach()
+    scale = call.bn_scale if call.bn_scale is not None else torch.ones(weight.shape[0], device=weight.device)
+    kernels = weight.flatten(2).norm(dim=2) * scale.abs()[:, None]
+    return kernels.norm(dim=1), kernels

@@ -1,0 +1,152 @@
+"""The scoring engine: one forward and one backward per batch give every node and edge score.
+
+Images stream in batches; sums are kept per layer and divided by the image count at the end. Under
+torch.distributed (torchrun), each process takes every world_size-th image and the sums are
+all-reduced, so N processes give the single-process scores.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from viscnn.errors import ViscnnError
+from viscnn.graph import Graph
+from viscnn.scoring.criteria import CRITERIA, NEEDS_GRADIENT, edge_sums, node_sums, weight_scores
+from viscnn.scoring.recorder import Recorder, StopForward
+from viscnn.scoring.scores import Scores
+from viscnn.scoring.targets import Target
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class Sums:
+    """Per-criterion, per-layer sums over the images seen so far."""
+
+    count: int = 0
+    nodes: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    edges: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    fixed: dict[str, tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = field(default_factory=dict)
+
+    def add(self, table: dict[str, dict[str, torch.Tensor]], criterion: str, layer: str, value: torch.Tensor) -> None:
+        bucket = table.setdefault(criterion, {})
+        bucket[layer] = bucket[layer] + value if layer in bucket else value.detach().clone()
+
+    def all_reduce(self) -> None:
+        """Sum the image sums and counts of every process (weights need no reduction)."""
+        count = torch.tensor([float(self.count)], dtype=torch.float64)
+        dist.all_reduce(count)
+        self.count = int(count.item())
+        for table in (self.nodes, self.edges):
+            for bucket in table.values():
+                for layer in sorted(bucket):
+                    tensor = bucket[layer].double()
+                    dist.all_reduce(tensor)
+                    bucket[layer] = tensor.float()
+
+
+def scored_layers(graph: Graph, target: Target) -> list[str]:
+    """The conv layers a target depends on (all of them for loss and logits), in call order."""
+    if not target.inside:
+        return [layer.name for layer in graph.conv_layers]
+    return [name for name in graph.upstream(target.layer) if graph[name].kind == "conv"] + [target.layer]
+
+
+def accumulate(model: nn.Module, graph: Graph, batches: Iterable[Batch], target: Target, criteria: Sequence[str],
+               edges: bool = True, device: str | torch.device = "cpu", max_bytes: int = 256 << 20,
+               sums: Sums | None = None) -> Sums:
+    """Add every batch's per-layer criterion sums to `sums`."""
+    unknown = [c for c in criteria if c not in CRITERIA]
+    if unknown:
+        raise ViscnnError(f"unknown criterion {unknown[0]!r}: choose from {', '.join(CRITERIA)}")
+    sums = sums or Sums()
+    layers = scored_layers(graph, target)
+    needs_grad = any(c in NEEDS_GRADIENT for c in criteria)
+    image_criteria = [c for c in criteria if c != "weight"]
+    for x, labels in batches:
+        x = x.to(device)
+        if not torch.isfinite(x).all():
+            raise ViscnnError("the images contain NaN or infinite values")
+        recorder = Recorder(graph, stop_at=target.layer if target.inside else None, keep=set(layers))
+        x.requires_grad_(needs_grad)
+        output = None
+        with torch.set_grad_enabled(needs_grad), recorder:
+            try:
+                output = model(x)
+            except StopForward:
+                pass
+        calls = recorder.calls
+        if "weight" in criteria and "weight" not in sums.fixed:
+            fixed = {name: weight_scores(calls[name]) for name in layers if name in calls}
+            sums.fixed["weight"] = ({k: v[0] for k, v in fixed.items()}, {k: v[1] for k, v in fixed.items()})
+        sums.count += x.shape[0]
+        if not image_criteria:
+            continue
+        node_grads: dict[str, torch.Tensor | None] = {}
+        out_grads: dict[str, torch.Tensor | None] = {}
+        if needs_grad:
+            if target.inside:
+                values = target.from_map(calls[target.layer].node_map)
+            else:
+                values = target.from_output(output, labels)
+            if not torch.isfinite(values).all():
+                raise ViscnnError(f"target {target} is not finite on these images")
+            wanted = [calls[n].node_map for n in layers] + [calls[n].output for n in layers]
+            grads = torch.autograd.grad(values.sum(), wanted, allow_unused=True)
+            node_grads = dict(zip(layers, grads[: len(layers)]))
+            out_grads = dict(zip(layers, grads[len(layers):]))
+        with torch.no_grad():
+            for name in layers:
+                call = calls[name]
+                node_map = call.node_map.detach()
+                for criterion in image_criteria:
+                    grad = node_grads.get(name)
+                    if criterion in NEEDS_GRADIENT and grad is None:
+                        grad = torch.zeros_like(node_map)
+                    sums.add(sums.nodes, criterion, name, node_sums(criterion, node_map, grad))
+                    if edges:
+                        out_grad = out_grads.get(name)
+                        if criterion in NEEDS_GRADIENT and out_grad is None:
+                            out_grad = torch.zeros_like(call.output)
+                        sums.add(sums.edges, criterion, name, edge_sums(criterion, call, out_grad, max_bytes))
+    return sums
+
+
+def to_scores(sums: Sums, graph: Graph, target: Target, criteria: Sequence[str], images: str,
+              model_id: str = "", seconds: float = 0.0) -> dict[str, Scores]:
+    """Divide the sums by the image count: one Scores per criterion."""
+    if sums.count == 0:
+        raise ViscnnError(f"image set {images!r} is empty: nothing to score")
+    groups = {layer.name: layer.groups for layer in graph.conv_layers}
+    result = {}
+    for criterion in criteria:
+        if criterion == "weight":
+            nodes, edge_table = sums.fixed["weight"]
+        else:
+            nodes = {k: v / sums.count for k, v in sums.nodes.get(criterion, {}).items()}
+            edge_table = {k: v / sums.count for k, v in sums.edges.get(criterion, {}).items()}
+        result[criterion] = Scores(criterion, str(target), images, sums.count,
+                                   {k: v.float().cpu() for k, v in nodes.items()},
+                                   {k: v.float().cpu() for k, v in edge_table.items()},
+                                   {k: groups[k] for k in nodes}, model_id, seconds)
+    return result
+
+
+def score_batches(model: nn.Module, graph: Graph, batches: Iterable[Batch], target: Target,
+                  criteria: Sequence[str] = ("taylor",), edges: bool = True, images: str = "images",
+                  device: str | torch.device = "cpu", model_id: str = "", max_bytes: int = 256 << 20) -> dict[str, Scores]:
+    """Scores of every node (and edge) for each criterion, over the batches given.
+
+    Under an initialised torch.distributed group, the caller gives each process its share of images
+    and the sums are all-reduced here.
+    """
+    start = time.perf_counter()
+    sums = accumulate(model, graph, batches, target, criteria, edges, device, max_bytes)
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        sums.all_reduce()
+    return to_scores(sums, graph, target, criteria, images, model_id, time.perf_counter() - start)

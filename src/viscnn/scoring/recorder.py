@@ -1,0 +1,106 @@
+"""Watch (and optionally edit) every conv call of a forward pass, by the graph's layer names.
+
+Conv calls are matched to the graph's layers by call order, the order the tracer recorded them in,
+so functional convs and modules called twice are handled like everything else. A node's map is the
+conv's output, or the output of the BatchNorm applied to it (BN folded: removing a filter then
+removes its bias too). A target inside the network stops the forward pass once its map exists.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch.overrides import TorchFunctionMode
+
+from viscnn.errors import ViscnnError
+from viscnn.graph import Graph, Layer
+from viscnn.graph.ops import SIGNATURES, bind, op_name, pair
+
+
+@dataclass
+class ConvCall:
+    """One conv call: its actual arguments (input as passed, after any padding op) and output."""
+
+    layer: Layer
+    input: torch.Tensor
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    stride: tuple[int, int]
+    padding: Any
+    dilation: tuple[int, int]
+    groups: int
+    output: torch.Tensor
+    node_map: torch.Tensor | None = None
+    bn_scale: torch.Tensor | None = None  # gamma / sqrt(running_var + eps) of the BN folded into the node
+
+
+class StopForward(Exception):
+    """Raised inside the forward pass once the target's map is known."""
+
+
+NodeEdit = Callable[[str, torch.Tensor], torch.Tensor]
+ConvEdit = Callable[[ConvCall], torch.Tensor]
+
+
+class Recorder(TorchFunctionMode):
+    """Records conv calls into `calls`; `stop_at` names the layer whose node map ends the pass."""
+
+    def __init__(self, graph: Graph, stop_at: str | None = None, edit_node: NodeEdit | None = None,
+                 edit_conv: ConvEdit | None = None, keep: set[str] | None = None) -> None:
+        super().__init__()
+        self.layers = graph.conv_layers
+        self.stop_at = stop_at
+        self.edit_node = edit_node
+        self.edit_conv = edit_conv
+        self.keep = keep
+        self.calls: dict[str, ConvCall] = {}
+        self.pending_bn: dict[int, ConvCall] = {}
+        self.count = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 - torch's protocol
+        kwargs = kwargs or {}
+        name = op_name(func)
+        if name == "conv2d":
+            return self.on_conv(func, args, kwargs)
+        out = func(*args, **kwargs)
+        if name == "batch_norm" and args and id(args[0]) in self.pending_bn:
+            call = self.pending_bn.pop(id(args[0]))
+            if call.output is args[0]:
+                bn = bind(args, kwargs, ["input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps"])
+                if bn.get("running_var") is not None and not bn.get("training"):
+                    gamma = bn["weight"] if bn.get("weight") is not None else torch.ones_like(bn["running_var"])
+                    call.bn_scale = (gamma / torch.sqrt(bn["running_var"] + bn.get("eps", 1e-5))).detach()
+                out = self.node_ready(call, out)
+        return out
+
+    def on_conv(self, func: Any, args: tuple, kwargs: dict) -> torch.Tensor:
+        if self.count >= len(self.layers):
+            raise ViscnnError(f"the model ran more conv calls than the {len(self.layers)} its graph was traced with: "
+                              "its structure depends on the input, so trace it on inputs like these")
+        layer = self.layers[self.count]
+        self.count += 1
+        a = bind(args, kwargs, SIGNATURES["conv2d"])
+        if tuple(a["weight"].shape[:2]) != (layer.out_channels, layer.in_per_group):
+            raise ViscnnError(f"conv call {self.count} has weight {list(a['weight'].shape)} but graph layer {layer.name} "
+                              f"expects [{layer.out_channels}, {layer.in_per_group}, ...]: graph and model differ")
+        out = func(*args, **kwargs)
+        call = ConvCall(layer, a["input"], a["weight"], a.get("bias"), pair(a.get("stride", 1), 1), a.get("padding", 0),
+                        pair(a.get("dilation", 1), 1), int(a.get("groups", 1) or 1), out)
+        if self.edit_conv is not None:
+            out = call.output = self.edit_conv(call)
+        if self.keep is None or layer.name in self.keep:
+            self.calls[layer.name] = call
+        if layer.batchnorm is not None:
+            self.pending_bn[id(out)] = call
+            return out
+        return self.node_ready(call, out)
+
+    def node_ready(self, call: ConvCall, node_map: torch.Tensor) -> torch.Tensor:
+        if self.edit_node is not None:
+            node_map = self.edit_node(call.layer.name, node_map)
+        call.node_map = node_map
+        if call.layer.name == self.stop_at:
+            raise StopForward
+        # the model gets a copy: an in-place op after it (ReLU(inplace=True)) must not rewrite the map we keep
+        return node_map.clone()
