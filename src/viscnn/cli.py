@@ -10,7 +10,7 @@ import sys
 
 from viscnn.errors import ViscnnError
 
-COMMANDS = ["demo", "graph", "train", "data"]
+COMMANDS = ["demo", "graph", "score", "train", "data"]
 
 
 def build_parser() -> argparse.ArgumentParser:

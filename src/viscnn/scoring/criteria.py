@@ -7,8 +7,8 @@ Per image, then summed over the batch (the engine divides by the image count):
     taylor_signed   sum of map * dT/d(map)      (first-order change of T if the map were removed)
     weight          filter / kernel L2 norm with BN folded in (no images needed)
 
-Edge maps are never all materialised where the math allows: the signed and activation forms come out
-of one weight-gradient convolution; the |.| form needs the maps, but for 1x1 kernels
+Edge maps are never all materialised where the math allows: the signed and activation forms are
+W * dT/dW, from one weight-gradient convolution (or a matrix product for 1x1 kernels); the |.| form needs the maps, but for 1x1 kernels
 |w * x * g| = |w| * |x| * |g| turns it into one matrix product, for depthwise kernels the map is the
 conv's own output, and only the remaining kxk kernels' maps are computed, in chunks of input channels
 (unfold + one batched matmul per chunk).
@@ -32,24 +32,46 @@ def geometry(call: ConvCall) -> ConvGeometry:
     return ConvGeometry(call.stride, padding4(call.padding, kernel, call.dilation), call.dilation, call.groups)
 
 
-def node_sums(criterion: str, node_map: torch.Tensor, grad: torch.Tensor | None) -> torch.Tensor:
-    """[C]: the criterion of each channel of `node_map` [N, C, H, W], summed over images."""
-    if criterion == "activation":
-        return node_map.mean(dim=(2, 3)).sum(0)
-    assert grad is not None
-    if criterion == "gradient":
-        return grad.mean(dim=(2, 3)).sum(0)
-    if criterion == "taylor":
-        return (node_map * grad).abs().mean(dim=(2, 3)).sum(0)
-    if criterion == "taylor_signed":
-        return (node_map * grad).sum(dim=(2, 3)).sum(0)
-    raise ValueError(criterion)
+def node_sums(criteria: set[str], node_map: torch.Tensor, grad: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """{criterion: [C]}: each channel of `node_map` [N, C, H, W] scored, summed over images.
+
+    The map * gradient product is materialised at most once per layer: the signed sum is an einsum.
+    """
+    positions = node_map.shape[2] * node_map.shape[3]
+    result = {}
+    if "activation" in criteria:
+        result["activation"] = node_map.sum(dim=(0, 2, 3)) / positions
+    if grad is None:
+        return result
+    if "gradient" in criteria:
+        result["gradient"] = grad.sum(dim=(0, 2, 3)) / positions
+    if "taylor_signed" in criteria:
+        result["taylor_signed"] = torch.einsum("nchw,nchw->c", node_map, grad)
+    if "taylor" in criteria:
+        result["taylor"] = (node_map * grad).abs_().sum(dim=(0, 2, 3)) / positions
+    return result
 
 
-def _weight_gradient(call: ConvCall, grad_output: torch.Tensor) -> torch.Tensor:
-    """d(sum grad_output * conv(x))/dW, i.e. the weight gradient, with the call's exact geometry."""
+def _signed_edges(call: ConvCall, grad: torch.Tensor) -> torch.Tensor:
+    """[C_out, C_in/g]: sum over images and positions of grad_j * (W_ji conv x_i).
+
+    This is W * dT/dW (summed over taps). Depthwise and 1x1 kernels take direct routes: a grouped
+    weight-gradient convolution is slow on CPU, and for them it is not needed.
+    """
+    weight, x = call.weight.detach(), call.input.detach()
+    c_out, in_pg, kh, kw = weight.shape
+    n, _, h, w = grad.shape
+    if in_pg == 1:
+        bias = call.bias.detach().view(1, -1, 1, 1) if call.bias is not None else 0.0
+        return ((call.output.detach() - bias) * grad).sum(dim=(2, 3)).sum(0).view(c_out, 1)
     geo = geometry(call)
-    return conv2d_weight(geo.pad(call.input.detach()), call.weight.shape, grad_output, geo.stride, 0, geo.dilation, geo.groups)
+    if (kh, kw) == (1, 1):
+        groups, out_pg = call.groups, c_out // call.groups
+        xs = geo.pad(x)[:, :, :: geo.stride[0], :: geo.stride[1]][:, :, :h, :w].reshape(n, groups, in_pg, h * w)
+        total = torch.einsum("ngop,ngip->goi", grad.reshape(n, groups, out_pg, h * w), xs)
+        return total.reshape(c_out, in_pg) * weight.view(c_out, in_pg)
+    weight_grad = conv2d_weight(geo.pad(x), weight.shape, grad, geo.stride, 0, geo.dilation, geo.groups)
+    return (weight * weight_grad).sum(dim=(2, 3))
 
 
 def _abs_taylor_edges(call: ConvCall, grad: torch.Tensor, max_bytes: int) -> torch.Tensor:
@@ -98,13 +120,12 @@ def edge_sums(criterion: str, call: ConvCall, grad: torch.Tensor | None, max_byt
     out = call.output
     n, _, h, w = out.shape
     if criterion == "activation":
-        ones = out.new_full(out.shape, 1.0 / (h * w))
-        return (weight * _weight_gradient(call, ones)).sum(dim=(2, 3))
+        return _signed_edges(call, out.new_full(out.shape, 1.0 / (h * w)))
     assert grad is not None
     if criterion == "gradient":
         return grad.mean(dim=(2, 3)).sum(0)[:, None].expand(weight.shape[0], weight.shape[1]).clone()
     if criterion == "taylor_signed":
-        return (weight * _weight_gradient(call, grad)).sum(dim=(2, 3))
+        return _signed_edges(call, grad)
     if criterion == "taylor":
         return _abs_taylor_edges(call, grad, max_bytes)
     raise ValueError(criterion)

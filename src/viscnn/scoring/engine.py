@@ -35,7 +35,7 @@ class Sums:
 
     def add(self, table: dict[str, dict[str, torch.Tensor]], criterion: str, layer: str, value: torch.Tensor) -> None:
         bucket = table.setdefault(criterion, {})
-        bucket[layer] = bucket[layer] + value if layer in bucket else value.detach().clone()
+        bucket[layer] = bucket[layer] + value if layer in bucket else value.detach()
 
     def all_reduce(self) -> None:
         """Sum the image sums and counts of every process (weights need no reduction)."""
@@ -58,8 +58,8 @@ def scored_layers(graph: Graph, target: Target) -> list[str]:
 
 
 def accumulate(model: nn.Module, graph: Graph, batches: Iterable[Batch], target: Target, criteria: Sequence[str],
-               edges: bool = True, device: str | torch.device = "cpu", max_bytes: int = 256 << 20,
-               sums: Sums | None = None) -> Sums:
+               edges: bool | Sequence[str] = True, device: str | torch.device = "cpu",
+               max_bytes: int = 256 << 20, sums: Sums | None = None) -> Sums:
     """Add every batch's per-layer criterion sums to `sums`."""
     unknown = [c for c in criteria if c not in CRITERIA]
     if unknown:
@@ -68,6 +68,7 @@ def accumulate(model: nn.Module, graph: Graph, batches: Iterable[Batch], target:
     layers = scored_layers(graph, target)
     needs_grad = any(c in NEEDS_GRADIENT for c in criteria)
     image_criteria = [c for c in criteria if c != "weight"]
+    edge_criteria = set(image_criteria if edges is True else (edges or []))
     for x, labels in batches:
         x = x.to(device)
         if not torch.isfinite(x).all():
@@ -104,12 +105,13 @@ def accumulate(model: nn.Module, graph: Graph, batches: Iterable[Batch], target:
             for name in layers:
                 call = calls[name]
                 node_map = call.node_map.detach()
+                grad = node_grads.get(name)
+                if needs_grad and grad is None:  # the layer does not reach the target
+                    grad = torch.zeros_like(node_map)
+                for criterion, value in node_sums(set(image_criteria), node_map, grad).items():
+                    sums.add(sums.nodes, criterion, name, value)
                 for criterion in image_criteria:
-                    grad = node_grads.get(name)
-                    if criterion in NEEDS_GRADIENT and grad is None:
-                        grad = torch.zeros_like(node_map)
-                    sums.add(sums.nodes, criterion, name, node_sums(criterion, node_map, grad))
-                    if edges:
+                    if criterion in edge_criteria:
                         out_grad = out_grads.get(name)
                         if criterion in NEEDS_GRADIENT and out_grad is None:
                             out_grad = torch.zeros_like(call.output)
@@ -138,10 +140,11 @@ def to_scores(sums: Sums, graph: Graph, target: Target, criteria: Sequence[str],
 
 
 def score_batches(model: nn.Module, graph: Graph, batches: Iterable[Batch], target: Target,
-                  criteria: Sequence[str] = ("taylor",), edges: bool = True, images: str = "images",
+                  criteria: Sequence[str] = ("taylor",), edges: bool | Sequence[str] = True, images: str = "images",
                   device: str | torch.device = "cpu", model_id: str = "", max_bytes: int = 256 << 20) -> dict[str, Scores]:
     """Scores of every node (and edge) for each criterion, over the batches given.
 
+    `edges` is True (edge scores for every criterion), False, or the criteria to score edges for.
     Under an initialised torch.distributed group, the caller gives each process its share of images
     and the sums are all-reduced here.
     """

@@ -10,7 +10,7 @@ from viscnn.errors import ViscnnError
 
 KIND = re.compile(r"[a-z0-9_-]{1,64}")
 KEY = re.compile(r"[A-Za-z0-9_.-]{1,200}")
-SUFFIX = re.compile(r"(\.[A-Za-z0-9_-]{1,10}){0,2}")
+SUFFIX = re.compile(r"(\.[A-Za-z0-9_-]{1,16}){0,2}")
 TEMP = "~"  # never in a kind, key or suffix, so a file name holding it is a temp file
 
 

@@ -1,0 +1,91 @@
+"""`viscnn score`: every node's and edge's importance for a target over an image-set expression.
+
+Runs as one process, or under torchrun (`torchrun --nproc_per_node=N -m viscnn score ...`): each
+process takes its share of the images and the sums are all-reduced (gloo on CPU, nccl on CUDA).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from viscnn.commands.common import add_model_arguments, load_from_args
+from viscnn.scoring.criteria import CRITERIA
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("score", help="score every node and edge against a target")
+    add_model_arguments(parser)
+    parser.add_argument("--images", default="demo", help="image-set spec: folder, image, tensor file, demo, fashion-mnist...")
+    parser.add_argument("--input", default="overall", help="expression over the image sets, e.g. 'tiger - overall'")
+    parser.add_argument("--target", default="loss", help="loss, logit:K, class:NAME, LAYER:C, LAYER:C:neuron, LAYER:dir(C=W,..)")
+    parser.add_argument("--criterion", default=None, action="append", dest="criteria", choices=CRITERIA,
+                        help="repeat for several (default taylor)")
+    parser.add_argument("--no-edges", action="store_true", help="score nodes only")
+    parser.add_argument("--clip", action="store_true", help="set negative (contrast) scores to 0")
+    parser.add_argument("--top", type=int, default=10, help="how many nodes and edges to print")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--out", metavar="FILE", help="write the scores (.safetensors; one file per criterion if several)")
+    parser.add_argument("--json", metavar="FILE", help="write the node scores (and top edges) as JSON")
+    parser.add_argument("--store", metavar="DIR", help="cache folder (default $VISCNN_STORE or the user cache)")
+    parser.add_argument("--no-cache", action="store_true", help="neither read nor write cached scores")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run)
+
+
+def _distributed(device: str) -> bool:
+    """Join the torchrun group when launched by torchrun; True when this process should print."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return True
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return dist.get_rank() == 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from viscnn.data import open_image_sets
+    from viscnn.graph import build_graph
+    from viscnn.scoring.query import score_sets
+    from viscnn.store import Store
+
+    criteria = list(dict.fromkeys(args.criteria or ["taylor"]))
+    main_process = _distributed(args.device)
+    loaded = load_from_args(args)
+    graph = build_graph(loaded.module, loaded.input_shape, loaded.name)
+    image_sets = open_image_sets(args.images)
+    store = None if args.no_cache else Store(args.store)
+
+    def progress(batches, name, count):
+        return tqdm(batches, desc=f"scoring {name}", total=-(-count // args.batch_size), unit="batch",
+                    disable=args.quiet or not main_process)
+
+    result = score_sets(loaded, graph, image_sets, args.input, args.target, criteria, not args.no_edges, store,
+                        args.batch_size, args.device, args.clip, progress)
+    if not main_process:
+        return 0
+    print(f"{loaded.name}: target {args.target}, input {args.input!r}: scored {', '.join(result.computed) or 'nothing'}"
+          f"{'; cached ' + ', '.join(result.cached) if result.cached else ''} in {result.seconds:.1f} s")
+    for criterion, scores in result.scores.items():
+        print(f"top {args.top} nodes by {criterion}:")
+        for node, value in scores.top(args.top):
+            print(f"  {str(node):<44} {value: .5g}")
+        if scores.edges:
+            print(f"top {args.top} edges by {criterion}:")
+            for edge, value in scores.top(args.top, "edges"):
+                print(f"  {str(edge):<44} {value: .5g}")
+    if args.out:
+        for criterion, scores in result.scores.items():
+            path = args.out if len(criteria) == 1 else args.out.replace(".safetensors", f".{criterion}.safetensors")
+            scores.save(path)
+            print(f"wrote {path}")
+    if args.json:
+        data = {c: {**s.to_json(), "top_edges": [[str(e), v] for e, v in s.top(args.top, "edges")]}
+                for c, s in result.scores.items()}
+        with open(args.json, "w") as handle:
+            json.dump(data, handle)
+        print(f"wrote {args.json}")
+    return 0

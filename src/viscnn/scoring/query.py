@@ -1,0 +1,113 @@
+"""A query: an image-set expression, a target and criteria -> Scores, with per-set results cached.
+
+Scores are means over images, so `tiger - overall` is the tiger set's scores minus the overall set's.
+Each set's scores are cached in the store under (model fingerprint, set hash, target, criterion,
+edges), so expressions over sets already scored cost no forward pass.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import torch
+import torch.distributed as dist
+
+from viscnn.data import ImageSet
+from viscnn.errors import ViscnnError
+from viscnn.graph import Graph
+from viscnn.models import LoadedModel
+from viscnn.scoring.criteria import CRITERIA
+from viscnn.scoring.engine import score_batches
+from viscnn.scoring.expression import parse_expression
+from viscnn.scoring.scores import Scores
+from viscnn.scoring.targets import parse_target
+
+KIND = "scores"
+
+
+@dataclass
+class QueryResult:
+    """Scores per criterion, with what was computed and what came from the cache."""
+
+    scores: dict[str, Scores]
+    computed: list[str] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _share(image_set: ImageSet) -> ImageSet:
+    """This process's share of the images under torch.distributed (every world_size-th one)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return image_set
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if len(image_set) < world:  # every process sees the same length, so all of them stop here together
+        raise ViscnnError(f"image set {image_set.name!r} has {len(image_set)} images, fewer than the {world} processes")
+    return ImageSet(image_set.name, image_set.items[rank::world], image_set.tensor)
+
+
+def _is_writer() -> bool:
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def score_sets(loaded: LoadedModel, graph: Graph, image_sets: dict[str, ImageSet], expression: str,
+               target: str = "loss", criteria: Sequence[str] = ("taylor",), edges: bool = True, store=None,
+               batch_size: int = 32, device: str | torch.device = "cpu", clip: bool = False,
+               progress: Callable[[Iterable, str, int], Iterable] | None = None) -> QueryResult:
+    """Score `expression` (e.g. 'tiger - overall') over the named image sets.
+
+    `store` (a viscnn.store.Store) caches each set's scores. `progress(batches, set_name, n_images)`
+    wraps the batch iterator (e.g. in tqdm) when given.
+    """
+    start = time.perf_counter()
+    parsed = parse_expression(expression, list(image_sets))
+    the_target = parse_target(target, graph, _class_names(loaded))
+    fingerprint = loaded.fingerprint()
+    per_set: dict[str, dict[str, Scores]] = {}
+    result = QueryResult({})
+    for name in parsed.terms:
+        image_set = image_sets[name]
+        keys = {c: _key(store, fingerprint, image_set, str(the_target), c, edges) for c in criteria} if store else {}
+        cached = {c: Scores.load(p) for c, key in keys.items() if (p := store.get_path(KIND, key)) is not None}
+        missing = [c for c in criteria if c not in cached]
+        if missing:
+            share = _share(image_set)
+            batches = share.batches(loaded.preprocess, batch_size)
+            if progress is not None:
+                batches = progress(batches, name, len(share))
+            fresh = score_batches(loaded.module, graph, batches, the_target, missing, edges, images=name,
+                                  device=device, model_id=fingerprint)
+            if store is not None and _is_writer():
+                for c, scores in fresh.items():
+                    store.put_file(KIND, keys[c], scores.save, meta=scores.header(), suffix=".safetensors")
+            cached.update(fresh)
+            result.computed.append(name)
+        else:
+            result.cached.append(name)
+        per_set[name] = cached
+    for criterion in criteria:
+        combined = parsed.combine({name: per_set[name][criterion] for name in parsed.terms})
+        combined.images = str(parsed)
+        combined.n_images = sum(per_set[name][criterion].n_images for name in parsed.terms)
+        result.scores[criterion] = combined.clip() if clip else combined
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _key(store, fingerprint: str, image_set: ImageSet, target: str, criterion: str, edges: bool) -> str:
+    return store.key(KIND, model=fingerprint, images=image_set.hash(), target=target, criterion=criterion, edges=edges)
+
+
+def _class_names(loaded: LoadedModel) -> list[str] | None:
+    if loaded.classes == "imagenet":
+        from viscnn.data import imagenet_classes
+
+        return imagenet_classes()
+    if loaded.classes == "fashion-mnist":
+        from viscnn.data import FASHION_MNIST_CLASSES
+
+        return list(FASHION_MNIST_CLASSES)
+    return None
+
+
+__all__ = ["CRITERIA", "QueryResult", "score_sets"]
