@@ -22,6 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--criterion", default=None, action="append", dest="criteria", choices=CRITERIA,
                         help="repeat for several (default taylor)")
     parser.add_argument("--no-edges", action="store_true", help="score nodes only")
+    parser.add_argument("--baseline", default="zero",
+                        help="for taylor_signed: what a removed map becomes: zero, mean, or the path of a reference image")
     parser.add_argument("--clip", action="store_true", help="set negative (contrast) scores to 0")
     parser.add_argument("--top", type=int, default=10, help="how many nodes and edges to print")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -64,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
                     disable=args.quiet or not main_process)
 
     result = score_sets(loaded, graph, image_sets, args.input, args.target, criteria, not args.no_edges, store,
-                        args.batch_size, args.device, args.clip, progress)
+                        args.batch_size, args.device, args.clip, progress, args.baseline)
     if not main_process:
         return 0
     print(f"{loaded.name}: target {args.target}, input {args.input!r}: scored {', '.join(result.computed) or 'nothing'}"

@@ -17,7 +17,8 @@ from torch import nn
 from viscnn.errors import ViscnnError
 from viscnn.graph import Graph
 from viscnn.scoring.criteria import CRITERIA, NEEDS_GRADIENT, edge_sums, node_sums, weight_scores
-from viscnn.scoring.recorder import Recorder, StopForward
+from viscnn.scoring import baseline as baseline_sums
+from viscnn.scoring.recorder import ConvCall, Recorder, StopForward
 from viscnn.scoring.scores import Scores
 from viscnn.scoring.targets import Target
 
@@ -32,6 +33,7 @@ class Sums:
     nodes: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     edges: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     fixed: dict[str, tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = field(default_factory=dict)
+    calls: dict[str, ConvCall] = field(default_factory=dict)  # the first batch's calls (weights, geometry)
 
     def add(self, table: dict[str, dict[str, torch.Tensor]], criterion: str, layer: str, value: torch.Tensor) -> None:
         bucket = table.setdefault(criterion, {})
@@ -59,8 +61,11 @@ def scored_layers(graph: Graph, target: Target) -> list[str]:
 
 def accumulate(model: nn.Module, graph: Graph, batches: Iterable[Batch], target: Target, criteria: Sequence[str],
                edges: bool | Sequence[str] = True, device: str | torch.device = "cpu",
-               max_bytes: int = 256 << 20, sums: Sums | None = None) -> Sums:
-    """Add every batch's per-layer criterion sums to `sums`."""
+               max_bytes: int = 256 << 20, sums: Sums | None = None, baseline: str = "zero") -> Sums:
+    """Add every batch's per-layer criterion sums to `sums`.
+
+    A baseline other than "zero" also keeps the spatial sums its correction needs (see baseline.py).
+    """
     unknown = [c for c in criteria if c not in CRITERIA]
     if unknown:
         raise ViscnnError(f"unknown criterion {unknown[0]!r}: choose from {', '.join(CRITERIA)}")
@@ -69,6 +74,7 @@ def accumulate(model: nn.Module, graph: Graph, batches: Iterable[Batch], target:
     needs_grad = any(c in NEEDS_GRADIENT for c in criteria)
     image_criteria = [c for c in criteria if c != "weight"]
     edge_criteria = set(image_criteria if edges is True else (edges or []))
+    keep_spatial = baseline != "zero" and "taylor_signed" in criteria
     for x, labels in batches:
         x = x.to(device)
         if not torch.isfinite(x).all():
@@ -82,6 +88,8 @@ def accumulate(model: nn.Module, graph: Graph, batches: Iterable[Batch], target:
             except StopForward:
                 pass
         calls = recorder.calls
+        if keep_spatial and not sums.calls:
+            sums.calls = {name: calls[name] for name in layers}
         if "weight" in criteria and "weight" not in sums.fixed:
             fixed = {name: weight_scores(calls[name]) for name in layers if name in calls}
             sums.fixed["weight"] = ({k: v[0] for k, v in fixed.items()}, {k: v[1] for k, v in fixed.items()})
@@ -110,6 +118,13 @@ def accumulate(model: nn.Module, graph: Graph, batches: Iterable[Batch], target:
                     grad = torch.zeros_like(node_map)
                 for criterion, value in node_sums(set(image_criteria), node_map, grad).items():
                     sums.add(sums.nodes, criterion, name, value)
+                if keep_spatial:
+                    out_grad = out_grads.get(name)
+                    sums.add(sums.nodes, baseline_sums.MAP, name, node_map.sum(0))
+                    sums.add(sums.nodes, baseline_sums.GRAD, name, grad.sum(0))
+                    sums.add(sums.edges, baseline_sums.INPUT, name, call.input.detach().sum(0))
+                    sums.add(sums.edges, baseline_sums.OUT_GRAD, name,
+                             out_grad.sum(0) if out_grad is not None else torch.zeros_like(call.output[0]))
                 for criterion in image_criteria:
                     if criterion in edge_criteria:
                         out_grad = out_grads.get(name)
@@ -117,6 +132,28 @@ def accumulate(model: nn.Module, graph: Graph, batches: Iterable[Batch], target:
                             out_grad = torch.zeros_like(call.output)
                         sums.add(sums.edges, criterion, name, edge_sums(criterion, call, out_grad, max_bytes))
     return sums
+
+
+def apply_baseline(sums: Sums, reference: baseline_sums.Reference | None) -> None:
+    """Turn the zero-baseline signed Taylor sums into sums against the mean maps or a reference."""
+    if "taylor_signed" not in sums.nodes or baseline_sums.GRAD not in sums.nodes:
+        return
+    for name, grad_sum in sums.nodes[baseline_sums.GRAD].items():
+        ref_map = reference.maps[name] if reference else sums.nodes[baseline_sums.MAP][name] / sums.count
+        sums.nodes["taylor_signed"][name] = sums.nodes["taylor_signed"][name] - baseline_sums.node_correction(grad_sum, ref_map)
+        if name in sums.edges.get("taylor_signed", {}):
+            ref_input = reference.inputs[name] if reference else sums.edges[baseline_sums.INPUT][name] / sums.count
+            correction = baseline_sums.edge_correction(sums.calls[name], sums.edges[baseline_sums.OUT_GRAD][name], ref_input)
+            sums.edges["taylor_signed"][name] = sums.edges["taylor_signed"][name] - correction
+
+
+def reference_maps(model: nn.Module, graph: Graph, image: torch.Tensor, device: str | torch.device = "cpu") -> baseline_sums.Reference:
+    """The node maps and conv inputs one reference image (preprocessed, [C, H, W]) gives."""
+    recorder = Recorder(graph)
+    with torch.no_grad(), recorder:
+        model(image[None].to(device))
+    return baseline_sums.Reference({n: c.node_map[0] for n, c in recorder.calls.items()},
+                                   {n: c.input[0] for n, c in recorder.calls.items()})
 
 
 def to_scores(sums: Sums, graph: Graph, target: Target, criteria: Sequence[str], images: str,
@@ -141,15 +178,24 @@ def to_scores(sums: Sums, graph: Graph, target: Target, criteria: Sequence[str],
 
 def score_batches(model: nn.Module, graph: Graph, batches: Iterable[Batch], target: Target,
                   criteria: Sequence[str] = ("taylor",), edges: bool | Sequence[str] = True, images: str = "images",
-                  device: str | torch.device = "cpu", model_id: str = "", max_bytes: int = 256 << 20) -> dict[str, Scores]:
+                  device: str | torch.device = "cpu", model_id: str = "", max_bytes: int = 256 << 20,
+                  baseline: str | torch.Tensor = "zero") -> dict[str, Scores]:
     """Scores of every node (and edge) for each criterion, over the batches given.
 
     `edges` is True (edge scores for every criterion), False, or the criteria to score edges for.
+    `baseline` (signed Taylor only): "zero", "mean" (each map's mean over the images) or a reference
+    image tensor [C, H, W] (preprocessed) whose maps replace a removed one.
     Under an initialised torch.distributed group, the caller gives each process its share of images
     and the sums are all-reduced here.
     """
     start = time.perf_counter()
-    sums = accumulate(model, graph, batches, target, criteria, edges, device, max_bytes)
+    is_image = isinstance(baseline, torch.Tensor)
+    if not is_image and baseline not in ("zero", "mean"):
+        raise ViscnnError(f"unknown baseline {baseline!r}: use zero, mean or a reference image")
+    sums = accumulate(model, graph, batches, target, criteria, edges, device, max_bytes,
+                      baseline="image" if is_image else baseline)
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         sums.all_reduce()
+    if (is_image or baseline == "mean") and sums.count:
+        apply_baseline(sums, reference_maps(model, graph, baseline, device) if is_image else None)
     return to_scores(sums, graph, target, criteria, images, model_id, time.perf_counter() - start)

@@ -53,12 +53,15 @@ def _is_writer() -> bool:
 def score_sets(loaded: LoadedModel, graph: Graph, image_sets: dict[str, ImageSet], expression: str,
                target: str = "loss", criteria: Sequence[str] = ("taylor",), edges: bool = True, store=None,
                batch_size: int = 32, device: str | torch.device = "cpu", clip: bool = False,
-               progress: Callable[[Iterable, str, int], Iterable] | None = None) -> QueryResult:
+               progress: Callable[[Iterable, str, int], Iterable] | None = None,
+               baseline: str = "zero") -> QueryResult:
     """Score `expression` (e.g. 'tiger - overall') over the named image sets.
 
     `store` (a viscnn.store.Store) caches each set's scores. `progress(batches, set_name, n_images)`
-    wraps the batch iterator (e.g. in tqdm) when given.
+    wraps the batch iterator (e.g. in tqdm) when given. `baseline` (signed Taylor): "zero", "mean" or
+    the path of a reference image.
     """
+    reference, baseline_id = _baseline(baseline, loaded)
     start = time.perf_counter()
     parsed = parse_expression(expression, list(image_sets))
     the_target = parse_target(target, graph, _class_names(loaded))
@@ -67,7 +70,7 @@ def score_sets(loaded: LoadedModel, graph: Graph, image_sets: dict[str, ImageSet
     result = QueryResult({})
     for name in parsed.terms:
         image_set = image_sets[name]
-        keys = {c: _key(store, fingerprint, image_set, str(the_target), c, edges) for c in criteria} if store else {}
+        keys = {c: _key(store, fingerprint, image_set, str(the_target), c, edges, baseline_id) for c in criteria} if store else {}
         cached = {c: Scores.load(p) for c, key in keys.items() if (p := store.get_path(KIND, key)) is not None}
         missing = [c for c in criteria if c not in cached]
         if missing:
@@ -76,7 +79,7 @@ def score_sets(loaded: LoadedModel, graph: Graph, image_sets: dict[str, ImageSet
             if progress is not None:
                 batches = progress(batches, name, len(share))
             fresh = score_batches(loaded.module, graph, batches, the_target, missing, edges, images=name,
-                                  device=device, model_id=fingerprint)
+                                  device=device, model_id=fingerprint, baseline=reference)
             if store is not None and _is_writer():
                 for c, scores in fresh.items():
                     store.put_file(KIND, keys[c], scores.save, meta=scores.header(), suffix=".safetensors")
@@ -94,8 +97,22 @@ def score_sets(loaded: LoadedModel, graph: Graph, image_sets: dict[str, ImageSet
     return result
 
 
-def _key(store, fingerprint: str, image_set: ImageSet, target: str, criterion: str, edges: bool) -> str:
-    return store.key(KIND, model=fingerprint, images=image_set.hash(), target=target, criterion=criterion, edges=edges)
+def _key(store, fingerprint: str, image_set: ImageSet, target: str, criterion: str, edges: bool, baseline: str) -> str:
+    return store.key(KIND, model=fingerprint, images=image_set.hash(), target=target, criterion=criterion, edges=edges,
+                     baseline=baseline if criterion == "taylor_signed" else "zero")
+
+
+def _baseline(baseline: str, loaded: LoadedModel) -> tuple[str | torch.Tensor, str]:
+    """(what the engine takes, what the cache key records) for a baseline option."""
+    if baseline in ("zero", "mean"):
+        return baseline, baseline
+    from viscnn.data import open_image_sets
+
+    image_set = open_image_sets(baseline)["overall"]
+    if len(image_set) != 1:
+        raise ViscnnError(f"baseline {baseline!r} must be one image, not {len(image_set)}")
+    x, _ = next(iter(image_set.batches(loaded.preprocess, 1)))
+    return x[0], f"image:{image_set.hash()}"
 
 
 def _class_names(loaded: LoadedModel) -> list[str] | None:
