@@ -48,6 +48,10 @@ class Scores:
 
     __rmul__ = __mul__
 
+    def abs(self) -> "Scores":
+        """Magnitudes only (an edge that helps and one that hurts the target equally both matter)."""
+        return replace(self, nodes={k: v.abs() for k, v in self.nodes.items()}, edges={k: v.abs() for k, v in self.edges.items()})
+
     def clip(self, minimum: float = 0.0) -> "Scores":
         """Negative contrasts set to `minimum` (kept by default; clip on request)."""
         return replace(self, nodes={k: v.clamp(min=minimum) for k, v in self.nodes.items()},

@@ -1,0 +1,124 @@
+"""Circuits: connected, runnable without touching the model, saved and loaded, and `learned` wins."""
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from viscnn.circuits import Circuit, extract_circuit, pearson, target_output
+from viscnn.circuits.connect import connected
+from viscnn.errors import ViscnnError
+from viscnn.graph import build_graph
+from viscnn.scoring import parse_target
+
+
+class Small(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.c1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.c2 = nn.Conv2d(8, 12, 3, padding=1)
+        self.c3 = nn.Conv2d(12, 12, 3, padding=1, groups=3)
+        self.c4 = nn.Conv2d(12, 8, 3, padding=1)
+
+    def forward(self, x):
+        x = torch.relu(self.c1(x))
+        y = torch.relu(self.c2(nn.functional.max_pool2d(x, 2)))
+        return self.c4(torch.relu(self.c3(y)) + y)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    model = Small().eval()
+    graph = build_graph(model, (1, 16, 16))
+    generator = torch.Generator().manual_seed(0)
+    train = [(torch.randn(24, 1, 16, 16, generator=generator), None)]
+    held = [(torch.randn(24, 1, 16, 16, generator=generator), None)]
+    return model, graph, train, held
+
+
+def faithfulness(model, graph, circuit, held, target):
+    full = torch.cat([target_output(model, graph, x, y, target) for x, y in held])
+    masks = {k: v.float() for k, v in circuit.masks.items()}
+    return pearson(full, torch.cat([target_output(model, graph, x, y, target, masks) for x, y in held]))
+
+
+def test_every_kept_edge_lies_on_an_input_to_target_path(setup):
+    model, graph, train, _ = setup
+    target = parse_target("c4:2", graph)
+    circuit = extract_circuit(model, graph, train, target, 0.3, "actgrad")
+    assert circuit.num_edges > 0
+    again = connected(graph, circuit.masks, target)  # already connected: nothing more to drop
+    assert all(torch.equal(again[k], v) for k, v in circuit.masks.items())
+    assert circuit.masks["c4"][[c for c in range(8) if c != 2]].sum() == 0  # only edges into the target channel
+    nodes = circuit.node_masks()
+    # every kept edge of c4 reads a c3 or c2 node that itself has kept kernels (or is the skip path)
+    for edge, _ in circuit.edges(graph):
+        if edge.layer == "c4":
+            assert nodes["c3"][edge.inp] or nodes["c2"][edge.inp]
+
+
+def test_masks_never_touch_the_model(setup):
+    model, graph, train, held = setup
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    target = parse_target("c4:2", graph)
+    circuit = extract_circuit(model, graph, train, target, 0.1, "learned")
+    wrapped = circuit.module(model, graph)
+    out = wrapped(held[0][0])
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not torch.allclose(out, model(held[0][0]))  # the circuit differs from the model...
+    assert torch.allclose(model(held[0][0]), Small().eval()(held[0][0]))  # ...which still gives its own output
+
+
+def test_learned_beats_random_and_worst(setup):
+    model, graph, train, held = setup
+    target = parse_target("c4:2", graph)
+    scores = {}
+    for method in ("learned", "actgrad", "random", "worst"):
+        try:
+            circuit = extract_circuit(model, graph, train, target, 0.1, method)
+            scores[method] = faithfulness(model, graph, circuit, held, target)
+        except ViscnnError:  # an empty circuit reproduces nothing
+            scores[method] = 0.0
+    assert scores["learned"] > scores["random"] and scores["learned"] > scores["worst"], scores
+    assert scores["learned"] >= scores["actgrad"] - 0.02, scores
+
+
+def test_circuit_file_round_trips(setup, tmp_path):
+    model, graph, train, _ = setup
+    target = parse_target("c4:2", graph)
+    circuit = extract_circuit(model, graph, train, target, 0.2, "actgrad", model_name="small", fingerprint="abc")
+    circuit.save(tmp_path / "c.json", graph)
+    data = json.loads((tmp_path / "c.json").read_text())
+    assert data["target"] == {"text": "c4:2", "layer": "c4", "channel": 2}
+    assert {"layer", "out", "in", "score"} <= set(data["edges"][0]) and {"layer", "channel", "score"} <= set(data["nodes"][0])
+    back = Circuit.load(tmp_path / "c.json", graph, fingerprint="abc")
+    assert back.num_edges == circuit.num_edges
+    assert all(torch.equal(back.masks[k], v) for k, v in circuit.masks.items())
+    assert back.to_json(graph) == circuit.to_json(graph)
+    with pytest.raises(ViscnnError, match="another model"):
+        Circuit.load(tmp_path / "c.json", graph, fingerprint="other")
+
+
+def test_bad_inputs(setup, tmp_path):
+    model, graph, train, _ = setup
+    target = parse_target("c4:2", graph)
+    for keep in (0, 1.5, -0.1, float("nan")):
+        with pytest.raises(ViscnnError, match="keep fraction must be in"):
+            extract_circuit(model, graph, train, target, keep, "actgrad")
+    with pytest.raises(ViscnnError, match="unknown circuit method 'best'"):
+        extract_circuit(model, graph, train, target, 0.1, "best")
+    with pytest.raises(ViscnnError, match="channel 9 of target"):
+        parse_target("c4:9", graph)
+    other = build_graph(nn.Sequential(nn.Conv2d(1, 8, 3), nn.Conv2d(8, 3, 3)), (1, 8, 8))
+    (tmp_path / "c.json").write_text(json.dumps({"format": "viscnn.circuit/1", "target": {"text": "c4:2"},
+                                                  "edges": [{"layer": "c4", "out": 2, "in": 1}]}))
+    with pytest.raises(ViscnnError, match="not in this model's graph"):
+        Circuit.load(tmp_path / "c.json", other)
+
+
+def test_empty_circuit_is_an_error_not_a_silent_model(setup):
+    model, graph, train, _ = setup
+    target = parse_target("c4:2", graph)
+    with pytest.raises(ViscnnError, match="empty circuit"):
+        extract_circuit(model, graph, train, target, 0.001, "worst")
