@@ -39,3 +39,13 @@ def test_vgg16_replays_and_counts():
     assert graph.num_nodes == 4224
     assert graph.num_edges == sum(l.out_channels * l.in_channels for l in graph.conv_layers)
     assert np.all(graph["features.28"].sources[0][1] == np.arange(512))
+
+
+def test_fmnist_convnet_graph_and_replay():
+    from viscnn.models import load_model
+
+    for name in ("fmnist-convnet", "fmnist-convnet-sparse"):
+        loaded = load_model(name)
+        graph = graph_and_replay(loaded.module, loaded.input_shape, images=4)
+        assert len(graph.conv_layers) == 5 and graph["input"].out_channels == 1
+        assert all(layer.groups == 1 and layer.batchnorm is None for layer in graph.conv_layers)
