@@ -75,18 +75,24 @@ def accumulate(model: nn.Module, graph: Graph, batches: Iterable[Batch], target:
     image_criteria = [c for c in criteria if c != "weight"]
     edge_criteria = set(image_criteria if edges is True else (edges or []))
     keep_spatial = baseline != "zero" and "taylor_signed" in criteria
+    copies = [False, True]
     for x, labels in batches:
         x = x.to(device)
         if not torch.isfinite(x).all():
             raise ViscnnError("the images contain NaN or infinite values")
-        recorder = Recorder(graph, stop_at=target.layer if target.inside else None, keep=set(layers))
         x.requires_grad_(needs_grad)
-        output = None
-        with torch.set_grad_enabled(needs_grad), recorder:
-            try:
-                output = model(x)
-            except StopForward:
-                pass
+        # first without copying the maps the model goes on with; if an in-place op rewrote one, again with copies
+        for copy in list(copies):
+            recorder = Recorder(graph, stop_at=target.layer if target.inside else None, keep=set(layers), copy=copy)
+            output = None
+            with torch.set_grad_enabled(needs_grad), recorder:
+                try:
+                    output = model(x)
+                except StopForward:
+                    pass
+            if not recorder.overwritten():
+                break
+            copies = [True]  # this model rewrites maps in place: copy from now on
         calls = recorder.calls
         if keep_spatial and not sums.calls:
             sums.calls = {name: calls[name] for name in layers}

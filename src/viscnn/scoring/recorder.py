@@ -33,6 +33,7 @@ class ConvCall:
     output: torch.Tensor
     node_map: torch.Tensor | None = None
     bn_scale: torch.Tensor | None = None  # gamma / sqrt(running_var + eps) of the BN folded into the node
+    version: int = 0  # the node map's version counter when recorded
 
 
 class StopForward(Exception):
@@ -47,8 +48,9 @@ class Recorder(TorchFunctionMode):
     """Records conv calls into `calls`; `stop_at` names the layer whose node map ends the pass."""
 
     def __init__(self, graph: Graph, stop_at: str | None = None, edit_node: NodeEdit | None = None,
-                 edit_conv: ConvEdit | None = None, keep: set[str] | None = None) -> None:
+                 edit_conv: ConvEdit | None = None, keep: set[str] | None = None, copy: bool = True) -> None:
         super().__init__()
+        self.copy = copy
         self.layers = graph.conv_layers
         self.stop_at = stop_at
         self.edit_node = edit_node
@@ -100,7 +102,13 @@ class Recorder(TorchFunctionMode):
         if self.edit_node is not None:
             node_map = self.edit_node(call.layer.name, node_map)
         call.node_map = node_map
+        call.version = node_map._version
         if call.layer.name == self.stop_at:
             raise StopForward
-        # the model gets a copy: an in-place op after it (ReLU(inplace=True)) must not rewrite the map we keep
-        return node_map.clone()
+        # with `copy`, the model gets a copy: an in-place op after it (ReLU(inplace=True)) must not rewrite
+        # the map we keep. Without it, `overwritten()` tells whether that happened.
+        return node_map.clone() if self.copy else node_map
+
+    def overwritten(self) -> bool:
+        """True if an in-place op changed a kept map or conv output after it was recorded."""
+        return any(call.node_map is not None and call.node_map._version != call.version for call in self.calls.values())
