@@ -78,13 +78,13 @@ def _fit(pixels: torch.Tensor, preprocess: Preprocess) -> torch.Tensor:
         scale = preprocess.resize / min(h, w)
         new = (max(1, round(h * scale)), max(1, round(w * scale)))
         if new != (h, w):
-            batch = F.interpolate(batch, size=new, mode="bilinear", align_corners=False, antialias=True)
+            batch = F.interpolate(batch, size=new, mode="bicubic", align_corners=False, antialias=True)
         h, w = batch.shape[2:]
         if h >= size and w >= size:
             top, left = (h - size) // 2, (w - size) // 2
             batch = batch[:, :, top:top + size, left:left + size]
     if batch.shape[2:] != (size, size):
-        batch = F.interpolate(batch, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        batch = F.interpolate(batch, size=(size, size), mode="bicubic", align_corners=False, antialias=True)
     return batch[0].clamp(0, 1)
 
 
