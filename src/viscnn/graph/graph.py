@@ -122,7 +122,7 @@ class Graph:
                 "module": layer.module, "weight": layer.weight_name, "in_channels": layer.in_channels,
                 "out_channels": layer.out_channels, "groups": layer.groups, "kernel_size": list(layer.kernel_size),
                 "stride": list(layer.stride), "padding": list(layer.padding), "dilation": list(layer.dilation),
-                "padding_mode": layer.padding_mode, "bias": layer.bias, "batchnorm": layer.batchnorm,
+                "padding_mode": layer.padding_mode, "bias": layer.bias, "batchnorm": layer.batchnorm, "rewritten": layer.rewritten,
                 "input_shape": list(layer.input_shape), "output_shape": list(layer.output_shape),
                 "receptive_field": rf.to_json() if rf and not rf.whole_image else {"whole_image": True},
                 "nodes": layer.out_channels, "edges": layer.num_edges,

@@ -44,6 +44,7 @@ class _Meta:
     # exact id tensors, kept when dim 1 is not the channel axis (e.g. the [N, g, C/g, H, W] middle of a
     # channel shuffle), so that the next data-movement op still knows where every element came from
     exact: dict[str, list[torch.Tensor | None]] | None = None
+    node_of: str | None = None  # this tensor is the map of that layer's nodes (conv output, or its BN's output)
 
 
 @dataclass
@@ -139,6 +140,11 @@ class _Tracer(TorchFunctionMode):
     def follow(self, func: Any, args: tuple, kwargs: dict, out: Any, tracked: list[tuple[torch.Tensor, _Meta]]) -> None:
         name = ops.op_name(func)
         outputs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        for tensor, meta in tracked:
+            if meta.node_of is not None and any(o is tensor for o in outputs):  # an in-place op on a node map
+                for layer in self.layers:
+                    if layer.name == meta.node_of:
+                        layer.rewritten = True
         if name in ops.UNTRACKED or not any(t.is_floating_point() for t in outputs):
             for tensor in outputs:
                 if any(tensor is t for t, _ in tracked):
@@ -197,7 +203,7 @@ class _Tracer(TorchFunctionMode):
             receptive_field=rf, sources=[(src, a) for src, arrays in meta.prov.items() for a in arrays],
         )
         self.layers.append(layer)
-        _set_meta(out, _Meta(provenance.fresh(name, layer.out_channels), rf, conv_output=name))
+        _set_meta(out, _Meta(provenance.fresh(name, layer.out_channels), rf, conv_output=name, node_of=name))
         if self.capture:
             # clones: a later in-place op (ReLU(inplace=True)) would otherwise rewrite what we keep
             self.captures[name] = Capture(conv_input.detach().clone(), out.detach().clone(), weight.detach(),
@@ -267,6 +273,7 @@ class _Tracer(TorchFunctionMode):
                 for layer in self.layers:
                     if layer.name == source_meta.conv_output and layer.batchnorm is None:
                         layer.batchnorm = self.where()
+                        meta.node_of = layer.name
         _set_meta(target, meta)
 
     def on_reduction(self, func: Any, args: tuple, kwargs: dict, outputs: list, tracked: list) -> None:

@@ -85,6 +85,7 @@ class Layer:
     receptive_field: ReceptiveField | None = None
     sources: list[tuple[str, np.ndarray]] = field(default_factory=list)
     batchnorm: str | None = None  # module name of a BatchNorm applied directly to this layer's output
+    rewritten: bool = False  # an in-place op (ReLU(inplace=True), +=) overwrites this layer's map
     depth: int = 0
 
     @property

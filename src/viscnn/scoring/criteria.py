@@ -11,15 +11,14 @@ Edge maps are never all materialised where the math allows: the signed and activ
 W * dT/dW, from one weight-gradient convolution (or a matrix product for 1x1 kernels); the |.| form needs the maps, but for 1x1 kernels
 |w * x * g| = |w| * |x| * |g| turns it into one matrix product, for depthwise kernels the map is the
 conv's own output, and only the remaining kxk kernels' maps are computed, in chunks of input channels
-(unfold + one batched matmul per chunk).
+(one grouped convolution per chunk, summed in place).
 """
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch.nn.grad import conv2d_weight
 
-from viscnn.graph.dissect import ConvGeometry
+from viscnn.graph.dissect import ConvGeometry, iter_kernel_maps
 from viscnn.graph.ops import padding4
 from viscnn.scoring.recorder import ConvCall
 
@@ -93,22 +92,17 @@ def _abs_taylor_edges(call: ConvCall, grad: torch.Tensor, max_bytes: int) -> tor
         gs = grad.abs().reshape(n, groups, out_pg, positions)
         total = torch.einsum("ngop,ngip->goi", gs, xs).reshape(c_out, in_pg)
         return total * weight.abs().view(c_out, in_pg) / positions
-    # kxk kernels: per chunk of input channels, unfold the input and let one batched matmul give the
-    # chunk's single-kernel maps; |map| . |g| over positions is then one einsum (no product tensor)
-    x_padded = geo.pad(x)
-    grad_abs = grad.abs().reshape(n, groups, out_pg, positions)
-    kernels = weight.view(groups, out_pg, in_pg, kh * kw).permute(0, 2, 1, 3)  # [g, in_pg, out_pg, K]
-    total = weight.new_zeros(groups, out_pg, in_pg)
-    step = max(1, min(in_pg, max_bytes // max(1, n * out_pg * positions * x.element_size() * 4)))
-    for group in range(groups):
-        for start in range(0, in_pg, step):
-            stop = min(start + step, in_pg)
-            channels = x_padded[:, group * in_pg + start: group * in_pg + stop]
-            patches = F.unfold(channels, (kh, kw), dilation=geo.dilation, stride=geo.stride)
-            patches = patches.view(n, stop - start, kh * kw, -1)[..., :positions]  # [N, k, K, P]
-            maps = torch.matmul(kernels[group, start:stop].unsqueeze(0), patches).abs_()  # [N, k, out_pg, P]
-            total[group, :, start:stop] += torch.einsum("nkop,nop->ok", maps, grad_abs[:, group])
-    return total.reshape(c_out, in_pg) / positions
+    # kxk kernels: per chunk of input channels, one grouped convolution gives the chunk's single-kernel
+    # maps (dissect.kernel_maps); |map| * |g| is summed in place, so a chunk costs one buffer
+    grad_abs = grad.abs().view(n, groups, out_pg, h, w)
+    total = weight.new_zeros(c_out, in_pg)
+    for start, stop, maps in iter_kernel_maps(x, weight, geo, max_bytes):
+        channels = torch.arange(start, stop, device=weight.device)
+        group, local = channels // in_pg, channels % in_pg
+        sums = maps.abs_().mul_(grad_abs[:, group]).sum(dim=(0, 3, 4))  # [k, out_pg]
+        rows = group[:, None] * out_pg + torch.arange(out_pg, device=weight.device)[None, :]
+        total[rows, local[:, None].expand_as(rows)] += sums
+    return total / positions
 
 
 def edge_sums(criterion: str, call: ConvCall, grad: torch.Tensor | None, max_bytes: int = 256 << 20) -> torch.Tensor:

@@ -107,7 +107,7 @@ class Recorder(TorchFunctionMode):
             raise StopForward
         # with `copy`, the model gets a copy: an in-place op after it (ReLU(inplace=True)) must not rewrite
         # the map we keep. Without it, `overwritten()` tells whether that happened.
-        return node_map.clone() if self.copy else node_map
+        return node_map.clone() if self.copy or call.layer.rewritten else node_map
 
     def overwritten(self) -> bool:
         """True if an in-place op changed a kept map or conv output after it was recorded."""
