@@ -59,6 +59,8 @@ def top_fraction(edges: Values, fraction: float, normalise: bool = True, candida
     flat = torch.cat([v.flatten() for v in values.values()])
     total = int(sum(int(c.sum()) for c in candidates.values())) if candidates else flat.numel()
     count = max(1, math.ceil(fraction * total))
+    if normalise:  # a kernel scoring zero does nothing for the target: never fill the quota with it
+        count = min(count, int((flat > 0).sum()))
     keep = torch.zeros(flat.numel(), dtype=torch.bool)
     keep[torch.topk(flat, count, sorted=False).indices] = True
     return _mask_from_flat(values, keep)
