@@ -27,7 +27,7 @@ def select(scores: Scores, graph: Graph, target: Target, keep: float, rule: str 
     if rule == "cumulative":
         return cumulative(edges, keep, candidates)
     if rule == "hierarchical":
-        return hierarchical(edges, {n: scores.nodes[n] for n in layers}, keep, edges_per_node)
+        return hierarchical(edges, {n: scores.nodes[n] for n in candidates}, keep, edges_per_node)
     raise ViscnnError(f"unknown selection rule {rule!r}: choose from {', '.join(RULES)}")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from viscnn.commands.common import add_model_arguments, load_from_args
+from viscnn.commands.common import add_model_arguments, load_with_graph, open_set
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,19 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from viscnn.circuits import extract_circuit, get_method, pearson, target_output
-    from viscnn.data import open_image_sets
-    from viscnn.errors import ViscnnError
-    from viscnn.graph import build_graph
     from viscnn.scoring.targets import parse_target
 
     get_method(args.method)  # a bad name fails before any work
-    loaded = load_from_args(args)
-    graph = build_graph(loaded.module, loaded.input_shape, loaded.name)
+    loaded, graph = load_with_graph(args)
     target = parse_target(args.target, graph)
-    sets = open_image_sets(args.images)
-    if args.input not in sets:
-        raise ViscnnError(f"unknown image set {args.input!r}: choose from {', '.join(sorted(sets))}")
-    batches = [(x.to(args.device), y) for x, y in sets[args.input].batches(loaded.preprocess, args.batch_size)]
+    batches = [(x.to(args.device), y) for x, y in open_set(args.images, args.input).batches(loaded.preprocess, args.batch_size)]
     start = time.perf_counter()
     circuit = extract_circuit(loaded.module, graph, batches, target, args.keep, args.method, args.rule, args.seed,
                               args.device, loaded.name, loaded.fingerprint())

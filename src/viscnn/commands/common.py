@@ -15,3 +15,22 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_from_args(args: argparse.Namespace) -> LoadedModel:
     return load_model(args.model, args.weights, args.device)
+
+
+def load_with_graph(args: argparse.Namespace):  # -> tuple[LoadedModel, Graph]
+    """The model named by the arguments and its traced kernel graph."""
+    from viscnn.graph import build_graph
+
+    loaded = load_from_args(args)
+    return loaded, build_graph(loaded.module, loaded.input_shape, loaded.name)
+
+
+def open_set(spec: str, name: str):  # -> ImageSet
+    """One named image set of an image-set spec; an unknown name is an error listing the known ones."""
+    from viscnn.data import open_image_sets
+    from viscnn.errors import ViscnnError
+
+    sets = open_image_sets(spec)
+    if name not in sets:
+        raise ViscnnError(f"unknown image set {name!r}: choose from {', '.join(sorted(sets))}")
+    return sets[name]

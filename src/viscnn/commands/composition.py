@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from viscnn.commands.common import add_model_arguments, load_from_args
+from viscnn.commands.common import add_model_arguments, load_with_graph
 
 PARENT_COLOUR = (0, 170, 0)
 UNIT_COLOUR = (255, 140, 0)
@@ -29,10 +29,8 @@ def run(args: argparse.Namespace) -> int:
     from viscnn.circuits.composition import compose, parse_unit, saliency_image
     from viscnn.data import ImageSet, open_image_sets
     from viscnn.errors import ViscnnError
-    from viscnn.graph import build_graph
 
-    loaded = load_from_args(args)
-    graph = build_graph(loaded.module, loaded.input_shape, loaded.name)
+    loaded, graph = load_with_graph(args)
     unit = parse_unit(args.unit, graph)  # a bad unit fails before the image is read
     images = open_image_sets(args.image)["overall"]
     if not 0 <= args.index < len(images):

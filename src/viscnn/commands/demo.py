@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from viscnn.commands.common import add_model_arguments, load_from_args
+from viscnn.commands.common import add_model_arguments, load_with_graph
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,10 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from viscnn.data import open_image_sets
-    from viscnn.graph import build_graph
 
-    loaded = load_from_args(args)
-    graph = build_graph(loaded.module, loaded.input_shape, loaded.name)
+    loaded, graph = load_with_graph(args)
     print(graph.summary().splitlines()[-1])
     overall = open_image_sets(args.images)["overall"]
     modules = dict(loaded.module.named_modules())

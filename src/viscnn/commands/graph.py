@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from viscnn.commands.common import add_model_arguments, load_from_args
+from viscnn.commands.common import add_model_arguments, load_with_graph
 
 REPLAY_TOLERANCE = 1e-4
 
@@ -24,11 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from viscnn.graph import build_graph
     from viscnn.graph.replay import replay_check
 
-    loaded = load_from_args(args)
-    graph = build_graph(loaded.module, loaded.input_shape, loaded.name)
+    loaded, graph = load_with_graph(args)
     print(graph.summary())
     if args.json:
         graph.save_json(args.json)

@@ -9,7 +9,7 @@ import argparse
 import json
 import os
 
-from viscnn.commands.common import add_model_arguments, load_from_args
+from viscnn.commands.common import add_model_arguments, load_with_graph
 from viscnn.scoring.criteria import CRITERIA
 
 
@@ -50,14 +50,12 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from viscnn.data import open_image_sets
-    from viscnn.graph import build_graph
     from viscnn.scoring.query import score_sets
     from viscnn.store import Store
 
     criteria = list(dict.fromkeys(args.criteria or ["taylor"]))
     main_process = _distributed(args.device)
-    loaded = load_from_args(args)
-    graph = build_graph(loaded.module, loaded.input_shape, loaded.name)
+    loaded, graph = load_with_graph(args)
     image_sets = open_image_sets(args.images)
     store = None if args.no_cache else Store(args.store)
 

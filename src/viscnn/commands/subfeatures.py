@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from viscnn.commands.common import add_model_arguments, load_from_args
+from viscnn.commands.common import add_model_arguments, load_with_graph, open_set
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,17 +29,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from viscnn.circuits.subfeatures import find_subfeatures, parse_node, patch_crops, patch_grid
-    from viscnn.data import open_image_sets
     from viscnn.errors import ViscnnError
-    from viscnn.graph import build_graph
 
-    loaded = load_from_args(args)
-    graph = build_graph(loaded.module, loaded.input_shape, loaded.name)
+    loaded, graph = load_with_graph(args)
     node = parse_node(args.node, graph)
-    sets = open_image_sets(args.images)
-    if args.input not in sets:
-        raise ViscnnError(f"unknown image set {args.input!r}: choose from {', '.join(sorted(sets))}")
-    image_set = sets[args.input]
+    image_set = open_set(args.images, args.input)
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
