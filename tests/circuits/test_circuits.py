@@ -122,3 +122,15 @@ def test_empty_circuit_is_an_error_not_a_silent_model(setup):
     target = parse_target("c4:2", graph)
     with pytest.raises(ViscnnError, match="empty circuit"):
         extract_circuit(model, graph, train, target, 0.001, "worst")
+
+
+@pytest.mark.parametrize("rule", ["cumulative", "hierarchical"])
+def test_other_selection_rules_give_connected_circuits(setup, rule):
+    model, graph, train, _ = setup
+    target = parse_target("c4:2", graph)
+    circuit = extract_circuit(model, graph, train, target, 0.5, "actgrad", rule=rule)
+    assert 0 < circuit.num_edges < circuit.upstream_edges
+    again = connected(graph, circuit.masks, target)
+    assert all(torch.equal(again[k], v) for k, v in circuit.masks.items())
+    if rule == "hierarchical":  # at most edges_per_node (4) kernels into any kept node
+        assert all(int(m.sum(dim=1).max()) <= 4 for m in circuit.masks.values())
