@@ -1,7 +1,7 @@
 """Selection rules: which edges a circuit keeps, given one score per edge.
 
     top_fraction  global top-k over per-layer-normalised scores
-    cumulative    the fewest edges whose normalised scores add up to a fraction of the total
+    cumulative    per layer, the fewest edges whose scores add up to a fraction of the layer's total
     hierarchical  the original tool's rule: per layer, nodes up to a cumulative fraction, then each
                   kept node's top incoming edges
 Scores are normalised per layer (each layer's scores over its candidate kernels sum to 1), so every
@@ -67,17 +67,19 @@ def top_fraction(edges: Values, fraction: float, normalise: bool = True, candida
 
 
 def cumulative(edges: Values, threshold: float, candidates: Values | None = None) -> Values:
-    """Keep the fewest top edges whose normalised scores reach `threshold` of the total."""
+    """In every layer, the fewest top kernels whose scores reach `threshold` of the layer's total."""
     _check(threshold, "cumulative threshold")
-    values = normalised(edges, candidates)
-    flat = torch.cat([v.flatten() for v in values.values()]).clamp(min=0)
-    order = torch.argsort(flat, descending=True)
-    running = torch.cumsum(flat[order], 0)
-    total = running[-1] if running.numel() else torch.tensor(0.0)
-    count = int(torch.searchsorted(running, threshold * total).item()) + 1 if total > 0 else 1
-    keep = torch.zeros(flat.numel(), dtype=torch.bool)
-    keep[order[: min(count, flat.numel())]] = True
-    return _mask_from_flat(values, keep)
+    masks = {}
+    for name, value in normalised(edges, candidates).items():
+        flat = value.flatten()
+        order = torch.argsort(flat, descending=True)
+        running = torch.cumsum(flat[order].clamp(min=0), 0)
+        total = running[-1] if running.numel() else torch.tensor(0.0)
+        count = int(torch.searchsorted(running, threshold * total).item()) + 1 if total > 0 else 0
+        keep = torch.zeros(flat.numel(), dtype=torch.bool)
+        keep[order[: min(count, flat.numel())]] = True
+        masks[name] = keep.view_as(value)
+    return masks
 
 
 def hierarchical(edges: Values, nodes: Values, node_fraction: float, edges_per_node: int) -> Values:
