@@ -69,3 +69,16 @@ def test_trace_leaves_the_model_as_it_was():
     assert model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert not model._forward_hooks and not model.shared._forward_pre_hooks
+
+
+def test_a_non_zero_constant_pad_is_not_folded():
+    class OnesPad(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            return self.conv(F.pad(x, (1, 1, 1, 1), value=1.0))
+
+    graph = graph_and_replay(OnesPad(), (3, 8, 8))
+    assert graph["conv"].padding == (0, 0, 0, 0) and graph["conv"].input_shape == (3, 10, 10)

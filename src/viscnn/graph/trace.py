@@ -188,7 +188,9 @@ class _Tracer(TorchFunctionMode):
         groups = int(call.get("groups", 1) or 1)
         conv_input, padding_mode = x, "zeros"
         pad = meta.pad
-        if pad is not None and (pad.mode == "constant" and pad.value == 0 or padding == (0, 0, 0, 0)):
+        zero_pad = pad is not None and pad.mode == "constant" and pad.value == 0
+        other_pad = pad is not None and pad.mode != "constant" and padding == (0, 0, 0, 0)
+        if zero_pad or other_pad:  # a non-zero constant pad stays a separate op (replay uses the padded input)
             # fold the F.pad that produced the conv's input (TF 'same' padding, reflect padding_mode...)
             padding = (padding[0] + pad.top, padding[1] + pad.bottom, padding[2] + pad.left, padding[3] + pad.right)
             padding_mode = "zeros" if pad.mode == "constant" else pad.mode
