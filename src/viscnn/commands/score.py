@@ -47,6 +47,18 @@ def _distributed(device: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            # leaving gloo's threads to die at interpreter exit aborts the process ("terminate called...")
+            dist.barrier()
+            dist.destroy_process_group()
+
+
+def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from viscnn.data import open_image_sets
