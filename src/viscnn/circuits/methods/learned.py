@@ -1,81 +1,254 @@
 """learned: optimise a mask over kernels so the circuit reproduces the target, at the requested size.
 
-The mask is sigmoid(logits); the loss is the circuit's error on the target's values (the whole map
-of a node target), divided by their variance, plus a sparsity penalty on the mean mask whose weight
-is adjusted each step (dual ascent) so the soft mask's density moves to `keep`. The second half of
-the steps trains the binary circuit itself: the forward pass uses the top-`keep` kernels by logit
-and the gradient passes through the sigmoid (straight-through). Logits start from actgrad's
-normalised ranking, so the search begins at a good circuit instead of at random.
+The circuit may keep k = ceil(keep x candidates) kernels (candidates: the kernels on some path from the
+input to the target). One logit per candidate kernel is trained with Adam to minimise 1 - Pearson r
+between the circuit's and the full model's target values (the whole map of a node target) over a
+minibatch of the images: the faithfulness measure itself, so the circuit need not match the target's
+scale, only its pattern.
+
+- Start: logits from actgrad's per-layer-normalised ranking (on at most INIT_IMAGES images), the top k
+  positive, so the search begins at a good circuit instead of at random.
+- Soft phase (the first SOFT_FRACTION of the steps): the mask is sigmoid(logits), with an L1 penalty on
+  its mean whose weight is raised by dual ascent while the soft mask is denser than `keep`.
+- Binary phase (the rest): the forward pass runs the binary circuit itself and the gradient passes
+  through the sigmoid (straight-through). The binary circuit is the top kernels by logit, taking as
+  many as needed for k of them to remain once whatever does not connect the input to the target is
+  dropped: the whole budget goes to connected kernels.
+- Step size: one cycle (linear warm-up over 10% of the steps to LEARNING_RATE, cosine decay to 0);
+  minibatches drawn without replacement of BATCH images, or fewer for big inputs (BATCH_PIXELS input
+  pixels, at least MIN_BATCH images: 64 Fashion-MNIST images, 8 ImageNet photos); STEPS steps, fewer
+  when the first steps show that they would take more than MAX_SECONDS (big models; the result then
+  depends on the machine's speed).
+- Early stopping on the training error: every VALIDATE_EVERY steps the binary circuit's loss on a
+  fixed subset of VALIDATION_IMAGES training images is measured; the best circuit seen is returned
+  (the starting circuit included).
+
+The returned edge scores rank the chosen circuit first, then kernels that cannot connect to it, then
+the rest by sigmoid(logit); the selection rule's top k of them, with what does not connect dropped,
+is exactly the learned circuit. Scores are global (not normalised per layer).
 """
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import replace
 
 import torch
 
 from viscnn.circuits.circuit import candidate_kernels, upstream_layers
+from viscnn.circuits.connect import connected, output_channels
 from viscnn.circuits.methods import register
 from viscnn.circuits.methods.actgrad import actgrad
 from viscnn.circuits.run import target_output
 from viscnn.circuits.select import normalised
+from viscnn.graph import ALL_CHANNELS
 
-STEPS = 120
-LEARNING_RATE = 0.1
+STEPS = 200
+BATCH = 64  # images per step at most...
+BATCH_PIXELS = 64 * 28 * 28  # ...and at most this many input pixels per step (8 photos at least)
+MIN_BATCH = 8
+LEARNING_RATE = 0.2
+SOFT_FRACTION = 0.25
+WARMUP_FRACTION = 0.1
+INIT_IMAGES = 256
+VALIDATION_IMAGES = 256
+VALIDATE_EVERY = 10
+MAX_SECONDS = 120.0
+MIN_STEPS = 20
+INIT_SCALE = 4.0  # initial logit of the best kernel; the k-th best sits at 0
+INIT_FLOOR = -12.0  # the lowest initial logit
 
 
-def _initial_logits(scores: dict[str, torch.Tensor], keep: float, candidates: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Logits whose sigmoid ranks the candidate kernels like actgrad, about `keep` of them above 0.5."""
-    values = normalised(scores, candidates)
-    flat = torch.cat([v.flatten() for v in values.values()])
-    allowed = torch.cat([c.flatten() for c in candidates.values()])
-    rank = torch.empty_like(flat)
-    rank[flat.argsort(descending=True)] = torch.linspace(0, 1, flat.numel()) * flat.numel() / max(1, int(allowed.sum()))
-    logits = torch.where(allowed, (keep - rank) * 8.0, torch.full_like(flat, -20.0))  # the top `keep` start positive
+def _flat(values: dict[str, torch.Tensor]) -> torch.Tensor:
+    return torch.cat([v.flatten() for v in values.values()])
+
+
+def _unflat(vector: torch.Tensor, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     out, start = {}, 0
-    for name, value in values.items():
-        out[name] = logits[start: start + value.numel()].view_as(value).clone()
+    for name, value in like.items():
+        out[name] = vector[start: start + value.numel()].view(value.shape)
         start += value.numel()
     return out
 
 
-def _hard(logits: dict[str, torch.Tensor], keep: float, candidates: int) -> dict[str, torch.Tensor]:
-    flat = torch.cat([v.detach().flatten() for v in logits.values()])
-    count = max(1, math.ceil(keep * candidates))
-    threshold = torch.topk(flat, count).values[-1]
-    return {k: (v.detach() >= threshold).float() for k, v in logits.items()}
+def _correlation_loss(values: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """1 - Pearson r over all entries (1 when either side is constant)."""
+    a, b = values.flatten(), reference.flatten()
+    a, b = a - a.mean(), b - b.mean()
+    return 1 - (a @ b) / (a.norm() * b.norm() + 1e-12)
 
 
-@register("learned", normalise=False, description="optimised kernel mask (sigmoid relaxation, L1 penalty, "
-                                                  "straight-through binary phase)")
-def learned(model, graph, batches, target, keep, seed=0, device="cpu", steps: int = STEPS):  # noqa: ANN001
-    torch.manual_seed(seed)
-    start_scores = actgrad(model, graph, batches, target, keep, seed=seed, device=device)
+def _initial_logits(scores: dict[str, torch.Tensor], candidates: dict[str, torch.Tensor], k: int) -> torch.Tensor:
+    """Flat logits ranking the candidates like `scores` (normalised per layer): the top k positive."""
+    values = _flat(normalised(scores, candidates))
+    allowed = _flat(candidates)
+    values = torch.where(allowed, values, torch.full_like(values, -math.inf))
+    rank = torch.empty_like(values)
+    rank[values.argsort(descending=True)] = torch.arange(values.numel(), dtype=values.dtype)
+    logits = (INIT_SCALE * (1 - rank / k)).clamp(min=INIT_FLOOR)
+    return torch.where(allowed, logits, torch.full_like(logits, -30.0))
+
+
+def _read_nodes(graph, masks: dict[str, torch.Tensor], target) -> dict[str, torch.Tensor]:  # noqa: ANN001
+    """Per conv layer, the nodes that the kept kernels of `masks` read, or that the target reads."""
+    read = {layer.name: torch.zeros(layer.out_channels, dtype=torch.bool) for layer in graph.conv_layers}
+    if target.inside:
+        channels = [target.channel] if target.kind in ("node", "neuron") else [c for c, _ in target.weights]
+        read[target.layer][channels] = True
+    else:
+        for name, flags in output_channels(graph).items():
+            read[name] |= flags
+    for layer in graph.conv_layers:
+        if layer.name not in masks:
+            continue
+        used = torch.zeros(layer.in_channels, dtype=torch.bool)
+        rows = torch.arange(layer.out_channels)[:, None] // layer.out_per_group * layer.in_per_group
+        used[(rows + torch.arange(layer.in_per_group)[None, :])[masks[layer.name]]] = True
+        for source, index in layer.sources:
+            if source not in read:
+                continue
+            index = torch.as_tensor(index)
+            read[source][index[(index >= 0) & used]] = True
+            if bool((used & (index == ALL_CHANNELS)).any()):
+                read[source][:] = True
+    return read
+
+
+class _Circuits:
+    """Binary circuits from logits: the top kernels, as many as leave k connected ones."""
+
+    def __init__(self, graph, target, candidates: dict[str, torch.Tensor], k: int) -> None:  # noqa: ANN001
+        self.graph, self.target, self.candidates, self.k = graph, target, candidates, k
+        self.allowed = _flat(candidates)
+        self.total = int(self.allowed.sum())
+        self.taken = k  # how many top kernels the last exact search took
+
+    def _connected_top(self, logits: torch.Tensor, count: int) -> torch.Tensor:
+        top = torch.zeros(logits.numel(), dtype=torch.bool)
+        ranked = logits.detach().cpu().masked_fill(~self.allowed, -math.inf)
+        top[torch.topk(ranked, min(count, self.total)).indices] = True
+        return _flat(connected(self.graph, _unflat(top, self.candidates), self.target))
+
+    def exact(self, logits: torch.Tensor) -> torch.Tensor:
+        """The largest top-`taken` whose connected part has at most k kernels (binary search)."""
+        low, high = self.k, self.total
+        best = self._connected_top(logits, low)
+        if int(best.sum()) >= self.k or high <= low:
+            self.taken = low
+            return best
+        widest = self._connected_top(logits, high)
+        if int(widest.sum()) <= self.k:
+            self.taken = high
+            return widest
+        while high - low > 1:  # connected(top n) only grows with n
+            middle = (low + high) // 2
+            mask = self._connected_top(logits, middle)
+            if int(mask.sum()) <= self.k:
+                low, best = middle, mask
+            else:
+                high = middle
+        self.taken = low
+        return best
+
+    def fast(self, logits: torch.Tensor) -> torch.Tensor:
+        """One or two connectivity passes from the last count (logits move little between steps)."""
+        mask = self._connected_top(logits, self.taken)
+        size = int(mask.sum())
+        if size > self.k:
+            self.taken = max(self.k, self.taken - (size - self.k))
+            mask = self._connected_top(logits, self.taken)
+        else:
+            self.taken = min(self.total, self.taken + (self.k - size) // 2)
+        return mask
+
+    def scores(self, logits: torch.Tensor, chosen: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Edge scores whose top k, with what does not connect dropped, are exactly `chosen`."""
+        read = _read_nodes(self.graph, _unflat(chosen, self.candidates), self.target)
+        feeds = _flat({n: read[n][:, None].expand(c.shape) for n, c in self.candidates.items()})
+        dead_end = self.allowed & ~chosen & ~feeds  # its output node reaches neither the circuit nor the target
+        values = torch.sigmoid(logits.detach().cpu()) + 2.0 * dead_end.float() + 4.0 * chosen.float()
+        values = torch.where(self.allowed, values, torch.full_like(values, -1.0))
+        return {n: v.clone() for n, v in _unflat(values, self.candidates).items()}
+
+
+def _step_size(step: int, steps: int) -> float:
+    warmup = max(1, int(WARMUP_FRACTION * steps))
+    if step < warmup:
+        return LEARNING_RATE * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return LEARNING_RATE * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+@register("learned", normalise=False, description="optimised kernel mask: 1 - r loss, soft L1 phase then "
+                                                  "straight-through binary circuit, from actgrad's ranking")
+def learned(model, graph, batches, target, keep, seed=0, device="cpu", steps: int | None = None):  # noqa: ANN001
+    started = time.perf_counter()
+    steps = int(steps or STEPS)
+    generator = torch.Generator().manual_seed(seed)
+    xs = torch.cat([x.cpu() for x, _ in batches])
+    ys = torch.cat([(y if y is not None else torch.full((len(x),), -1, dtype=torch.long)).cpu() for x, y in batches])
+    count, size = len(xs), max(1, len(batches[0][0]))
+    chunks = [(xs[i: i + size], ys[i: i + size]) for i in range(0, min(count, INIT_IMAGES), size)]
+    start_scores = actgrad(model, graph, chunks, target, keep, seed=seed, device=device)
     layers = upstream_layers(graph, target)
-    candidates = candidate_kernels(graph, target)
-    allowed = {k: v.to(device).float() for k, v in candidates.items()}
-    logits = {k: v.to(device).requires_grad_(True) for k, v in _initial_logits(
-        {n: start_scores.edges[n] for n in layers}, keep, candidates).items()}
+    candidates = {n: c for n, c in candidate_kernels(graph, target).items() if n in layers}
+    circuits = _Circuits(graph, target, candidates, 0)
+    circuits.k = circuits.taken = max(1, math.ceil(keep * circuits.total))
+    allowed = circuits.allowed.to(device).float()
+    logits = _initial_logits({n: start_scores.edges[n] for n in candidates}, candidates, circuits.k)
+    logits = logits.to(device).requires_grad_(True)
+    optimiser = torch.optim.Adam([logits], lr=LEARNING_RATE)
+
+    def run(index: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        masks = None if mask is None else _unflat(mask, candidates)
+        return target_output(model, graph, xs[index].to(device), ys[index], target, masks)
+
     with torch.no_grad():
-        full = [target_output(model, graph, x.to(device), labels, target) for x, labels in batches]
-    scale = torch.cat([f.flatten() for f in full]).var().clamp(min=1e-8)
-    optimiser = torch.optim.Adam(list(logits.values()), lr=LEARNING_RATE)
-    penalty = 0.0
-    total = int(sum(float(a.sum()) for a in allowed.values()))
-    for step in range(steps):
-        binary_phase = step >= steps // 2
-        hard = _hard(logits, keep, total) if binary_phase else None
-        for (x, labels), reference in zip(batches, full):
-            soft = {k: torch.sigmoid(v) * allowed[k] for k, v in logits.items()}
-            masks = {k: hard[k] + soft[k] - soft[k].detach() for k in soft} if hard else soft
-            values = target_output(model, graph, x.to(device), labels, target, masks)
-            error = ((values - reference) ** 2).mean() / scale
-            density = sum(m.sum() for m in soft.values()) / total
-            loss = error + (0.0 if binary_phase else penalty * density)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-        if not binary_phase:  # dual ascent: raise the penalty while the soft mask is denser than asked
+        full = torch.cat([run(torch.arange(i, min(count, i + size)), None).detach() for i in range(0, count, size)])
+    check = torch.randperm(count, generator=generator)[:VALIDATION_IMAGES]
+
+    def validate(mask: torch.Tensor) -> float:
+        with torch.no_grad():
+            return float(_correlation_loss(run(check, mask.to(device).float()), full[check.to(full.device)]))
+
+    best = circuits.exact(logits)
+    best_loss = validate(best)
+    pixels = int(xs[0, 0].numel())
+    batch = min(BATCH, count, max(MIN_BATCH, BATCH_PIXELS // pixels))
+    order, position = torch.randperm(count, generator=generator), 0
+    penalty, step, loop_started = 0.0, 0, time.perf_counter()
+    while step < steps:
+        soft_phase = step < int(SOFT_FRACTION * steps)
+        for group in optimiser.param_groups:
+            group["lr"] = _step_size(step, steps)
+        if position + batch > count:
+            order, position = torch.randperm(count, generator=generator), 0
+        index = order[position: position + batch]
+        position += batch
+        soft = torch.sigmoid(logits) * allowed
+        if soft_phase:
+            mask = soft
+        else:
+            hard = circuits.fast(logits).to(device).float()
+            mask = hard + soft - soft.detach()
+        loss = _correlation_loss(run(index, mask), full[index.to(full.device)])
+        if soft_phase:
+            density = soft.sum() / circuits.total
+            loss = loss + penalty * density
             penalty = max(0.0, penalty + 0.5 * (float(density.detach()) - keep))
-    edges = {k: torch.sigmoid(v.detach()).cpu() for k, v in logits.items()}
-    return replace(start_scores, criterion="learned", edges=edges, nodes={k: v.sum(dim=1) for k, v in edges.items()})
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        step += 1
+        if not soft_phase and (step % VALIDATE_EVERY == 0 or step == steps):
+            candidate = circuits.exact(logits)
+            value = validate(candidate)
+            if value < best_loss:
+                best, best_loss = candidate, value
+        if step == 3 and steps > MIN_STEPS:  # plan the rest from the time the first steps took
+            per_step = (time.perf_counter() - loop_started) / 3
+            if per_step * steps > MAX_SECONDS:
+                steps = max(MIN_STEPS, int(MAX_SECONDS / per_step))
+    edges = circuits.scores(logits, best)
+    return replace(start_scores, criterion="learned", edges=edges, nodes={n: v.clamp(min=0).sum(dim=1) for n, v in edges.items()},
+                   seconds=time.perf_counter() - started)
