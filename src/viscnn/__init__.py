@@ -5,4 +5,12 @@ The data flows one way: model -> graph -> scores -> circuits -> views.
 from viscnn.errors import ViscnnError
 
 __version__ = "0.1.0"
-__all__ = ["ViscnnError", "__version__"]
+__all__ = ["ViscnnError", "__version__", "show"]
+
+
+def __getattr__(name: str):  # noqa: ANN202 - PEP 562: `viscnn.show` without importing torch and FastAPI up front
+    if name == "show":
+        from viscnn.server.notebook import show
+
+        return show
+    raise AttributeError(f"module 'viscnn' has no attribute {name!r}")

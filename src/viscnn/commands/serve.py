@@ -1,0 +1,41 @@
+"""`viscnn serve`: the microscope in the browser, for one model and one image-set spec."""
+from __future__ import annotations
+
+import argparse
+
+from viscnn.commands.common import add_model_arguments
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("serve", help="start the browser view (JSON API + page) and print its URL")
+    add_model_arguments(parser)
+    parser.add_argument("--images", default="demo", help="image-set spec: folder, image, tensor file, demo, fashion-mnist...")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--token", help="required for a non-local --host: every request must carry it")
+    parser.add_argument("--store", metavar="DIR", help="cache folder (default $VISCNN_STORE or the user cache)")
+    parser.add_argument("--no-cache", action="store_true", help="neither read nor write cached results")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--web", metavar="DIR", help="the built page to serve (default web/dist of the source tree)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import uvicorn
+
+    from viscnn.server.app import create_app
+    from viscnn.server.launch import build_state, check_port, url
+    from viscnn.server.security import check_host
+
+    check_host(args.host, args.token)  # before loading anything: a refusal should be instant
+    check_port(args.host, args.port)
+    state = build_state(args.model, args.images, args.weights, args.device, args.store, args.no_cache, args.token,
+                        args.batch_size)
+    app = create_app(state, Path(args.web) if args.web else None)
+    print(f"viscnn: {state.loaded.name} on {args.images} ({len(state.image_sets['overall'])} images, "
+          f"{state.graph.num_nodes:,} nodes, {state.graph.num_edges:,} edges)", flush=True)
+    print(f"viscnn: open {url(args.host, args.port, args.token)}  (Ctrl-C stops the server)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0

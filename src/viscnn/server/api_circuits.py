@@ -1,0 +1,167 @@
+"""Routes: circuit extraction, faithfulness evaluation and composition paths, as jobs with stored results."""
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from viscnn.errors import ViscnnError
+from viscnn.scoring.expression import parse_expression
+from viscnn.scoring.targets import parse_target
+from viscnn.server.jobs import JobContext
+from viscnn.server.queries import SetHashes
+from viscnn.server.responses import done, pending
+from viscnn.server.state import ServerState
+from viscnn.store import Store
+
+MAX_IMAGES = 2000  # a circuit's or an evaluation's images are held in memory at once
+
+
+class CircuitRequest(BaseModel):
+    images: str = Field("overall", max_length=1000, description="a set, or a sum of sets (their images together)")
+    target: str = Field(..., max_length=500)
+    method: str = "actgrad"
+    keep: float = 0.05
+    rule: str = "top"
+    seed: int = 0
+
+
+class FaithfulnessRequest(BaseModel):
+    images: str = Field("overall", max_length=1000)
+    held_out: str | None = Field(None, max_length=1000, description="default: the second half of `images`")
+    target: str = Field(..., max_length=500)
+    methods: list[str] = Field(default_factory=lambda: ["actgrad", "magnitude", "random"], max_length=20)
+    fractions: list[float] = Field(default_factory=lambda: [0.01, 0.05, 0.2], max_length=20)
+    seed: int = 0
+
+
+def routes(state: ServerState) -> APIRouter:
+    router = APIRouter(tags=["circuits"])
+    hashes = SetHashes()
+
+    def items(expression: str) -> list[tuple]:  # (ImageSet, item index) of every image the expression adds
+        parsed = parse_expression(expression, list(state.image_sets))
+        negative = [name for name, c in parsed.terms.items() if c <= 0]
+        if negative:
+            raise ViscnnError(f"circuits take images, not contrasts: {', '.join(negative)} has a negative coefficient "
+                              f"in {expression!r}; write a set or a sum of sets")
+        chosen = [(state.image_sets[name], k) for name in parsed.terms for k in range(len(state.image_sets[name]))]
+        if len(chosen) > MAX_IMAGES:
+            raise ViscnnError(f"{expression!r} holds {len(chosen)} images; use at most {MAX_IMAGES}")
+        if not chosen:
+            raise ViscnnError(f"{expression!r} holds no images")
+        return chosen
+
+    def batches(chosen: list[tuple], context: JobContext | None, start: float, stop: float) -> list:
+        import torch
+
+        size = state.batch_size
+        result = []
+        steps = range(0, len(chosen), size)
+        for k in (context.track(steps, len(steps), start, stop, "reading images") if context else steps):
+            part = chosen[k:k + size]
+            x = torch.stack([s._model_input(s.items[i], state.loaded.preprocess) for s, i in part])
+            result.append((x, torch.tensor([s.items[i].label for s, i in part], dtype=torch.long)))
+        return result
+
+    def cached_or_job(kind: str, key: str, description: str, work: Callable[[JobContext], dict]) -> Response:
+        if state.store is not None and (data := state.store.get_bytes(kind, key)) is not None:
+            return done(json.loads(data))
+
+        def run(context: JobContext) -> dict:
+            result = work(context)
+            if state.store is not None:
+                state.store.put_bytes(kind, key, json.dumps(result).encode(), suffix=".json")
+            return result
+
+        return pending(state.jobs.submit(kind, run, description, key=f"{kind}|{key}"))
+
+    def set_hashes(expression: str) -> list[str]:
+        parsed = parse_expression(expression, list(state.image_sets))
+        return [hashes(state.image_sets[name]) for name in parsed.terms]
+
+    @router.post("/circuit", summary="extract the circuit a target cannot do without (a job; docs/circuit-format.md)")
+    def circuit(request: CircuitRequest) -> Response:
+        from viscnn.circuits import extract_circuit, get_method
+        from viscnn.circuits.build import RULES
+        from viscnn.circuits.select import _check
+
+        get_method(request.method)
+        if request.rule not in RULES:
+            raise ViscnnError(f"unknown selection rule {request.rule!r}: choose from {', '.join(RULES)}")
+        _check(request.keep, "keep fraction")
+        target = parse_target(request.target, state.graph, state.class_names)
+        chosen = items(request.images)
+        key = Store.key("server-circuit", model=state.fingerprint, sets=set_hashes(request.images), target=str(target),
+                        method=request.method, keep=request.keep, rule=request.rule, seed=request.seed)
+
+        def work(context: JobContext) -> dict:
+            data = batches(chosen, context, 0.0, 0.2)
+            context.report(0.25, f"extracting the {request.method} circuit of {target}")
+            with state.model_lock:
+                found = extract_circuit(state.loaded.module, state.graph, data, target, request.keep, request.method,
+                                        request.rule, request.seed, "cpu", state.loaded.name, state.fingerprint)
+            return {**found.to_json(state.graph), "key": key, "seconds": round(context.job.seconds, 3)}
+
+        return cached_or_job("circuit", key, f"{request.method} circuit of {target} over {request.images}", work)
+
+    @router.post("/faithfulness", summary="how well circuits of each method and size reproduce the target (a job)")
+    def faithfulness(request: FaithfulnessRequest) -> Response:
+        from viscnn.circuits import get_method
+        from viscnn.circuits.evaluate import check_fractions, evaluate
+
+        for method in request.methods:
+            get_method(method)
+        fractions = check_fractions(request.fractions)
+        target = parse_target(request.target, state.graph, state.class_names)
+        train = items(request.images)
+        if request.held_out is not None:
+            held = items(request.held_out)
+        else:
+            if len(train) < 2:
+                raise ViscnnError(f"{request.images!r} holds {len(train)} image: need two to split into training and held-out halves")
+            train, held = train[0::2], train[1::2]
+        key = Store.key("server-faithfulness", model=state.fingerprint, sets=set_hashes(request.images),
+                        held_out=set_hashes(request.held_out) if request.held_out else None, target=str(target),
+                        methods=request.methods, fractions=fractions, seed=request.seed)
+        steps = len(request.methods) * len(fractions)
+
+        def work(context: JobContext) -> dict:
+            train_batches = batches(train, context, 0.0, 0.05)
+            held_batches = batches(held, context, 0.05, 0.1)
+            said = [0]
+
+            def say(message: str) -> None:
+                said[0] += 1
+                context.report(0.1 + 0.9 * min(said[0], steps) / steps, message)
+
+            with state.model_lock:
+                evaluation = evaluate(state.loaded.module, state.graph, train_batches, held_batches, [target],
+                                      request.methods, fractions, request.seed, "cpu", say, state.loaded.name)
+            return {**evaluation.to_json(), "key": key}
+
+        return cached_or_job("faithfulness", key, f"faithfulness of circuits for {target}", work)
+
+    @router.get("/composition", summary="the units composing one unit's response to one image (a job)")
+    def composition(image: str, unit: str = Query(..., max_length=500), top_k: int = Query(3, ge=1, le=10),
+                    depth: int = Query(3, ge=0, le=6)) -> Response:
+        from viscnn.circuits.composition import compose, parse_unit
+
+        ref = state.image(image)
+        parsed = parse_unit(unit, state.graph)
+
+        def work(context: JobContext) -> dict:
+            context.report(0.1, f"composing {unit} on {ref.name}")
+            x = state.model_input(ref)
+            with state.model_lock:
+                result = compose(state.loaded.module, state.graph, x, parsed, top_k, depth, state.loaded.name, ref.id)
+            return result.to_json()
+
+        key = f"{ref.id}|{unit}|{top_k}|{depth}"
+        job = state.jobs.submit("composition", work, f"composition of {unit} on {ref.name}", key=f"composition|{key}")
+        return pending(job)
+
+    return router

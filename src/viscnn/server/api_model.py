@@ -1,0 +1,167 @@
+"""Routes: the model's graph, layouts, nodes, edges, activation maps and receptive fields."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from viscnn.graph import Layer
+from viscnn.server.prune import KernelFacts
+from viscnn.server.responses import FastJSON
+from viscnn.server.state import NotFound, ServerState, Unavailable
+from viscnn.server.views import Maps, diverging, png, upscale
+
+FEATUREVIS_MISSING = "feature visualizations are not in this build yet (viscnn.featurevis has no renderer)"
+
+
+def layer_json(layer: Layer) -> dict:
+    rf = layer.receptive_field
+    return {"name": layer.name, "kind": layer.kind, "index": layer.index, "depth": layer.depth,
+            "in_channels": layer.in_channels, "out_channels": layer.out_channels, "groups": layer.groups,
+            "kernel_size": list(layer.kernel_size), "stride": list(layer.stride), "output_shape": list(layer.output_shape),
+            "receptive_field": rf.to_json() if rf is not None else {"whole_image": True},
+            "sources": [{"layer": src, "channels": channels.tolist()} for src, channels in layer.sources]}
+
+
+def grid_layout(state: ServerState) -> dict:
+    """Each layer's channels on a centred square grid, one node unit apart."""
+    layers = {}
+    for layer in state.graph.layers.values():
+        count = layer.out_channels
+        columns = max(1, math.ceil(math.sqrt(count)))
+        rows = math.ceil(count / columns)
+        k = np.arange(count)
+        positions = np.stack([k % columns - (columns - 1) / 2, k // columns - (rows - 1) / 2], axis=1)
+        layers[layer.name] = {"depth": layer.depth, "positions": positions.tolist()}
+    return layers
+
+
+def routes(state: ServerState, facts: KernelFacts, maps: Maps) -> APIRouter:
+    router = APIRouter(tags=["model"])
+    graph = state.graph
+    model_json = {
+        "name": state.loaded.name, "fingerprint": state.fingerprint, "input_shape": list(state.loaded.input_shape),
+        "num_nodes": graph.num_nodes, "num_edges": graph.num_edges, "classes": state.class_names,
+        "layers": [layer_json(layer) for layer in graph.layers.values()],
+    }
+    layouts = {"grid": grid_layout(state)}
+
+    @router.get("/model", summary="the model's kernel graph: layers, sizes, sources, receptive fields")
+    def model() -> dict:
+        from viscnn.circuits import all_methods
+        from viscnn.scoring.criteria import CRITERIA
+
+        return {**model_json, "criteria": list(CRITERIA), "methods": sorted(all_methods()),
+                "default_target": "loss"}
+
+    @router.get("/layout", summary="2D positions of every layer's channels")
+    def layout(kind: str = "grid") -> dict:
+        if kind not in layouts:
+            raise Unavailable(f"layout {kind!r} is not available in this build: choose from {', '.join(layouts)}")
+        return {"kind": kind, "kinds": list(layouts), "layers": layouts[kind]}
+
+    @router.get("/nodes/{layer}/{channel}", summary="a node and its top incoming edges")
+    def node(layer: str, channel: int, query: str | None = None, top: int = Query(20, ge=1, le=1000)) -> dict:
+        spec = state.check_channel(layer, channel)
+        scores = None
+        if query is not None:
+            scores = state.queries.get(query)
+            if scores is None:
+                raise NotFound(f"unknown query {query!r}: run it again with POST /api/query (old ones are forgotten)")
+        norms = facts.norms(layer)[channel]
+        edge_scores = scores.edges[layer][channel].float() if scores is not None and layer in scores.edges else None
+        order = (edge_scores.abs() if edge_scores is not None else norms).argsort(descending=True)[:top]
+        offset = (channel // spec.out_per_group) * spec.in_per_group
+        signs = facts.signs(layer)[channel]
+        incoming = []
+        for local in order.tolist():
+            inp = offset + local
+            incoming.append({"layer": layer, "out": channel, "in": inp,
+                             "sources": [{"layer": n.layer, "channel": n.channel} for n in spec.in_sources(inp)],
+                             "score": float(edge_scores[local]) if edge_scores is not None else None,
+                             "weight_norm": float(norms[local]), "sign": int(signs[local])})
+        score = float(scores.nodes[layer][channel]) if scores is not None and layer in scores.nodes else None
+        return {"layer": layer, "channel": channel, "depth": spec.depth, "kind": spec.kind,
+                "receptive_field": layer_json(spec)["receptive_field"], "map_size": list(spec.output_shape[-2:]),
+                "score": score, "incoming": incoming}
+
+    @router.get("/nodes/{layer}/{channel}/render.png", summary="feature visualization (not in this build yet: 503)")
+    def node_render(layer: str, channel: int, mode: str = "channel") -> Response:
+        state.check_channel(layer, channel)
+        raise Unavailable(FEATUREVIS_MISSING)
+
+    @router.get("/nodes/{layer}/{channel}/examples", summary="dataset examples (not in this build yet: 503)")
+    def node_examples(layer: str, channel: int) -> dict:
+        state.check_channel(layer, channel)
+        raise Unavailable("dataset examples are not in this build yet (viscnn.featurevis has none)")
+
+    def activation_values(image: str, layer: str, channel: int) -> torch.Tensor:
+        state.check_channel(layer, channel)
+        return maps.node_map(state.image(image), layer, channel)
+
+    @router.get("/activation", summary="a node's map for one image (BN folded)")
+    def activation(image: str, layer: str, channel: int) -> Response:
+        values = activation_values(image, layer, channel)
+        return FastJSON({"image": image, "layer": layer, "channel": channel, "height": values.shape[0],
+                         "width": values.shape[1], "min": float(values.min()), "max": float(values.max()),
+                         "values": values.numpy(),
+                         "png": f"/api/activation.png?image={image}&layer={layer}&channel={channel}"})
+
+    @router.get("/activation.png", summary="a node's map for one image, blue < 0 < red, one pixel per unit",
+                response_class=Response)
+    def activation_png(image: str, layer: str, channel: int) -> Response:
+        return Response(png(diverging(activation_values(image, layer, channel).numpy())), media_type="image/png")
+
+    @router.get("/receptive_field", summary="where unit (y, x) of a layer's map looks, in input pixels")
+    def receptive_field(layer: str, y: int, x: int) -> dict:
+        spec = state.conv_layer(layer)
+        height, width = spec.output_shape[-2:]
+        if not (0 <= y < height and 0 <= x < width):
+            raise NotFound(f"unit {y},{x} is outside the {height}x{width} map of layer {layer}")
+        size = list(state.loaded.input_shape[1:])
+        rf = spec.receptive_field
+        if rf is None or rf.whole_image:
+            return {"top": 0, "left": 0, "bottom": size[0], "right": size[1], "image_size": size, "whole_image": True}
+        top, left, bottom, right = rf.box(y, x)
+        return {"top": top, "left": left, "bottom": bottom, "right": right, "image_size": size, "whole_image": False}
+
+    def edge_check(layer: str, out: int, inp: int) -> Layer:
+        return state.check_edge(layer, out, inp)
+
+    @router.get("/edges/{layer}/{out}/{inp}", summary="an edge: its BN-folded kernel, sign and source nodes")
+    def edge(layer: str, out: int, inp: int) -> dict:
+        spec = edge_check(layer, out, inp)
+        local = inp - (out // spec.out_per_group) * spec.in_per_group
+        kernel = facts.folded(layer)[out, local]
+        return {"layer": layer, "out": out, "in": inp, "kernel": kernel.tolist(), "sign": int(facts.signs(layer)[out, local]),
+                "sources": [{"layer": n.layer, "channel": n.channel} for n in spec.in_sources(inp)]}
+
+    @router.get("/edges/{layer}/{out}/{inp}/kernel.png", summary="the kernel as a heatmap", response_class=Response)
+    def edge_kernel(layer: str, out: int, inp: int) -> Response:
+        spec = edge_check(layer, out, inp)
+        local = inp - (out // spec.out_per_group) * spec.in_per_group
+        return Response(png(upscale(diverging(facts.folded(layer)[out, local].numpy()))), media_type="image/png")
+
+    @router.get("/edges/{layer}/{out}/{inp}/input.png", summary="the map feeding the edge, for one image",
+                response_class=Response)
+    def edge_input(layer: str, out: int, inp: int, image: str) -> Response:
+        edge_check(layer, out, inp)
+        values = maps.input_map(state.image(image), layer, inp)
+        return Response(png(diverging(values.numpy())), media_type="image/png")
+
+    @router.get("/edges/{layer}/{out}/{inp}/output.png", summary="what this kernel alone outputs, for one image",
+                response_class=Response)
+    def edge_output(layer: str, out: int, inp: int, image: str) -> Response:
+        edge_check(layer, out, inp)
+        values = maps.kernel_output(state.image(image), layer, out, inp, facts.bn_scale(layer))
+        return Response(png(diverging(values.numpy())), media_type="image/png")
+
+    @router.get("/edges/{layer}/{out}/{inp}/render.png", summary="edge visualization (not in this build yet: 503)")
+    def edge_render(layer: str, out: int, inp: int) -> Response:
+        edge_check(layer, out, inp)
+        raise Unavailable(FEATUREVIS_MISSING)
+
+    return router

@@ -1,0 +1,104 @@
+"""The FastAPI app: the JSON API under /api, the built page (web/dist) at /, errors as 4xx with one message."""
+from __future__ import annotations
+
+import os
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from viscnn import __version__
+from viscnn.errors import ViscnnError
+from viscnn.server import api_circuits, api_images, api_model, api_query
+from viscnn.server.prune import KernelFacts
+from viscnn.server.security import COOKIE, BadToken, NotAnImage, TooLarge, token_matches
+from viscnn.server.state import NotFound, ServerState, Unavailable
+from viscnn.server.views import Maps
+
+STATUS = [(NotFound, 404), (TooLarge, 413), (NotAnImage, 415), (BadToken, 401), (Unavailable, 503), (ViscnnError, 400)]
+NO_PAGE = """<!doctype html><meta charset="utf-8"><title>viscnn</title>
+<p>The viscnn page is not built ({where} is missing): run <code>bash scripts/setup.sh</code>.
+The API is up: see <a href="/api/docs">/api/docs</a>.</p>"""
+
+
+def default_web_dir() -> Path:
+    """web/dist of the source tree (an editable install), or $VISCNN_WEB."""
+    return Path(os.environ.get("VISCNN_WEB") or Path(__file__).resolve().parents[3] / "web" / "dist")
+
+
+def _status(exc: ViscnnError) -> int:
+    return next(code for kind, code in STATUS if isinstance(exc, kind))
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    """Pydantic's list of faults as one line: 'body.keep: Input should be a valid number; ...'."""
+    parts = []
+    for error in exc.errors()[:3]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path"))
+        parts.append(f"{where or 'request'}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def create_app(state: ServerState, web_dir: Path | None = None) -> FastAPI:
+    """The app for one `ServerState` (one model, one image-set spec)."""
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # noqa: ANN202 - starlette's protocol
+        yield
+        state.close()
+
+    app = FastAPI(title="viscnn", lifespan=lifespan, version=__version__, docs_url="/api/docs", redoc_url=None,
+                  openapi_url="/api/openapi.json",
+                  description="A CNN microscope: query, see and click through a network's circuits. See docs/api.md.")
+    app.state.viscnn = state
+    facts = KernelFacts(state.loaded.module, state.graph)
+    maps = Maps(state)
+    app.include_router(api_model.routes(state, facts, maps), prefix="/api")
+    app.include_router(api_images.routes(state), prefix="/api")
+    app.include_router(api_query.routes(state, facts), prefix="/api")
+    app.include_router(api_circuits.routes(state), prefix="/api")
+
+    @app.exception_handler(ViscnnError)
+    async def viscnn_error(request: Request, exc: ViscnnError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=_status(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_message(exc)}, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if exc.status_code != 404 or request.url.path.startswith("/api") else "no such page"
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no such endpoint: {request.method} {request.url.path} (see /api/docs)"
+        return JSONResponse({"detail": detail}, status_code=exc.status_code)
+
+    if state.token:
+        @app.middleware("http")
+        async def require_token(request: Request, call_next):  # noqa: ANN001, ANN202 - starlette's middleware
+            given = request.query_params.get("token") or request.cookies.get(COOKIE)
+            header = request.headers.get("authorization", "")
+            if header.lower().startswith("bearer "):
+                given = header[7:].strip()
+            ok = token_matches(state.token, given)
+            if not ok and (request.url.path.startswith("/api") or request.url.path == "/"):
+                return JSONResponse({"detail": str(BadToken("this server needs its token: open the URL it printed "
+                                                            "(with ?token=...) or send 'Authorization: Bearer TOKEN'"))},
+                                    status_code=401)
+            response = await call_next(request)
+            if ok and request.query_params.get("token"):
+                response.set_cookie(COOKIE, state.token, httponly=True, samesite="strict")
+            return response
+
+    web = web_dir or default_web_dir()
+    if (web / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=web, html=True), name="page")
+    else:
+        @app.get("/", include_in_schema=False)
+        def no_page() -> Response:
+            return Response(NO_PAGE.format(where=web), media_type="text/html")
+
+    return app

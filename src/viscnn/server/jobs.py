@@ -1,0 +1,199 @@
+"""Jobs: long work (a new query, a circuit, an evaluation) run in a worker thread, with progress and cancel.
+
+A job's function gets a `JobContext`: it reports progress through it and it is cancelled through it.
+Cancellation is cooperative but reaches deep: while a job runs, every conv call in its thread checks the
+job's cancel flag (a TorchFunctionMode; modes are per thread), so even a method that never looks at
+the flag stops within one layer.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+from torch.overrides import TorchFunctionMode
+
+from viscnn.errors import ViscnnError
+
+STATES = ("queued", "running", "done", "error", "cancelled")
+FINAL = ("done", "error", "cancelled")
+
+
+class Cancelled(Exception):
+    """Raised inside a job's thread once the job was cancelled."""
+
+
+class _CancelCheck(TorchFunctionMode):
+    def __init__(self, event: threading.Event) -> None:
+        super().__init__()
+        self.event = event
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 - torch's protocol
+        if self.event.is_set() and getattr(func, "__name__", "") == "conv2d":
+            raise Cancelled
+        return func(*args, **(kwargs or {}))
+
+
+@dataclass
+class Job:
+    """One unit of long work; `version` grows with every change so event streams know what is new."""
+
+    id: str
+    kind: str
+    description: str = ""
+    state: str = "queued"
+    progress: float = 0.0
+    message: str = "waiting for the worker"
+    result: Any = None
+    error: str | None = None
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    version: int = 0
+    cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
+    changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
+
+    @property
+    def seconds(self) -> float:
+        if self.started is None:
+            return 0.0
+        return (self.finished or time.time()) - self.started
+
+    def to_json(self, result: bool = True) -> dict:
+        data = {"id": self.id, "kind": self.kind, "description": self.description, "state": self.state,
+                "progress": round(self.progress, 4), "message": self.message, "seconds": round(self.seconds, 3),
+                "error": self.error}
+        if result:
+            data["result"] = self.result if self.state == "done" else None
+        return data
+
+    def update(self, **changes: Any) -> None:
+        with self.changed:
+            for name, value in changes.items():
+                setattr(self, name, value)
+            self.version += 1
+            self.changed.notify_all()
+
+    def wait_change(self, version: int, timeout: float) -> int:
+        """Block until the job's version differs from `version` (or `timeout` s); return the current one."""
+        with self.changed:
+            self.changed.wait_for(lambda: self.version != version, timeout)
+            return self.version
+
+
+class JobContext:
+    """What a job's function sees: progress reporting and the cancel check."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+
+    @property
+    def cancelled(self) -> bool:
+        return self.job.cancel_event.is_set()
+
+    def check(self) -> None:
+        if self.cancelled:
+            raise Cancelled
+
+    def report(self, progress: float | None = None, message: str | None = None) -> None:
+        """Set the progress (0..1) and/or message; raises Cancelled if the job was cancelled."""
+        self.check()
+        changes: dict[str, Any] = {}
+        if progress is not None:
+            changes["progress"] = min(1.0, max(0.0, float(progress)))
+        if message is not None:
+            changes["message"] = message
+        if changes:
+            self.job.update(**changes)
+
+    def track(self, items: Iterable, total: int, start: float, stop: float, message: str) -> Iterator:
+        """Yield `items`, moving the progress from `start` to `stop` over `total` of them."""
+        for k, item in enumerate(items):
+            self.report(start + (stop - start) * k / max(total, 1), f"{message}: {k}/{total}")
+            yield item
+        self.report(stop, f"{message}: {total}/{total}")
+
+
+class JobManager:
+    """Runs jobs one at a time (the CPU is shared) in a worker thread and keeps the recent ones."""
+
+    def __init__(self, workers: int = 1, keep: int = 200) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="viscnn-job")
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._keep = keep
+        self._by_key: dict[str, Job] = {}
+
+    def submit(self, kind: str, function: Callable[[JobContext], Any], description: str = "",
+               key: str | None = None) -> Job:
+        """Queue `function(context)`; with `key`, a job for the same key that is still alive is reused."""
+        with self._lock:
+            if key is not None and (old := self._by_key.get(key)) is not None and old.state not in ("error", "cancelled"):
+                return old
+            job = Job(f"{kind}-{next(self._ids)}", kind, description)
+            self._jobs[job.id] = job
+            if key is not None:
+                self._by_key[key] = job
+            self._trim()
+        self._pool.submit(self._run, job, function)
+        return job
+
+    def _trim(self) -> None:
+        finished = [j for j in self._jobs.values() if j.state in FINAL]
+        for job in finished[: max(0, len(self._jobs) - self._keep)]:
+            del self._jobs[job.id]
+            self._by_key = {k: j for k, j in self._by_key.items() if j is not job}
+
+    def _run(self, job: Job, function: Callable[[JobContext], Any]) -> None:
+        with job.changed:  # the queued -> running step and cancel() must not interleave
+            if job.cancel_event.is_set():
+                return  # cancelled while queued: cancel() already said so
+            job.update(state="running", started=time.time(), message="started")
+        context = JobContext(job)
+        try:
+            with _CancelCheck(job.cancel_event):
+                result = function(context)
+        except Cancelled:
+            job.update(state="cancelled", message="cancelled", finished=time.time())
+        except ViscnnError as exc:
+            job.update(state="error", error=str(exc), message=str(exc), finished=time.time())
+        except Exception as exc:  # a bug, not the user's input: keep the server up and say what broke
+            traceback.print_exc()
+            text = f"internal error: {type(exc).__name__}: {exc}"
+            job.update(state="error", error=text, message=text, finished=time.time())
+        else:
+            job.update(state="done", result=result, progress=1.0, message="done", finished=time.time())
+
+    def get(self, job_id: str) -> Job:
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            raise KeyError(job_id)
+        return job
+
+    def jobs(self) -> list[Job]:
+        with self._lock:
+            return list(self._jobs.values())
+
+    def cancel(self, job_id: str) -> Job:
+        job = self.get(job_id)
+        with job.changed:
+            if job.state in FINAL:
+                return job
+            job.cancel_event.set()
+            if job.state == "queued":
+                now = time.time()
+                job.update(state="cancelled", message="cancelled before it started", started=now, finished=now)
+            else:
+                job.update(message="cancelling")
+        return job
+
+    def shutdown(self) -> None:
+        for job in self.jobs():
+            job.cancel_event.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,158 @@
+"""From a query's scores to what the page draws: kept nodes per layer, at most `max_edges` edges, kernel signs.
+
+All work is per layer on whole tensors (EfficientNet-Lite0 has 3.1M kernels): no Python loop over
+nodes or edges.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from viscnn.errors import ViscnnError
+from viscnn.graph import Graph
+from viscnn.scoring.scores import Scores
+
+SIGN_THRESHOLD = 1 / 3  # |sum(w)| / sum(|w|) above this: the kernel is mostly excitatory (or inhibitory)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Keep the top `value` of a layer ("fraction"), or the fewest whose |scores| reach `value` of its total ("cumulative")."""
+
+    kind: str
+    value: float
+
+    @classmethod
+    def of(cls, fraction: float | None, cumulative: float | None, default: "Rule", what: str) -> "Rule":
+        if fraction is not None and cumulative is not None:
+            raise ViscnnError(f"give {what}_fraction or {what}_cumulative, not both")
+        rule = cls("fraction", fraction) if fraction is not None else cls("cumulative", cumulative) if cumulative is not None else default
+        if not (0.0 <= rule.value <= 1.0) or rule.value != rule.value:
+            raise ViscnnError(f"{what}_{rule.kind} must be between 0 and 1, not {rule.value}")
+        return rule
+
+    def mask(self, magnitude: torch.Tensor) -> torch.Tensor:
+        """Boolean mask (same shape) of the entries kept; entries of magnitude 0 are never kept."""
+        flat = magnitude.flatten()
+        keep = torch.zeros_like(flat, dtype=torch.bool)
+        nonzero = int((flat > 0).sum())
+        if nonzero == 0 or self.value == 0:
+            return keep.view_as(magnitude)
+        if self.kind == "fraction":
+            count = min(nonzero, int(np.ceil(self.value * flat.numel())))
+            keep[flat.topk(count).indices] = True
+        else:
+            values, order = flat.sort(descending=True)
+            cumsum = values.double().cumsum(0)
+            count = int(torch.searchsorted(cumsum, self.value * float(cumsum[-1]))) + 1
+            keep[order[: min(count, nonzero)]] = True
+        return keep.view_as(magnitude)
+
+
+class KernelFacts:
+    """Per layer, computed once on demand: each kernel's sign (1 / 0 / -1) and BN-folded norm."""
+
+    def __init__(self, model: nn.Module, graph: Graph) -> None:
+        self.model = model
+        self.graph = graph
+        self._signs: dict[str, torch.Tensor] = {}
+        self._norms: dict[str, torch.Tensor] = {}
+        self._lock = threading.Lock()
+
+    def bn_scale(self, layer: str) -> torch.Tensor | None:
+        """gamma / sqrt(var + eps) of the BatchNorm folded into `layer`'s nodes, or None."""
+        name = self.graph[layer].batchnorm
+        if not name:
+            return None
+        bn = self.model.get_submodule(name)
+        if not isinstance(bn, nn.modules.batchnorm._BatchNorm) or bn.running_var is None:
+            return None
+        gamma = bn.weight.detach() if bn.weight is not None else torch.ones_like(bn.running_var)
+        return (gamma / torch.sqrt(bn.running_var + bn.eps)).cpu()
+
+    def folded(self, layer: str) -> torch.Tensor:
+        """The layer's kernels [C_out, C_in/groups, kh, kw] with the BN scale folded in."""
+        weight = self.graph.kernels(self.model, layer).float().cpu()
+        scale = self.bn_scale(layer)
+        return weight if scale is None else weight * scale.view(-1, 1, 1, 1)
+
+    def _compute(self, layer: str) -> None:
+        weight = self.folded(layer)
+        total = weight.sum(dim=(2, 3))
+        magnitude = weight.abs().sum(dim=(2, 3)).clamp_min(1e-30)
+        ratio = total / magnitude
+        signs = torch.zeros_like(ratio, dtype=torch.int8)
+        signs[ratio > SIGN_THRESHOLD] = 1
+        signs[ratio < -SIGN_THRESHOLD] = -1
+        self._signs[layer] = signs
+        self._norms[layer] = weight.flatten(2).norm(dim=2)
+
+    def signs(self, layer: str) -> torch.Tensor:
+        with self._lock:
+            if layer not in self._signs:
+                self._compute(layer)
+            return self._signs[layer]
+
+    def norms(self, layer: str) -> torch.Tensor:
+        with self._lock:
+            if layer not in self._norms:
+                self._compute(layer)
+            return self._norms[layer]
+
+
+def prune(scores: Scores, graph: Graph, facts: KernelFacts, node_rule: Rule, edge_rule: Rule,
+          max_edges: int) -> dict:
+    """The drawable part of a query: every node's score, the kept nodes, and the kept edges (columns per layer)."""
+    if max_edges < 0:
+        raise ViscnnError(f"max_edges must be at least 0, not {max_edges}")
+    nodes, kept = {}, {}
+    for layer in graph.conv_layers:
+        values = scores.nodes.get(layer.name)
+        if values is None:
+            continue
+        nodes[layer.name] = values.float().numpy()
+        kept[layer.name] = node_rule.mask(values.abs().float()).nonzero().flatten().numpy().astype(np.int32)
+    candidates = []  # (layer, flat indices, normalised magnitude)
+    total = 0
+    for layer in graph.conv_layers:
+        edges = scores.edges.get(layer.name)
+        if edges is None or layer.name not in kept:
+            continue
+        total += edges.numel()
+        magnitude = edges.abs().float()
+        rows = torch.zeros(edges.shape[0], dtype=torch.bool)
+        rows[torch.from_numpy(kept[layer.name]).long()] = True
+        magnitude = magnitude * rows[:, None]
+        chosen = edge_rule.mask(magnitude).flatten().nonzero().flatten()
+        if chosen.numel():
+            peak = float(magnitude.max())
+            candidates.append((layer.name, chosen, magnitude.flatten()[chosen] / peak))
+    if candidates and sum(len(c[1]) for c in candidates) > max_edges:
+        best = torch.cat([c[2] for c in candidates])
+        threshold_index = best.topk(max_edges).indices if max_edges else torch.zeros(0, dtype=torch.long)
+        take = torch.zeros_like(best, dtype=torch.bool)
+        take[threshold_index] = True
+        start, trimmed = 0, []
+        for name, chosen, normalised in candidates:
+            part = take[start:start + len(chosen)]
+            start += len(chosen)
+            trimmed.append((name, chosen[part], normalised[part]))
+        candidates = trimmed
+    drawn, count = {}, 0
+    for name, chosen, _ in candidates:
+        if not chosen.numel():
+            continue
+        layer = graph[name]
+        in_pg = layer.in_per_group
+        out, local = chosen // in_pg, chosen % in_pg
+        absolute = (out // layer.out_per_group) * in_pg + local
+        values = scores.edges[name].flatten()[chosen].float()
+        order = values.abs().argsort(descending=True)
+        drawn[name] = {"out": out[order].numpy().astype(np.int32), "in": absolute[order].numpy().astype(np.int32),
+                       "score": values[order].numpy(), "sign": facts.signs(name).flatten()[chosen[order]].numpy()}
+        count += chosen.numel()
+    return {"nodes": nodes, "kept": kept, "edges": drawn, "num_edges": count, "num_edges_total": total}
