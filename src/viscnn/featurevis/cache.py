@@ -114,16 +114,48 @@ def cached_json(store: Store, kind: str, parts: dict[str, Any],
     return path, json.loads(path.read_text())
 
 
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """An .npz file's bytes holding `arrays` (no pickles)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **{name: np.asarray(value) for name, value in arrays.items()})
+    return buffer.getvalue()
+
+
+def load_arrays(store: Store, kind: str, parts: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+    """The arrays and metadata stored under `parts` by `store_arrays`/`cached_arrays`, or None."""
+    key = cache_key(kind, parts)
+    path = store.get_path(kind, key)
+    meta = store.meta(kind, key) if path is not None else None
+    if path is None or meta is None:
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as loaded:
+            return {name: loaded[name] for name in loaded.files}, meta.get("meta", {})
+    except FileNotFoundError:
+        return None  # replaced between the lookup and the read
+
+
+def store_arrays(store: Store, kind: str, parts: dict[str, Any], arrays: dict[str, np.ndarray],
+                 meta: dict[str, Any] | None = None) -> Path:
+    """Store named arrays (an .npz file) and metadata under `parts`; returns the file's path."""
+    meta = meta or {}
+    json.dumps(meta, allow_nan=False)
+    return store.put_bytes(kind, cache_key(kind, parts), npz_bytes(arrays), meta={"meta": meta, "parts": parts},
+                           suffix=".npz")
+
+
 def cached_arrays(store: Store, kind: str, parts: dict[str, Any],
                   compute: Callable[[], tuple[dict[str, np.ndarray], dict[str, Any]]]
                   ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Named numpy arrays (an .npz file) and metadata of `compute()`, computed only if not stored yet."""
     def wrapped() -> tuple[bytes, dict[str, Any]]:
         arrays, meta = compute()
-        buffer = io.BytesIO()
-        np.savez(buffer, **{name: np.asarray(value) for name, value in arrays.items()})
-        return buffer.getvalue(), meta
+        return npz_bytes(arrays), meta
 
+    with _key_lock(store, kind, cache_key(kind, parts)):
+        found = load_arrays(store, kind, parts)
+    if found is not None:
+        return found
     path, meta = _cached(store, kind, parts, ".npz", wrapped)
     with np.load(path, allow_pickle=False) as loaded:
         return {name: loaded[name] for name in loaded.files}, meta

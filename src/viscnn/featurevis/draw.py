@@ -1,0 +1,119 @@
+"""Small drawing helpers shared by the inspection views and the dataset-example grids.
+
+Everything works on whole arrays (a layer's kernels or maps are tiled with one reshape, never one
+kernel at a time in Python) and returns uint8 RGB arrays or PIL images.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+BACKGROUND = (255, 255, 255)
+GAP_COLOUR = (235, 235, 235)
+OUTSIDE = 0.5  # grey for the parts of a patch that lie outside the image
+
+
+@lru_cache(maxsize=4)
+def _lut(name: str) -> np.ndarray:
+    import matplotlib
+
+    return (matplotlib.colormaps[name](np.linspace(0.0, 1.0, 256))[:, :3] * 255).round().astype(np.uint8)
+
+
+def diverging(values: np.ndarray, scale: float | np.ndarray) -> np.ndarray:
+    """RGB uint8 of `values` on a blue-white-red map: -scale is blue, 0 white, +scale red (clipped).
+
+    `scale` is a number or an array broadcasting against `values` (per-kernel scaling).
+    """
+    scale = np.where(np.asarray(scale) > 0, scale, 1.0)
+    index = np.clip(np.round((np.asarray(values) / scale + 1.0) * 127.5), 0, 255).astype(np.intp)
+    return _lut("RdBu_r")[index]
+
+
+def grey(values: np.ndarray) -> np.ndarray:
+    """RGB uint8 of 0-1 values."""
+    channel = np.clip(np.round(np.asarray(values) * 255.0), 0, 255).astype(np.uint8)
+    return np.repeat(channel[..., None], 3, axis=-1)
+
+
+@lru_cache(maxsize=8)
+def font(size: int = 11) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """Pillow's built-in font at `size` px (a bitmap font if FreeType is missing)."""
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError, ImportError):
+        return ImageFont.load_default()
+
+
+def text_width(text: str, size: int = 11) -> int:
+    left, _, right, _ = font(size).getbbox(text)
+    return int(math.ceil(right - left))
+
+
+def tile(cells: np.ndarray, columns: int, gap: int = 1, gap_colour: tuple[int, int, int] = GAP_COLOUR) -> np.ndarray:
+    """[n, h, w, 3] uint8 cells -> one [rows*(h+gap)+gap, columns*(w+gap)+gap, 3] array, row-major."""
+    n, h, w, _ = cells.shape
+    rows = max(1, math.ceil(n / columns))
+    padded = np.empty((rows * columns, h + gap, w + gap, 3), np.uint8)
+    padded[:] = gap_colour
+    padded[:n, :h, :w] = cells
+    grid = padded.reshape(rows, columns, h + gap, w + gap, 3).transpose(0, 2, 1, 3, 4)
+    grid = grid.reshape(rows * (h + gap), columns * (w + gap), 3)
+    out = np.empty((grid.shape[0] + gap, grid.shape[1] + gap, 3), np.uint8)
+    out[:] = gap_colour
+    out[gap:, gap:] = grid
+    return out
+
+
+def upscale(array: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour enlargement of an [..., h, w, 3] array by an integer factor."""
+    if factor <= 1:
+        return array
+    return np.repeat(np.repeat(array, factor, axis=-3), factor, axis=-2)
+
+
+def fit_factor(pixels: int, target: int, most: int = 16) -> int:
+    """The integer zoom that brings `pixels` nearest to `target` from below (1 to `most`)."""
+    return int(max(1, min(most, target // max(1, pixels))))
+
+
+def colorbar(scale: float, width: int = 160, height: int = 10, caption: str = "") -> Image.Image:
+    """A horizontal blue-white-red bar from -scale to +scale, with its end values and a caption."""
+    size = 10
+    bar = diverging(np.tile(np.linspace(-scale, scale, width), (height, 1)), scale)
+    image = Image.new("RGB", (width + 2, height + size + 6), BACKGROUND)
+    image.paste(Image.fromarray(bar), (1, 0))
+    draw = ImageDraw.Draw(image)
+    low, high = f"{-scale:.3g}", f"{scale:.3g}"
+    draw.text((1, height + 2), low, fill=(0, 0, 0), font=font(size))
+    draw.text((width + 1 - text_width(high, size), height + 2), high, fill=(0, 0, 0), font=font(size))
+    if caption:
+        draw.text(((width - text_width(caption, size)) // 2, height + 2), caption, fill=(60, 60, 60), font=font(size))
+    return image
+
+
+def framed(body: Image.Image, title: str, footer: Image.Image | None = None, margin: int = 6,
+           left_label: str = "", top_label: str = "") -> Image.Image:
+    """`body` under a title line (and optional axis labels), with an optional footer (e.g. a colorbar) below."""
+    title_size, label_size = 13, 11
+    head = title_size + 6 + (label_size + 4 if top_label else 0)
+    side = label_size + 6 if left_label else 0
+    width = max(body.width + side, text_width(title, title_size), footer.width if footer else 0) + 2 * margin
+    height = head + body.height + (footer.height + margin if footer else 0) + 2 * margin
+    image = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    draw.text((margin, margin), title, fill=(0, 0, 0), font=font(title_size))
+    if top_label:
+        draw.text((margin + side, margin + title_size + 4), top_label, fill=(60, 60, 60), font=font(label_size))
+    image.paste(body, (margin + side, margin + head))
+    if left_label:
+        label = Image.new("RGB", (text_width(left_label, label_size) + 2, label_size + 4), BACKGROUND)
+        ImageDraw.Draw(label).text((1, 0), left_label, fill=(60, 60, 60), font=font(label_size))
+        rotated = label.rotate(90, expand=True)
+        image.paste(rotated, (margin, margin + head + max(0, (body.height - rotated.height) // 2)))
+    if footer is not None:
+        image.paste(footer, (margin + side, margin + head + body.height + margin))
+    return image

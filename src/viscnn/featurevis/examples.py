@@ -1,0 +1,397 @@
+"""Dataset examples: per node, the image patches over an image set that excite (and inhibit) it most.
+
+One forward pass per batch feeds every requested layer at once. A node's map is its BN-folded map
+(the map after the conv's BatchNorm, before any ReLU, as the scoring recorder sees it). Per image and
+node, the map's maximum (and minimum) and where it is are reduced on the fly, over all channels of a
+layer in one op, and merged into a running top-k per node: an image counts once per node, at its
+best position, and no map outlives its batch. Ties go to the earlier image, and within a map to the
+first position in row-major order.
+
+A patch is the unit's receptive field (from the graph) in the model's input pixels, cut as a window
+of the field's size centred on the field (capped at the image's size, so the deep layers' fields of
+hundreds of pixels show the whole image around the unit), with the parts outside the image grey:
+every patch of a layer has the same size and the unit sits at its centre.
+"""
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from torch import nn
+
+from viscnn.data.imageset import ImageSet
+from viscnn.errors import ViscnnError
+from viscnn.featurevis import draw
+from viscnn.featurevis.cache import cache_key, cached_image, load_arrays, store_arrays
+from viscnn.graph import Graph
+from viscnn.graph.types import ReceptiveField
+from viscnn.models.preprocess import Preprocess
+from viscnn.scoring.recorder import Recorder, StopForward
+
+if TYPE_CHECKING:
+    from viscnn.models import LoadedModel
+    from viscnn.store import Store
+
+KIND = "examples"
+GRID_KIND = "examples-png"
+VERSION = 1  # bump when the computation changes: old cache entries are then ignored
+Progress = Callable[[Iterable], Iterable]
+
+
+@dataclass
+class TopK:
+    """Per node of a layer, its k best images, best first: arrays [C, k]."""
+
+    values: np.ndarray  # float32 activation at the image's best unit
+    images: np.ndarray  # int64 index of the image in its set
+    ys: np.ndarray  # int32 row of the unit in the node's map
+    xs: np.ndarray  # int32 column
+
+    @property
+    def k(self) -> int:
+        return int(self.values.shape[1])
+
+
+@dataclass
+class LayerExamples:
+    """The most exciting and most inhibiting images of every node of one layer over one image set."""
+
+    layer: str
+    excite: TopK  # highest maxima first
+    inhibit: TopK  # lowest minima first
+    map_size: tuple[int, int]
+    image_count: int
+
+    @property
+    def channels(self) -> int:
+        return int(self.excite.values.shape[0])
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        arrays = {f"{side}_{name}": getattr(getattr(self, side), name)
+                  for side in ("excite", "inhibit") for name in ("values", "images", "ys", "xs")}
+        arrays["map_size"] = np.array(self.map_size, np.int64)
+        arrays["image_count"] = np.array(self.image_count, np.int64)
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, layer: str, arrays: dict[str, np.ndarray]) -> LayerExamples:
+        def side(name: str) -> TopK:
+            return TopK(*(arrays[f"{name}_{field}"] for field in ("values", "images", "ys", "xs")))
+
+        size = arrays["map_size"].tolist()
+        return cls(layer, side("excite"), side("inhibit"), (int(size[0]), int(size[1])), int(arrays["image_count"]))
+
+    def node(self, channel: int, rf: ReceptiveField | None = None, image_set: ImageSet | None = None) -> dict[str, Any]:
+        """JSON for one node: per side, a list of {image, y, x, value} (plus the field's box and image source)."""
+        if not 0 <= channel < self.channels:
+            raise ViscnnError(f"channel {channel} is out of range: layer {self.layer} has {self.channels} channels")
+
+        def entries(top: TopK) -> list[dict[str, Any]]:
+            out = []
+            for rank in range(top.k):
+                y, x = int(top.ys[channel, rank]), int(top.xs[channel, rank])
+                item: dict[str, Any] = {"image": int(top.images[channel, rank]), "y": y, "x": x,
+                                        "value": float(top.values[channel, rank])}
+                if rf is not None and not rf.whole_image:
+                    item["box"] = [float(v) for v in rf.box(y, x)]
+                if image_set is not None:
+                    source = image_set.items[item["image"]].source
+                    item["source"] = source if isinstance(source, int) else str(source)
+                    item["label"] = image_set.items[item["image"]].label
+                out.append(item)
+            return out
+
+        return {"node": f"{self.layer}:{channel}", "map_size": list(self.map_size), "image_count": self.image_count,
+                "excite": entries(self.excite), "inhibit": entries(self.inhibit)}
+
+
+class RunningTopK:
+    """The k largest (or smallest) per-image values of every channel seen so far, with where they were."""
+
+    def __init__(self, channels: int, k: int, largest: bool, device: torch.device) -> None:
+        self.k, self.largest = k, largest
+        self.values = torch.empty((channels, 0), device=device)
+        self.images = torch.empty((channels, 0), dtype=torch.long, device=device)
+        self.where = torch.empty((channels, 0), dtype=torch.long, device=device)
+
+    def update(self, values: torch.Tensor, flat: torch.Tensor, first_image: int) -> None:
+        """Merge one batch: `values` [B, C] are each image's extreme value of each channel's map `flat` [B, C, HW].
+
+        Positions are looked up (argmax / argmin) only for the batch's entries that make it into the top k.
+        """
+        batch, channels = values.shape
+        kept = self.values.shape[1]
+        ids = torch.arange(first_image, first_image + batch, device=values.device).expand(channels, batch)
+        all_values = torch.cat([self.values, values.t().float()], dim=1)
+        # a stable sort keeps earlier images first among equal values (the kept ones are all earlier)
+        order = torch.sort(all_values, dim=1, descending=self.largest, stable=True).indices[:, : self.k]
+        where = torch.cat([self.where, torch.zeros((channels, batch), dtype=torch.long, device=values.device)], dim=1)
+        where = where.gather(1, order)
+        new = order >= kept
+        if new.any():
+            channel, rank = new.nonzero(as_tuple=True)
+            maps = flat[order[channel, rank] - kept, channel]
+            where[channel, rank] = maps.argmax(dim=1) if self.largest else maps.argmin(dim=1)
+        self.values = all_values.gather(1, order)
+        self.images = torch.cat([self.images, ids], dim=1).gather(1, order)
+        self.where = where
+
+    def result(self, width: int) -> TopK:
+        where = self.where.cpu().numpy()
+        return TopK(self.values.cpu().numpy().astype(np.float32), self.images.cpu().numpy().astype(np.int64),
+                    (where // width).astype(np.int32), (where % width).astype(np.int32))
+
+
+def check_layers(graph: Graph, layers: Sequence[str] | None) -> list[str]:
+    """The named conv layers in call order (all of them if None); an unknown name is a ViscnnError."""
+    convs = [layer.name for layer in graph.conv_layers]
+    if layers is None:
+        return convs
+    if not layers:
+        raise ViscnnError("no layers given: name at least one conv layer")
+    unknown = [name for name in layers if name not in convs]
+    if unknown:
+        raise ViscnnError(f"unknown conv layer {unknown[0]!r}: choose from {', '.join(convs[:8])}"
+                          f"{' ...' if len(convs) > 8 else ''}")
+    wanted = set(layers)
+    return [name for name in convs if name in wanted]
+
+
+def _check_request(image_set: ImageSet, k: int) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ViscnnError(f"k must be a positive whole number of examples per node, not {k!r}")
+    if len(image_set) == 0:
+        raise ViscnnError(f"image set {image_set.name!r} is empty: dataset examples need at least one image")
+
+
+def compute_examples(model: nn.Module, graph: Graph, image_set: ImageSet, preprocess: Preprocess,
+                     layers: Sequence[str] | None = None, k: int = 9, batch_size: int = 32,
+                     device: str | torch.device = "cpu", progress: Progress | None = None) -> dict[str, LayerExamples]:
+    """Top-k exciting and inhibiting images (one position each) of every node of `layers` (default all)."""
+    names = check_layers(graph, layers)
+    _check_request(image_set, k)
+    k = min(k, len(image_set))
+    wanted = set(names)
+    device = torch.device(device)
+    tops: dict[str, tuple[RunningTopK, RunningTopK]] = {}
+    widths: dict[str, tuple[int, int]] = {}
+    first = 0
+
+    def reduce(layer: str, node_map: torch.Tensor) -> torch.Tensor:
+        if layer in wanted:
+            flat = node_map.detach().flatten(2)
+            if layer not in tops:
+                channels = node_map.shape[1]
+                tops[layer] = (RunningTopK(channels, k, True, flat.device), RunningTopK(channels, k, False, flat.device))
+                widths[layer] = (int(node_map.shape[2]), int(node_map.shape[3]))
+            # amax/amin are several times faster than max/argmax over a whole map; positions come later
+            tops[layer][0].update(flat.amax(dim=2), flat, first)
+            tops[layer][1].update(flat.amin(dim=2), flat, first)
+        return node_map
+
+    batches: Iterable = image_set.batches(preprocess, batch_size)
+    if progress is not None:
+        batches = progress(batches)
+    for x, _ in batches:
+        recorder = Recorder(graph, stop_at=names[-1], edit_node=reduce, keep=set(), copy=False)
+        with torch.no_grad(), recorder:
+            try:
+                model(x.to(device))
+            except StopForward:
+                pass
+        first += x.shape[0]
+    missing = wanted - set(tops)
+    if missing:
+        raise ViscnnError(f"layer {sorted(missing)[0]} did not run on these images: its map was never recorded")
+    return {name: LayerExamples(name, tops[name][0].result(widths[name][1]), tops[name][1].result(widths[name][1]),
+                                widths[name], len(image_set)) for name in names}
+
+
+def _parts(fingerprint: str, images_hash: str, layer: str, k: int) -> dict[str, Any]:
+    return {"model": fingerprint, "images": images_hash, "layer": layer, "k": k, "version": VERSION}
+
+
+def dataset_examples(store: Store | None, loaded: LoadedModel, graph: Graph, image_set: ImageSet,
+                     layers: Sequence[str] | None = None, k: int = 9, batch_size: int = 32,
+                     progress: Progress | None = None) -> dict[str, LayerExamples]:
+    """`compute_examples`, cached per layer in `store` (if given): layers already stored are not recomputed,
+    and the missing ones are computed together in one pass over the images."""
+    names = check_layers(graph, layers)
+    _check_request(image_set, k)
+    if store is None:
+        return compute_examples(loaded.module, graph, image_set, loaded.preprocess, names, k, batch_size,
+                                _device(loaded.module), progress)
+    fingerprint, images_hash = loaded.fingerprint(), image_set.hash()
+    found: dict[str, LayerExamples] = {}
+    for name in names:
+        stored = load_arrays(store, KIND, _parts(fingerprint, images_hash, name, k))
+        if stored is not None:
+            found[name] = LayerExamples.from_arrays(name, stored[0])
+    missing = [name for name in names if name not in found]
+    if missing:
+        computed = compute_examples(loaded.module, graph, image_set, loaded.preprocess, missing, k, batch_size,
+                                    _device(loaded.module), progress)
+        for name, result in computed.items():
+            meta = {"model": loaded.name, "layer": name, "k": k, "images": image_set.name, "image_count": len(image_set)}
+            store_arrays(store, KIND, _parts(fingerprint, images_hash, name, k), result.to_arrays(), meta)
+        found.update(computed)
+    return {name: found[name] for name in names}
+
+
+def _device(module: nn.Module) -> torch.device:
+    return next((p.device for p in module.parameters()), torch.device("cpu"))
+
+
+# -- patches --------------------------------------------------------------------------------------
+
+def patch_size(rf: ReceptiveField | None, image_hw: tuple[int, int]) -> tuple[int, int]:
+    """The common (h, w) of a layer's patches: its field's size, capped at the image's."""
+    if rf is None or rf.whole_image:
+        return image_hw
+    return (min(int(math.ceil(rf.size[0])), image_hw[0]), min(int(math.ceil(rf.size[1])), image_hw[1]))
+
+
+def patch_window(rf: ReceptiveField | None, y: int, x: int, image_hw: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) in input pixels of unit (y, x)'s patch: `patch_size` centred on its field.
+
+    It may reach outside the image (those pixels are shown grey)."""
+    if rf is None or rf.whole_image:
+        return (0, 0, image_hw[0], image_hw[1])
+    h, w = patch_size(rf, image_hw)
+    top_f, left_f, bottom_f, right_f = rf.box(y, x)
+    top = int(math.floor((top_f + bottom_f - h) / 2 + 0.5))
+    left = int(math.floor((left_f + right_f - w) / 2 + 0.5))
+    return (top, left, top + h, left + w)
+
+
+def cut(pixels: np.ndarray, window: tuple[int, int, int, int], fill: float = draw.OUTSIDE) -> np.ndarray:
+    """The [h, w, C] window of an [H, W, C] image, the parts outside it set to `fill`."""
+    top, left, bottom, right = window
+    height, width, channels = pixels.shape
+    out = np.full((bottom - top, right - left, channels), fill, pixels.dtype)
+    y0, x0, y1, x1 = max(top, 0), max(left, 0), min(bottom, height), min(right, width)
+    if y1 > y0 and x1 > x0:
+        out[y0 - top:y1 - top, x0 - left:x1 - left] = pixels[y0:y1, x0:x1]
+    return out
+
+
+def model_pixels(image_set: ImageSet, preprocess: Preprocess, indices: Iterable[int],
+                 batch_size: int = 32) -> dict[int, np.ndarray]:
+    """The model-input pixels [S, S, C] (0-1, after resize and crop, before normalising) of the given images."""
+    order = sorted(set(int(i) for i in indices))
+    subset = ImageSet(image_set.name, [image_set.items[i] for i in order], image_set.tensor)
+    mean = torch.tensor(preprocess.mean).view(-1, 1, 1)
+    std = torch.tensor(preprocess.std).view(-1, 1, 1)
+    pixels: dict[int, np.ndarray] = {}
+    for x, _ in subset.batches(preprocess, batch_size):
+        for image in x:
+            pixels[order[len(pixels)]] = (image * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
+    return pixels
+
+
+class PixelCache:
+    """Model-input pixels of an image set's images, loaded in batches on demand; the `capacity` most recently
+    used are kept (float32 [S, S, C], about 0.6 MB each at 224 px)."""
+
+    def __init__(self, image_set: ImageSet, preprocess: Preprocess, capacity: int = 256, batch_size: int = 32) -> None:
+        self.image_set, self.preprocess = image_set, preprocess
+        self.capacity, self.batch_size = max(1, capacity), batch_size
+        self._pixels: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def fetch(self, indices: Iterable[int]) -> dict[int, np.ndarray]:
+        """{index: pixels} for the given images (loading those not held)."""
+        wanted = list(dict.fromkeys(int(i) for i in indices))
+        missing = [i for i in wanted if i not in self._pixels]
+        if missing:
+            self._pixels.update(model_pixels(self.image_set, self.preprocess, missing, self.batch_size))
+        for i in wanted:
+            self._pixels.move_to_end(i)
+        found = {i: self._pixels[i] for i in wanted}
+        while len(self._pixels) > max(self.capacity, len(wanted)):
+            self._pixels.popitem(last=False)
+        return found
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.fetch([index])[int(index)]
+
+
+Pixels = Mapping[int, np.ndarray] | PixelCache
+
+
+def node_patches(examples: LayerExamples, rf: ReceptiveField | None, channel: int, pixels: Pixels,
+                 image_hw: tuple[int, int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The exciting and the inhibiting patches ([h, w, C] 0-1 arrays) of one node, best first."""
+    if isinstance(pixels, PixelCache):
+        pixels = pixels.fetch(examples.excite.images[channel].tolist() + examples.inhibit.images[channel].tolist())
+
+    def side(top: TopK) -> list[np.ndarray]:
+        return [cut(pixels[int(top.images[channel, r])],
+                    patch_window(rf, int(top.ys[channel, r]), int(top.xs[channel, r]), image_hw)) for r in range(top.k)]
+
+    return side(examples.excite), side(examples.inhibit)
+
+
+def node_grid(examples: LayerExamples, rf: ReceptiveField | None, channel: int, pixels: Pixels,
+              image_hw: tuple[int, int], cell: int = 80, set_name: str = "") -> Image.Image:
+    """One node's examples as a PNG-ready picture: exciting patches above, inhibiting ones below,
+    each captioned with its activation and image index."""
+    excite, inhibit = node_patches(examples, rf, channel, pixels, image_hw)
+    h, w = excite[0].shape[:2]
+    scale = cell / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    caption = 12
+    label_w = max(draw.text_width("inhibit", 11), draw.text_width("excite", 11)) + 8
+    k = examples.excite.k
+    body = Image.new("RGB", (label_w + k * (size[0] + 4), 2 * (size[1] + caption + 6)), draw.BACKGROUND)
+    canvas = ImageDraw.Draw(body)
+    for row, (name, patches, top) in enumerate((("excite", excite, examples.excite),
+                                                ("inhibit", inhibit, examples.inhibit))):
+        y0 = row * (size[1] + caption + 6)
+        canvas.text((0, y0 + size[1] // 2 - 6), name, fill=(0, 0, 0), font=draw.font(11))
+        for r, patch in enumerate(patches):
+            array = (np.clip(patch, 0, 1) * 255).round().astype(np.uint8)
+            tile = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+            resample = Image.NEAREST if scale >= 1 else Image.BILINEAR
+            tile = tile.convert("RGB").resize(size, resample)
+            x0 = label_w + r * (size[0] + 4)
+            body.paste(tile, (x0, y0))
+            text = f"{top.values[channel, r]:.3g} #{int(top.images[channel, r])}"
+            canvas.text((x0, y0 + size[1] + 1), text, fill=(40, 40, 40), font=draw.font(10))
+    where = f" of {set_name}" if set_name else ""
+    windows = [patch_window(rf, int(top.ys[channel, r]), int(top.xs[channel, r]), image_hw)
+               for top in (examples.excite, examples.inhibit) for r in range(k)]
+    outside = any(t < 0 or l < 0 or b > image_hw[0] or r > image_hw[1] for t, l, b, r in windows)
+    title = (f"{examples.layer}:{channel}  top {k} exciting / inhibiting of {examples.image_count} images{where}; "
+             f"receptive field {h}x{w} px{' (grey: outside the image)' if outside else ''}")
+    return draw.framed(body, title)
+
+
+def examples_png(store: Store, loaded: LoadedModel, graph: Graph, image_set: ImageSet, examples: LayerExamples,
+                 channel: int, cell: int = 80, pixels: PixelCache | None = None) -> tuple[Path, dict[str, Any]]:
+    """The cached PNG (path, metadata) of one node's example grid; rendered once per model, set, k and cell.
+
+    Give a `PixelCache` of `image_set` when drawing many nodes, so each image is decoded once."""
+    node = examples.node(channel)  # checks the channel
+    images = [e["image"] for e in node["excite"] + node["inhibit"]]
+    parts = {**_parts(loaded.fingerprint(), image_set.hash(), examples.layer, examples.excite.k),
+             "channel": channel, "cell": cell}
+
+    def render() -> tuple[Image.Image, dict[str, Any]]:
+        rf = graph[examples.layer].receptive_field
+        source = pixels if pixels is not None else model_pixels(image_set, loaded.preprocess, images)
+        picture = node_grid(examples, rf, channel, source, loaded.input_shape[1:], cell, image_set.name)
+        return picture, {k: v for k, v in node.items() if k != "node"} | {"node": node["node"]}
+
+    return cached_image(store, GRID_KIND, parts, render)
+
+
+def examples_key(loaded: LoadedModel, image_set: ImageSet, layer: str, k: int) -> str:
+    """The store key of one layer's cached examples (kind `examples`)."""
+    return cache_key(KIND, _parts(loaded.fingerprint(), image_set.hash(), layer, k))
