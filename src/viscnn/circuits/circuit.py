@@ -83,6 +83,13 @@ class Circuit:
         """A module running `model` with every removed kernel zeroed (the model itself is untouched)."""
         return CircuitModel(model, graph, {name: mask.float() for name, mask in self.masks.items()})
 
+    def extract(self, model: nn.Module, graph: Graph) -> "Extracted":  # noqa: F821 - imported lazily
+        """A physically smaller copy of `model`: the filters this circuit does not need are gone (see
+        `viscnn.circuits.extract`); its target gives exactly what `module()` gives."""
+        from viscnn.circuits.extract import extract
+
+        return extract(self, model, graph)
+
     # --- files ----------------------------------------------------------------------------------------
     def to_json(self, graph: Graph) -> dict:
         target = {"text": self.target}

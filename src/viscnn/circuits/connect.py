@@ -92,3 +92,32 @@ def output_channels(graph: Graph) -> dict[str, torch.Tensor]:
             seen_heads.add(source)
             todo.extend(graph.heads[source].sources)
     return needed
+
+
+def read_nodes(graph: Graph, masks: Masks, target: Target) -> dict[str, torch.Tensor]:
+    """Per conv layer, the nodes that the kept kernels of `masks` read, or that the target reads.
+
+    Every other node can go without changing the target: nothing reaches the target from it but through
+    removed kernels. A channel that several filters feed (a residual add) marks them all.
+    """
+    read = {layer.name: torch.zeros(layer.out_channels, dtype=torch.bool) for layer in graph.conv_layers}
+    if target.inside:
+        channels = [target.channel] if target.kind in ("node", "neuron") else [c for c, _ in target.weights]
+        read[target.layer][channels] = True
+    else:
+        for name, flags in output_channels(graph).items():
+            read[name] |= flags
+    for layer in graph.conv_layers:
+        if layer.name not in masks:
+            continue
+        used = torch.zeros(layer.in_channels, dtype=torch.bool)
+        rows = torch.arange(layer.out_channels)[:, None] // layer.out_per_group * layer.in_per_group
+        used[(rows + torch.arange(layer.in_per_group)[None, :])[masks[layer.name]]] = True
+        for source, index in layer.sources:
+            if source not in read:
+                continue
+            index = torch.as_tensor(index)
+            read[source][index[(index >= 0) & used]] = True
+            if bool((used & (index == ALL_CHANNELS)).any()):
+                read[source][:] = True
+    return read

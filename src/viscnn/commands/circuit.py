@@ -19,6 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, metavar="FILE", help="circuit JSON (see docs/circuit-format.md)")
+    parser.add_argument("--extract", action="store_true",
+                        help="also build the physically smaller network (filters the circuit does not need removed) "
+                             "and check its target against the masked circuit's")
     parser.set_defaults(run=run)
 
 
@@ -44,4 +47,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"{loaded.name}: circuit for {target} by {args.method} ({args.rule}): {circuit.num_edges:,} of "
           f"{circuit.upstream_edges:,} upstream kernels ({circuit.kept_fraction:.1%}), {len(circuit.nodes()):,} nodes; "
           f"Pearson r with the full model on these images {r:.3f}; {seconds:.1f} s; wrote {args.out}")
+    if args.extract:
+        extracted = circuit.extract(loaded.module, graph)
+        smaller = [target_output(extracted.module, extracted.graph, x, y, extracted.target) for x, y in batches]
+        difference = max(float((a - b).detach().abs().max()) for a, b in zip(kept, smaller))
+        print(f"extracted network: {extracted.removed_filters:,} of {sum(extracted.original_channels.values()):,} filters "
+              f"removed, {extracted.parameters_before:,} -> {extracted.parameters_after:,} parameters; target "
+              f"{extracted.target} (was {target}); largest difference from the masked circuit {difference:.2e}")
     return 0

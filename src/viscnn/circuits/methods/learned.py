@@ -36,12 +36,11 @@ from dataclasses import replace
 import torch
 
 from viscnn.circuits.circuit import candidate_kernels, upstream_layers
-from viscnn.circuits.connect import connected, output_channels
+from viscnn.circuits.connect import connected, read_nodes
 from viscnn.circuits.methods import register
 from viscnn.circuits.methods.actgrad import actgrad
 from viscnn.circuits.run import target_output
 from viscnn.circuits.select import normalised
-from viscnn.graph import ALL_CHANNELS
 
 STEPS = 200
 BATCH = 64  # images per step at most...
@@ -87,31 +86,6 @@ def _initial_logits(scores: dict[str, torch.Tensor], candidates: dict[str, torch
     rank[values.argsort(descending=True)] = torch.arange(values.numel(), dtype=values.dtype)
     logits = (INIT_SCALE * (1 - rank / k)).clamp(min=INIT_FLOOR)
     return torch.where(allowed, logits, torch.full_like(logits, -30.0))
-
-
-def _read_nodes(graph, masks: dict[str, torch.Tensor], target) -> dict[str, torch.Tensor]:  # noqa: ANN001
-    """Per conv layer, the nodes that the kept kernels of `masks` read, or that the target reads."""
-    read = {layer.name: torch.zeros(layer.out_channels, dtype=torch.bool) for layer in graph.conv_layers}
-    if target.inside:
-        channels = [target.channel] if target.kind in ("node", "neuron") else [c for c, _ in target.weights]
-        read[target.layer][channels] = True
-    else:
-        for name, flags in output_channels(graph).items():
-            read[name] |= flags
-    for layer in graph.conv_layers:
-        if layer.name not in masks:
-            continue
-        used = torch.zeros(layer.in_channels, dtype=torch.bool)
-        rows = torch.arange(layer.out_channels)[:, None] // layer.out_per_group * layer.in_per_group
-        used[(rows + torch.arange(layer.in_per_group)[None, :])[masks[layer.name]]] = True
-        for source, index in layer.sources:
-            if source not in read:
-                continue
-            index = torch.as_tensor(index)
-            read[source][index[(index >= 0) & used]] = True
-            if bool((used & (index == ALL_CHANNELS)).any()):
-                read[source][:] = True
-    return read
 
 
 class _Circuits:
@@ -163,7 +137,7 @@ class _Circuits:
 
     def scores(self, logits: torch.Tensor, chosen: torch.Tensor) -> dict[str, torch.Tensor]:
         """Edge scores whose top k, with what does not connect dropped, are exactly `chosen`."""
-        read = _read_nodes(self.graph, _unflat(chosen, self.candidates), self.target)
+        read = read_nodes(self.graph, _unflat(chosen, self.candidates), self.target)
         feeds = _flat({n: read[n][:, None].expand(c.shape) for n, c in self.candidates.items()})
         dead_end = self.allowed & ~chosen & ~feeds  # its output node reaches neither the circuit nor the target
         values = torch.sigmoid(logits.detach().cpu()) + 2.0 * dead_end.float() + 4.0 * chosen.float()

@@ -1,0 +1,147 @@
+"""`extract`: a circuit as a physically smaller network, with the filters it does not need gone.
+
+torch-pruning's dependency graph does the surgery (a filter's conv output channel, its BN entries, the
+consumers' input channels, and the channels coupled to it by residual adds, concatenations and
+depthwise convs go together); viscnn decides what may go.
+
+What a removed filter means: `Circuit.module()` zeroes removed kernels and leaves every filter's bias,
+so a filter whose kernels are all removed still outputs a constant map. Removing that filter is exact
+only when its map cannot reach the target except through removed kernels: the filters that no kept
+kernel reads and that the target does not read (`read_nodes`; a residual channel read by a kept kernel
+keeps every filter that feeds it). Only those are removed, so the extracted network gives the target
+exactly the values the masked circuit gives. Inside the kept filters, the circuit's removed kernels
+are zeroed. Layers after a node target keep one filter each (torch-pruning leaves no layer empty), so
+the network still runs to its output; the target is read at its layer, under its new channel index.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from viscnn.circuits.circuit import Circuit, upstream_layers
+from viscnn.circuits.connect import read_nodes
+from viscnn.errors import ViscnnError
+from viscnn.graph import INPUT, Graph, build_graph
+from viscnn.scoring.targets import Target, parse_target
+
+
+@dataclass
+class Extracted:
+    """The smaller network, its graph and target, and which original channels each layer kept."""
+
+    module: nn.Module
+    graph: Graph
+    target: Target
+    channels: dict[str, list[int]]  # per conv layer: the original index of each remaining channel
+    original_channels: dict[str, int]
+    parameters_before: int
+    parameters_after: int
+
+    @property
+    def removed_filters(self) -> int:
+        return sum(self.original_channels[n] - len(c) for n, c in self.channels.items())
+
+
+def _count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _conv_modules(model: nn.Module, graph: Graph, upstream: list[str]) -> dict[str, nn.Conv2d]:
+    """The conv modules of the layers filters may be removed from: upstream of the target (all of them,
+    or an error) and after it (those called once)."""
+    modules = dict(model.named_modules())
+    found = {}
+    for layer in graph.conv_layers:
+        module = modules.get(layer.name.removesuffix(".weight"))
+        if layer.name in upstream and "@" in layer.name:
+            raise ViscnnError(f"cannot extract a circuit through {layer.name}: that conv is called more than once, so "
+                              f"its filters cannot be removed for one call only (use the masked circuit)")
+        if layer.name in upstream and not isinstance(module, nn.Conv2d):
+            raise ViscnnError(f"cannot extract: layer {layer.name} is not an nn.Conv2d module of the model")
+        shared = any(other.name.startswith(layer.name + "@") for other in graph.conv_layers)
+        if isinstance(module, nn.Conv2d) and "@" not in layer.name and not shared:
+            found[layer.name] = module
+    return found
+
+
+def _zero_removed_kernels(convs: dict[str, nn.Conv2d], masks: dict[str, torch.Tensor]) -> None:
+    with torch.no_grad():
+        for name, conv in convs.items():
+            if name in masks:
+                conv.weight.mul_(masks[name].to(conv.weight.device, conv.weight.dtype)[:, :, None, None])
+
+
+def extract(circuit: Circuit, model: nn.Module, graph: Graph, input_shape: tuple[int, ...] | None = None) -> Extracted:
+    """A copy of `model` without the filters `circuit` does not need; the model itself is untouched."""
+    import torch_pruning as tp  # imported here: only extraction needs it
+
+    target = parse_target(circuit.target, graph)
+    layers = upstream_layers(graph, target)
+    if circuit.num_edges == 0:
+        raise ViscnnError(f"the circuit for {circuit.target} is empty: nothing to extract")
+    shape = tuple(input_shape or graph.layers[INPUT].output_shape)
+    smaller = copy.deepcopy(model).eval()
+    convs = _conv_modules(smaller, graph, layers)
+    _zero_removed_kernels(convs, circuit.masks)
+    needed = read_nodes(graph, circuit.masks, target)
+    device = next(smaller.parameters()).device
+    flags = {parameter: parameter.requires_grad for parameter in smaller.parameters()}
+    for parameter in flags:  # torch-pruning follows autograd's graph, which frozen weights do not build
+        parameter.requires_grad_(True)
+    with torch.enable_grad():
+        dependencies = tp.DependencyGraph().build_dependency(smaller, example_inputs=torch.zeros(1, *shape, device=device))
+    layer_of = {module: name for name, module in convs.items()}
+    remaining = {name: list(range(conv.out_channels)) for name, conv in convs.items()}
+    original = {name: conv.out_channels for name, conv in convs.items()}
+    before = _count(smaller)
+
+    def removable(name: str, position: int) -> bool:
+        return not bool(needed[name][remaining[name][position]])
+
+    for name in convs:  # after the target too: nothing there reaches the target
+        conv = convs[name]
+        positions = [p for p in range(conv.out_channels) if removable(name, p)]
+        if not positions:
+            continue
+        group = dependencies.get_pruning_group(conv, tp.prune_conv_out_channels, idxs=positions)
+        allowed = set(positions)
+        for item in group.items:  # a coupled filter that is needed keeps its partners too
+            if not (isinstance(item.dep.target.module, nn.Conv2d)
+                    and dependencies.is_out_channel_pruning_fn(item.dep.handler)):
+                continue
+            member = layer_of.get(item.dep.target.module)
+            for index, root in zip(item.idxs, item.root_idxs):
+                if member is None or not removable(member, index):
+                    allowed.discard(root)
+        coupled = {layer_of.get(i.dep.target.module) for i in group.items
+                   if dependencies.is_out_channel_pruning_fn(i.dep.handler)}
+        if len(allowed) >= min(convs[m].out_channels for m in coupled if m is not None):
+            allowed.discard(max(allowed))  # a layer keeps at least one channel (torch-pruning needs one)
+        if not allowed:
+            continue
+        group = dependencies.get_pruning_group(conv, tp.prune_conv_out_channels, idxs=sorted(allowed))
+        if not dependencies.check_pruning_group(group):
+            continue
+        gone: dict[str, set[int]] = {}
+        for item in group.items:
+            member = layer_of.get(item.dep.target.module)
+            if member is not None and dependencies.is_out_channel_pruning_fn(item.dep.handler):
+                gone.setdefault(member, set()).update(item.idxs)
+        group.prune()
+        for member, indices in gone.items():
+            remaining[member] = [c for p, c in enumerate(remaining[member]) if p not in indices]
+    for parameter in smaller.parameters():  # pruned parameters are new objects: match them by requires_grad default
+        parameter.requires_grad_(False if not any(flags.values()) else parameter.requires_grad)
+    smaller_graph = build_graph(smaller, shape, graph.model_name)
+    new_target = target
+    if target.inside and target.kind in ("node", "neuron"):
+        text = str(target).split(":")
+        text[1] = str(remaining[target.layer].index(target.channel))
+        new_target = parse_target(":".join(text), smaller_graph)
+    elif target.inside:
+        raise ViscnnError("extract() supports node, neuron and output targets; a direction target would need its "
+                          "channel weights renumbered")
+    return Extracted(smaller, smaller_graph, new_target, remaining, original, before, _count(smaller))

@@ -1,0 +1,117 @@
+"""circuit.extract(): a physically smaller network whose target equals the masked circuit's exactly."""
+import pytest
+import torch
+from torch import nn
+
+from viscnn.circuits import extract_circuit, target_output
+from viscnn.errors import ViscnnError
+from viscnn.graph import build_graph
+from viscnn.models import load_model
+from viscnn.scoring import parse_target
+
+
+class Residual(nn.Module):
+    """Stem, an inverted residual block (1x1 expand, depthwise, 1x1 project, BN, add) and a head."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.stem_bn = nn.BatchNorm2d(8)
+        self.expand = nn.Conv2d(8, 24, 1)
+        self.depthwise = nn.Conv2d(24, 24, 3, padding=1, groups=24)
+        self.project = nn.Conv2d(24, 8, 1)
+        self.project_bn = nn.BatchNorm2d(8)
+        self.last = nn.Conv2d(8, 16, 3, padding=1)
+        self.head = nn.Linear(16, 5)
+        for bn in (self.stem_bn, self.project_bn):  # non-trivial statistics, so folding matters
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.bias.data.uniform_(-0.5, 0.5)
+
+    def forward(self, x):
+        x = torch.relu(self.stem_bn(self.stem(x)))
+        y = self.project_bn(self.project(torch.relu(self.depthwise(torch.relu(self.expand(x))))))
+        x = torch.relu(self.last(x + y))
+        return self.head(x.mean(dim=(2, 3)))
+
+
+def masked_and_extracted(model, graph, target_text, keep, images, labels=None):
+    target = parse_target(target_text, graph)
+    circuit = extract_circuit(model, graph, [(images, labels)], target, keep, "actgrad")
+    extracted = circuit.extract(model, graph)
+    masked = target_output(model, graph, images, labels, target, {k: v.float() for k, v in circuit.masks.items()})
+    smaller = target_output(extracted.module, extracted.graph, images, labels, extracted.target)
+    return circuit, extracted, masked, smaller
+
+
+@pytest.fixture(scope="module")
+def residual():
+    model = Residual().eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model, build_graph(model, (3, 12, 12)), torch.randn(6, 3, 12, 12, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("target", ["project:3", "last:5", "depthwise:7:neuron", "logit:2"])
+def test_residual_depthwise_bn_extraction_is_exact(residual, target):
+    model, graph, images = residual
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    circuit, extracted, masked, smaller = masked_and_extracted(model, graph, target, 0.2, images)
+    assert torch.allclose(masked, smaller, atol=1e-5, rtol=1e-5)
+    assert extracted.removed_filters > 0 and extracted.parameters_after < extracted.parameters_before
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), "the user's model was changed"
+    if target.startswith(("project", "last", "depthwise")):
+        layer, channel = target.split(":")[:2]
+        assert extracted.channels[layer][int(extracted.target.channel)] == int(channel)
+    # the residual add couples stem and project channels: one is kept exactly when the other is
+    assert extracted.channels["stem"] == extracted.channels["project"]
+
+
+def test_kept_filters_are_exactly_those_the_circuit_reads(residual):
+    model, graph, images = residual
+    circuit, extracted, _, _ = masked_and_extracted(model, graph, "last:5", 0.2, images)
+    kept_kernels_into = {name: set(mask.any(dim=1).nonzero().flatten().tolist()) for name, mask in circuit.masks.items()}
+    assert set(extracted.channels["expand"]) == kept_kernels_into["expand"]  # 1x1 expand: read by the depthwise kernels
+    assert set(extracted.channels["depthwise"]) == kept_kernels_into["depthwise"]
+
+
+def test_fmnist_convnet_circuit_is_much_smaller_and_exact():
+    loaded = load_model("fmnist-convnet")
+    graph = build_graph(loaded.module, loaded.input_shape, loaded.name)
+    images = torch.randn(8, *loaded.input_shape, generator=torch.Generator().manual_seed(0))
+    for target, keep in (("features.8:5", 0.05), ("loss", 0.1)):
+        labels = torch.arange(8) % 10
+        _, extracted, masked, smaller = masked_and_extracted(loaded.module, graph, target, keep, images, labels)
+        assert torch.allclose(masked, smaller, atol=1e-4, rtol=1e-4), target
+        assert extracted.parameters_after < 0.6 * extracted.parameters_before, target
+
+
+def test_a_conv_called_twice_cannot_be_extracted():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(1, 4, 3, padding=1)
+            self.b = nn.Conv2d(4, 4, 3, padding=1)
+
+        def forward(self, x):
+            return self.b(torch.relu(self.b(torch.relu(self.a(x)))))
+
+    model = Twice().eval()
+    graph = build_graph(model, (1, 8, 8))
+    assert [layer.name for layer in graph.conv_layers] == ["a", "b", "b@2"]
+    target = parse_target("b@2:1", graph)
+    circuit = extract_circuit(model, graph, [(torch.randn(4, 1, 8, 8), None)], target, 0.5, "actgrad")
+    with pytest.raises(ViscnnError, match="called more than once"):
+        circuit.extract(model, graph)
+
+
+def test_circuit_command_extracts_and_checks(tmp_path, capsys):
+    from viscnn.cli import main
+
+    code = main(["circuit", "--model", "fmnist-convnet", "--images", "fashion-mnist:test:2", "--target", "features.6:3",
+                 "--keep", "0.1", "--out", str(tmp_path / "c.json"), "--extract"])
+    out = capsys.readouterr().out
+    assert code == 0 and "extracted network:" in out and "(was features.6:3)" in out
+    difference = float(out.rsplit("masked circuit ", 1)[1].split()[0])
+    assert difference < 1e-4
