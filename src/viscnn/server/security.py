@@ -5,6 +5,7 @@ import hmac
 import io
 import ipaddress
 import secrets
+import warnings
 
 from viscnn.errors import ViscnnError
 
@@ -57,7 +58,10 @@ def check_upload(data: bytes, limit: int) -> tuple[int, int]:
     if not data:
         raise NotAnImage("the upload is empty")
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with warnings.catch_warnings():  # our own pixel limit below speaks instead of PIL's warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+        with image:
             width, height = image.size
             if width * height > MAX_PIXELS:
                 raise TooLarge(f"the image is {width}x{height} pixels; the limit is {MAX_PIXELS / 1e6:.0f} megapixels")
