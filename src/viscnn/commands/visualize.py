@@ -1,0 +1,160 @@
+"""`viscnn visualize`: feature visualisations of nodes, neurons, edges and class logits (optionally through a circuit).
+
+Renders are cached in the store (PNG + metadata) keyed by the model's fingerprint, the objective, the
+circuit file's contents and every render setting, so the same render is never computed twice.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+from pathlib import Path
+
+from viscnn.commands.common import add_model_arguments, load_with_graph
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("visualize", help="render images that maximise nodes, edges or class logits")
+    add_model_arguments(parser)
+    parser.add_argument("--target", action="append", required=True, metavar="OBJECTIVE",
+                        help="LAYER:C[:neuron|:Y,X], LAYER:A-B (channels A..B), LAYER:OUT<-IN[:neuron] (an edge), "
+                             "LAYER:dir(C=W,...), logit:K or class:NAME; repeat for more (rendered together)")
+    parser.add_argument("--negative", action="store_true", help="minimise instead (what inhibits the objective)")
+    parser.add_argument("--circuit", metavar="FILE", help="render through this circuit's model (only its kernels)")
+    parser.add_argument("--steps", type=int, default=256, help="optimisation steps (default 256)")
+    parser.add_argument("--size", type=int, help="image size in px (default: the model's input size)")
+    parser.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (default 0.05)")
+    parser.add_argument("--batch", type=int, default=16, help="objectives optimised together (default 16)")
+    parser.add_argument("--copies", type=int, default=1, help="images per objective (default 1)")
+    parser.add_argument("--diversity", type=float, default=0.0, help="weight of the diversity term between copies")
+    parser.add_argument("--param", choices=["fft", "pixel"], default="fft", help="image parametrisation (default fft)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, metavar="DIR", help="writes one PNG per image and visualize.json")
+    parser.add_argument("--store", metavar="DIR", help="cache folder (default $VISCNN_STORE or the user cache)")
+    parser.add_argument("--no-cache", action="store_true", help="neither read nor write cached renders")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run)
+
+
+def expand_targets(texts: list[str], graph) -> list[str]:  # noqa: ANN001 - Graph
+    """`LAYER:A-B` becomes LAYER:A ... LAYER:B; everything else is kept as it is."""
+    from viscnn.errors import ViscnnError
+
+    out = []
+    for text in texts:
+        match = re.fullmatch(r"(-?)(.+):(\d+)-(\d+)", text.strip())
+        if match and "<" not in text:
+            sign, layer, first, last = match.group(1), match.group(2), int(match.group(3)), int(match.group(4))
+            if last < first:
+                raise ViscnnError(f"empty channel range in target {text!r}")
+            out.extend(f"{sign}{layer}:{c}" for c in range(first, last + 1))
+        else:
+            out.append(text)
+    return out
+
+
+def file_name(text: str, copy: int, copies: int) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._=,-]+", "_", text.replace("<-", "_from_")).strip("_")
+    return f"{safe}{f'_{copy}' if copies > 1 else ''}.png"
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from viscnn.circuits.circuit import Circuit
+    from viscnn.errors import ViscnnError
+    from viscnn.featurevis.cache import cache_key, cached_image
+    from viscnn.featurevis.objectives import parse_objective
+    from viscnn.featurevis.render import RenderSettings, check_settings, render
+    from viscnn.graph import Edge
+    from viscnn.store import Store
+
+    settings = RenderSettings(steps=args.steps, size=args.size, lr=args.lr, seed=args.seed, batch=args.batch,
+                              param=args.param, copies=args.copies, diversity=args.diversity)
+    check_settings(settings)  # before the model loads
+    loaded, graph = load_with_graph(args)
+    names = _class_names(loaded.classes)
+    objectives = [parse_objective(t, graph, args.negative, names) for t in expand_targets(args.target, graph)]
+    module, circuit_hash = loaded.module, None
+    if args.circuit:
+        circuit = Circuit.load(args.circuit, graph, loaded.fingerprint())
+        module = circuit.module(loaded.module, graph)
+        circuit_hash = hashlib.sha256(Path(args.circuit).read_bytes()).hexdigest()[:16]
+        for objective in objectives:
+            if objective.is_edge:
+                mask = circuit.masks.get(objective.layer)
+                out, local = graph.kernel_index(Edge(objective.layer, objective.channel, objective.inp))
+                if mask is None or not bool(mask[out, local]):
+                    raise ViscnnError(f"edge {objective} is not in circuit {args.circuit}: its kernel is zeroed there")
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ViscnnError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
+
+    store = None if args.no_cache else Store(args.store)
+    fingerprint = loaded.fingerprint()
+    base = {"model": loaded.name, "fingerprint": fingerprint, "circuit": circuit_hash, "settings": settings.to_json(),
+            "size": settings.size or loaded.preprocess.size}
+    parts = [{**base, "objective": str(o)} for o in objectives]
+    missing = [k for k, p in enumerate(parts) if store is None or store.get_path("render", cache_key("render", p)) is None]
+    rendered = {}
+    if missing:
+        result = render(module, graph, loaded.preprocess, [objectives[k] for k in missing], settings, args.device,
+                        progress=not args.quiet)
+        for j, k in enumerate(missing):
+            images = [result.images[i] for i, owner in enumerate(result.owners) if owner == j]
+            values = [float(result.values[i]) for i, owner in enumerate(result.owners) if owner == j]
+            rendered[k] = (images, values, float(result.initial_values[result.owners.index(j)]))
+    summary = []
+    for k, objective in enumerate(objectives):
+        def make(k: int = k):  # noqa: ANN202 - (image, meta) for the cache
+            images, values, initial = rendered[k]
+            strip = np.concatenate([im.permute(1, 2, 0).numpy() for im in images], axis=1)
+            return strip, {"objective": str(objectives[k]), "values": values, "initial": initial,
+                           "steps": settings.steps, "copies": settings.copies}
+
+        if store is not None:
+            path, meta = cached_image(store, "render", parts[k], make)
+            strip = np.asarray(_read(path))
+        else:
+            strip, meta = make()
+            strip = (np.clip(strip, 0, 1) * 255).round().astype(np.uint8)
+        files = []
+        width = strip.shape[1] // settings.copies
+        for c in range(settings.copies):
+            name = file_name(str(objective), c, settings.copies)
+            _write(strip[:, c * width:(c + 1) * width], out / name)
+            files.append(name)
+        summary.append({"objective": str(objective), "files": files, "values": meta["values"],
+                        "initial": meta["initial"], "cached": k not in rendered})
+        print(f"{objective}: {' '.join(f'{v:.3f}' for v in meta['values'])} (start {meta['initial']:.3f})"
+              f"{' [cached]' if k not in rendered else ''}  -> {out / files[0]}")
+    (out / "visualize.json").write_text(json.dumps({**base, "circuit_file": args.circuit, "renders": summary}, indent=1))
+    return 0
+
+
+def _class_names(classes: str | None) -> list[str] | None:
+    if classes == "imagenet":
+        from viscnn.data import imagenet_classes
+
+        return imagenet_classes()
+    if classes == "fashion-mnist":
+        from viscnn.data import FASHION_MNIST_CLASSES
+
+        return list(FASHION_MNIST_CLASSES)
+    return None
+
+
+def _read(path: Path):  # noqa: ANN202 - np.ndarray
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.copy()
+
+
+def _write(array, path: Path) -> None:  # noqa: ANN001 - np.ndarray
+    from PIL import Image
+
+    Image.fromarray(array if array.ndim == 3 and array.shape[2] == 3 else array.reshape(array.shape[:2])).save(path)

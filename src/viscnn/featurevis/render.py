@@ -1,0 +1,234 @@
+"""Batched feature visualisation: optimise one image per objective, many objectives at once.
+
+The design follows Lucent/Lucid (parametrisation, transforms, objectives, render loop), but viscnn
+does not depend on Lucent: it is unmaintained since 2021, leaves forward hooks registered on the model
+between calls, compares torch versions as strings and renders one objective at a time. Here maps are
+read by the scoring `Recorder` (a TorchFunctionMode entered with `with`, so nothing stays attached to
+the model, even when a step raises), the forward pass stops at the deepest layer the objectives need,
+and N objectives are optimised together as a batch of N images (image b maximises objective b; BN runs
+in eval mode and Adam is elementwise, so the images do not interact unless `diversity` asks them to).
+
+Determinism: image b starts from noise seeded by (seed, b) and each batch's transforms by (seed, first
+index), so a seed reproduces the renders, and the initial images do not depend on the batch size.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from viscnn.errors import ViscnnError
+from viscnn.featurevis.objectives import Objective, deepest, forward
+from viscnn.featurevis.param import image_param
+from viscnn.featurevis.transforms import Transform, apply, standard_transforms
+from viscnn.graph import Graph
+from viscnn.models.preprocess import Preprocess
+from viscnn.graph.ops import bind, op_name
+from viscnn.scoring.recorder import Recorder
+
+
+@dataclass
+class RenderSettings:
+    """Everything besides the model and objectives that changes a render (and so belongs in cache keys)."""
+
+    steps: int = 256
+    size: int | None = None  # None: the model's own input size
+    lr: float = 0.05
+    seed: int = 0
+    batch: int = 32  # objectives optimised together (more are split into batches of this size)
+    param: str = "fft"  # "fft" or "pixel"
+    decay_power: float = 1.0
+    transforms: bool = True
+    copies: int = 1  # images per objective
+    diversity: float = 0.0  # weight of the diversity term between an objective's copies
+    redirect: bool = True  # Lucid's redirected ReLU gradient where an image's true gradient is all zero
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class RenderResult:
+    """Renders (0-1 pixels, [N * copies, C, H, W], on the CPU) and the objectives' values on them."""
+
+    objectives: list[Objective]
+    images: torch.Tensor
+    values: torch.Tensor  # on the final images, untransformed
+    initial_values: torch.Tensor  # on the starting images (grey noise)
+    seconds: float
+    settings: RenderSettings
+    owners: list[int] = field(default_factory=list)  # image k renders objectives[owners[k]]
+
+
+class _RedirectedClamp(torch.autograd.Function):
+    """clamp(x, lo, hi) whose backward, for an image whose true gradient through this op is all zero,
+    passes the gradient through anyway except where it would push x further out of [lo, hi] (Lucid's
+    redirected ReLU / ReLU6 gradient). A unit dead on the grey starting image (an edge's input channel
+    behind a ReLU, say) otherwise never receives a gradient and its render stays noise."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, lo: float, hi: float | None) -> torch.Tensor:  # noqa: ANN001
+        ctx.save_for_backward(x)
+        ctx.lo, ctx.hi = lo, hi
+        return x.clamp(lo, hi)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
+        (x,) = ctx.saved_tensors
+        below, above = x < ctx.lo, (x > ctx.hi) if ctx.hi is not None else torch.zeros_like(x, dtype=torch.bool)
+        true = grad.masked_fill(below | above, 0)
+        # the loss is minimised: grad > 0 below lo would push x lower still
+        redirected = grad.masked_fill((below & (grad > 0)) | (above & (grad < 0)), 0)
+        dead = true.flatten(1).abs().amax(dim=1) == 0
+        return torch.where(dead.view(-1, *[1] * (x.dim() - 1)), redirected, true), None, None
+
+
+class RedirectedReLU(TorchFunctionMode):
+    """Inside this mode, relu / relu6 / hardtanh(0, hi) calls use `_RedirectedClamp` (never in place)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 - torch's protocol
+        kwargs = kwargs or {}
+        name = op_name(func)
+        if name in ("relu", "relu_", "relu6", "hardtanh", "hardtanh_") and args and args[0].requires_grad:
+            x = args[0]
+            if name.startswith("relu"):
+                return _RedirectedClamp.apply(x, 0.0, 6.0 if name == "relu6" else None)
+            bound = bind(args, kwargs, ["input", "min_val", "max_val", "inplace"])
+            lo, hi = float(bound.get("min_val", -1.0)), float(bound.get("max_val", 1.0))
+            if lo == 0.0:
+                return _RedirectedClamp.apply(x, lo, hi)
+        return func(*args, **kwargs)
+
+
+def check_settings(settings: RenderSettings) -> None:
+    if settings.steps <= 0:
+        raise ViscnnError(f"steps must be a positive number, not {settings.steps}")
+    if settings.size is not None and settings.size <= 0:
+        raise ViscnnError(f"image size must be positive, not {settings.size}")
+    if settings.batch <= 0:
+        raise ViscnnError(f"batch must be positive, not {settings.batch}")
+    if settings.copies <= 0:
+        raise ViscnnError(f"copies must be positive, not {settings.copies}")
+    if not settings.lr > 0:
+        raise ViscnnError(f"learning rate must be positive, not {settings.lr}")
+    if settings.param not in ("fft", "pixel"):
+        raise ViscnnError(f"unknown image parametrisation {settings.param!r}: use fft or pixel")
+
+
+def check_size(module: nn.Module, graph: Graph, preprocess: Preprocess, size: int, device: torch.device) -> None:
+    """One whole forward pass at `size` px; a model that cannot take it is an error naming the reason."""
+    x = torch.full((1, preprocess.channels, size, size), 0.5, device=device)
+    try:
+        with torch.no_grad(), Recorder(graph, keep=set()):
+            module(preprocess.normalize(x))
+    except (RuntimeError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ViscnnError(f"the model cannot take {size}x{size} px images (it was built for "
+                          f"{preprocess.size} px): {first}") from exc
+
+
+def _diversity(maps: torch.Tensor, copies: int) -> torch.Tensor:
+    """Lucid's diversity term per objective: mean cosine similarity of the Gram matrices of its copies."""
+    n, c = maps.shape[:2]
+    flat = maps.reshape(n, c, -1)
+    grams = F.normalize(torch.bmm(flat, flat.transpose(1, 2)).reshape(n, -1), dim=1).reshape(n // copies, copies, -1)
+    similarity = torch.einsum("gid,gjd->gij", grams, grams)
+    off_diagonal = similarity.sum(dim=(1, 2)) - similarity.diagonal(dim1=1, dim2=2).sum(dim=1)
+    return off_diagonal.sum() / max(1, copies * (copies - 1))
+
+
+def _render_batch(module: nn.Module, graph: Graph, preprocess: Preprocess, objectives: list[Objective],
+                  first: int, settings: RenderSettings, size: int, device: torch.device,
+                  transforms: Sequence[Transform], bar) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # noqa: ANN001
+    channels = preprocess.channels
+    seeds = [settings.seed * 1_000_003 + first + k for k in range(len(objectives))]
+    options = {"decay_power": settings.decay_power} if settings.param == "fft" else {}
+    image = image_param(len(objectives), channels, size, settings.param, seeds, device, **options)
+    generator = torch.Generator().manual_seed(settings.seed * 1_000_003 + first)
+    optimizer = torch.optim.Adam(image.parameters(), lr=settings.lr)
+    diversity_layer = None
+    if settings.diversity and settings.copies > 1:
+        diversity_layer = deepest(graph, {o.layer for o in objectives if o.layer}) or graph.conv_layers[-1].name
+    with torch.no_grad():
+        initial = forward(module, graph, objectives, preprocess.normalize(image()))[0]
+    for _ in range(settings.steps):
+        optimizer.zero_grad(set_to_none=True)
+        pixels = image()
+        if settings.transforms:
+            pixels = apply(transforms, pixels, generator)
+        keep = {diversity_layer} if diversity_layer else None
+        with RedirectedReLU() if settings.redirect else contextlib.nullcontext():
+            values, calls = forward(module, graph, objectives, preprocess.normalize(pixels), keep)
+        loss = -values.sum()
+        if diversity_layer:
+            loss = loss + settings.diversity * _diversity(calls[diversity_layer].node_map, settings.copies)
+        if not torch.isfinite(loss):
+            raise ViscnnError("the objective became NaN or infinite during rendering; lower the learning rate")
+        loss.backward()
+        optimizer.step()
+        if bar is not None:
+            bar.update(len(objectives))
+    with torch.no_grad():
+        final = image().detach()
+        values = forward(module, graph, objectives, preprocess.normalize(final))[0]
+    return final.cpu(), values.cpu(), initial.cpu()
+
+
+def render(module: nn.Module, graph: Graph, preprocess: Preprocess, objectives: Sequence[Objective],
+           settings: RenderSettings | None = None, device: str | torch.device | None = None,
+           transforms: Sequence[Transform] | None = None, progress: bool = False) -> RenderResult:
+    """Render every objective (settings.copies images each), settings.batch objectives per optimisation.
+
+    `module` is the model (or a circuit's masked model, `Circuit.module(...)`), `graph` its kernel graph,
+    `preprocess` its input normalisation (applied inside: the image is optimised as 0-1 pixels). With
+    `progress`, a tqdm bar counts image-steps.
+    """
+    settings = settings or RenderSettings()
+    check_settings(settings)
+    if not objectives:
+        raise ViscnnError("nothing to render: give at least one objective")
+    if device is None:
+        device = next((p.device for p in module.parameters()), torch.device("cpu"))
+    device = torch.device(device)
+    size = settings.size or preprocess.size
+    check_size(module, graph, preprocess, size, device)
+    transforms = list(transforms) if transforms is not None else standard_transforms(size)
+    expanded = [o for o in objectives for _ in range(settings.copies)]
+    owners = [k for k in range(len(objectives)) for _ in range(settings.copies)]
+    per_batch = settings.batch * settings.copies
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(expanded) * settings.steps, unit="img-step", desc="render", leave=False)
+    start = time.perf_counter()
+    images, values, initial = [], [], []
+    try:
+        for first in range(0, len(expanded), per_batch):
+            chunk = expanded[first:first + per_batch]
+            got = _render_batch(module, graph, preprocess, chunk, first, settings, size, device, transforms, bar)
+            images.append(got[0])
+            values.append(got[1])
+            initial.append(got[2])
+    finally:
+        if bar is not None:
+            bar.close()
+    return RenderResult(list(objectives), torch.cat(images), torch.cat(values), torch.cat(initial),
+                        time.perf_counter() - start, settings, owners)
+
+
+def measure(module: nn.Module, graph: Graph, objective: Objective, x: torch.Tensor, batch: int = 32) -> torch.Tensor:
+    """One objective's value on each of a set of normalised images `x` [N, C, H, W] (no gradients)."""
+    out = []
+    with torch.no_grad():
+        for start in range(0, x.shape[0], batch):
+            chunk = x[start:start + batch]
+            out.append(forward(module, graph, [objective] * chunk.shape[0], chunk)[0].cpu())
+    return torch.cat(out)
+
