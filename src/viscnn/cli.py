@@ -10,7 +10,7 @@ import sys
 
 from viscnn.errors import ViscnnError
 
-COMMANDS = ["demo", "graph", "score", "circuit", "train", "data", "subfeatures", "composition", "evaluate", "serve", "visualize"]
+COMMANDS = ["demo", "graph", "score", "circuit", "train", "data", "subfeatures", "composition", "evaluate", "serve", "visualize", "prepare"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,79 @@
+"""`viscnn prepare`: precompute what the browser shows (scores, class-wise scores, layout, examples, renders).
+
+Resumable: every step's result is written atomically to the store, and a rerun skips the steps whose
+results are there, so a killed run restarts where it stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+from viscnn.commands.common import add_model_arguments, load_with_graph
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("prepare", help="precompute scores, class-wise layout, examples and renders for the GUI")
+    add_model_arguments(parser)
+    parser.add_argument("--images", default="demo", help="image-set spec: folder, tensor file, demo, fashion-mnist:test:N ...")
+    parser.add_argument("--store", metavar="DIR", help="cache folder (default $VISCNN_STORE or the user cache)")
+    parser.add_argument("--projection", default="umap", choices=["umap", "mds", "weights", "grid"],
+                        help="how nodes are placed within a layer (default umap of class-wise importance)")
+    parser.add_argument("--mode", default="auto", choices=["auto", "loss", "logit"],
+                        help="class-wise target: each class's loss on its own images, or its logit on all images "
+                             "(auto: logit when some class has fewer than 5 images)")
+    parser.add_argument("--examples", type=int, default=9, metavar="K", help="dataset examples per node (0: none)")
+    parser.add_argument("--renders", type=int, default=0, metavar="N",
+                        help="render the N top nodes by overall score (needs viscnn.featurevis; 0: none)")
+    parser.add_argument("--render-steps", type=int, default=128, help="optimisation steps per render")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", metavar="FILE", help="also write the layout JSON here")
+    parser.add_argument("--figure", metavar="PNG", help="also draw the layout's quality figure here")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from viscnn.data import open_image_sets
+    from viscnn.errors import ViscnnError
+    from viscnn.layout import quality
+    from viscnn.layout.prepare import Preparer, Settings
+    from viscnn.store import Store
+
+    for option in ("examples", "renders", "render_steps", "batch_size"):
+        if getattr(args, option) < (1 if option in ("render_steps", "batch_size") else 0):
+            raise ViscnnError(f"--{option.replace('_', '-')} must be at least {1 if option in ('render_steps', 'batch_size') else 0}")
+    store = Store(args.store)
+    loaded, graph = load_with_graph(args)
+    image_sets = open_image_sets(args.images)
+    settings = Settings(args.projection, args.mode, args.batch_size, args.seed, args.examples, args.renders,
+                        args.render_steps, args.device)
+
+    def progress(**kwargs):
+        return tqdm(**kwargs, disable=args.quiet, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+
+    def echo(text: str) -> None:
+        tqdm.write(text)
+
+    preparer = Preparer(loaded, graph, image_sets, store, settings, args.images, progress, echo)
+    manifest = preparer.run()
+    layout = preparer.layout()
+    edge = layout.quality.get("edge_length", {})
+    trust = layout.quality.get("trustworthiness", {})
+    if edge:
+        print(f"layout {args.projection}: importance-weighted edge length {edge['layout']:.3f} vs random "
+              f"{edge['random']:.3f} (ratio {edge['ratio']:.2f})"
+              + (f"; trustworthiness {trust['layout']:.3f} (projection {trust['projection']:.3f}, random "
+                 f"{trust['random']:.3f})" if trust.get("layout") is not None and trust.get("projection") is not None else ""))
+    if args.out:
+        layout.save(args.out)
+        print(f"wrote {args.out}")
+    if args.figure:
+        if "trustworthiness" not in layout.quality:
+            raise ViscnnError(f"the {args.projection} layout has no trustworthiness to plot: use umap, mds or weights")
+        quality.plot(layout.quality, args.figure, f"{loaded.name} ({args.projection})")
+        print(f"wrote {args.figure}")
+    print(f"manifest: prepared/{preparer.manifest_key()} ({len(manifest['results'])} results)")
+    return 0

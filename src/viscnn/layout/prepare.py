@@ -1,0 +1,328 @@
+"""The precompute the browser needs, as resumable steps: each step's result goes to the store atomically.
+
+Steps: overall scores (loss, |Taylor|, nodes and edges), class-wise scores, one projection per layer,
+the layout (smoothed, rotated, with its quality figures), dataset examples, node renders of the top
+nodes (when the feature-visualisation modules are installed), and a manifest naming every result.
+Before running a step, its result is looked up in the store; a rerun after a kill therefore redoes at
+most the step that was running (the store never serves a half-written file).
+"""
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from viscnn.data import ImageSet
+from viscnn.errors import ViscnnError
+from viscnn.graph import Graph
+from viscnn.layout import quality
+from viscnn.layout.build import assemble, grid_projections
+from viscnn.layout.classwise import ClassScores, choose_mode, classwise_scores
+from viscnn.layout.placement import Layout
+from viscnn.layout.projection import project
+from viscnn.layout.vectors import weight_vectors
+from viscnn.models import LoadedModel
+
+VERSION = 1  # bump when a step's computation changes: old store entries are then ignored
+PROJECTIONS = ("umap", "mds", "weights", "grid")
+Echo = Callable[[str], None]
+
+
+@dataclass
+class Step:
+    """One unit of work: its name, where its result lives in the store, a cost estimate and how to compute it."""
+
+    name: str
+    kind: str
+    key: str
+    cost: float
+    compute: Callable[[], None]
+    done: Callable[[], bool] | None = None  # default: the store holds (kind, key)
+
+
+@dataclass
+class Settings:
+    projection: str = "umap"
+    mode: str = "auto"  # class-wise target: auto, loss or logit
+    batch_size: int = 32
+    seed: int = 0
+    examples: int = 9  # dataset examples per node (0: none)
+    renders: int = 0  # nodes to render, the top ones by overall score (0: none)
+    render_steps: int = 128
+    device: str = "cpu"
+
+
+@dataclass
+class Preparer:
+    """Plans and runs the steps for one model and image set (the spec's `overall` set)."""
+
+    loaded: LoadedModel
+    graph: Graph
+    image_sets: dict[str, ImageSet]
+    store: Any  # viscnn.store.Store
+    settings: Settings = field(default_factory=Settings)
+    spec: str = ""
+    progress: Callable[..., Any] | None = None  # tqdm-like: progress(total=..., desc=...) -> bar with update()
+    echo: Echo = print
+
+    def __post_init__(self) -> None:
+        if self.settings.projection not in PROJECTIONS:
+            raise ViscnnError(f"unknown projection {self.settings.projection!r}: choose from {', '.join(PROJECTIONS)}")
+        if self.settings.mode not in ("auto", "loss", "logit"):
+            raise ViscnnError(f"unknown class-wise mode {self.settings.mode!r}: use auto, loss or logit")
+        if "overall" not in self.image_sets or len(self.image_sets["overall"]) == 0:
+            raise ViscnnError(f"image-set spec {self.spec!r} holds no images")
+        self.images = self.image_sets["overall"]
+        self.fingerprint = self.loaded.fingerprint()
+        self.images_hash = self.images.hash()
+        self.labels = self.images.labels
+        self.mode = choose_mode(self.labels) if self.settings.mode == "auto" else self.settings.mode
+        self.classes = sorted({label for label in self.labels if label >= 0})
+        self.unlabelled = "skip" if self.classes else "predict"
+        if self.mode == "logit" and not self.classes:
+            raise ViscnnError("class-wise scores by logit need labelled images (class folders): use --mode loss")
+        self._memo: dict[str, Any] = {}
+
+    # --- keys ------------------------------------------------------------------------------------------
+    def key(self, kind: str, **parts: Any) -> str:
+        return self.store.key(kind, model=self.fingerprint, images=self.images_hash, version=VERSION, **parts)
+
+    @property
+    def uses_classes(self) -> bool:
+        return self.settings.projection in ("umap", "mds")
+
+    def classwise_key(self) -> str:
+        return self.key("classwise", mode=self.mode, criterion="taylor", unlabelled=self.unlabelled,
+                        classes=self.classes if self.mode == "logit" else None)
+
+    def projection_key(self, layer: str) -> str:
+        source = self.classwise_key() if self.uses_classes else None
+        return self.key("projection", layer=layer, method=self.settings.projection, seed=self.settings.seed,
+                        classwise=source)
+
+    def layout_key(self) -> str:
+        return self.key("layout", method=self.settings.projection, seed=self.settings.seed,
+                        projections=[self.projection_key(layer.name) for layer in self.graph.conv_layers])
+
+    def manifest_key(self) -> str:
+        return manifest_key(self.store, self.fingerprint, self.images_hash, self.settings.projection)
+
+    # --- steps -----------------------------------------------------------------------------------------
+    def plan(self) -> list[Step]:
+        n = len(self.images)
+        steps = [Step("scores", "scores", "", 8.0 * n, self._scores, self._scores_done)]
+        if self.uses_classes:
+            cost = 1.5 * n if self.mode == "loss" else 0.5 * n * len(self.classes)
+            steps.append(Step("classwise", "classwise", self.classwise_key(), cost, self._classwise))
+        if self.settings.projection != "grid":
+            per_node = {"umap": 0.05, "mds": 0.02, "weights": 0.02}[self.settings.projection]
+            for layer in self.graph.conv_layers:
+                steps.append(Step(f"projection {layer.name}", "projection", self.projection_key(layer.name),
+                                  1.0 + per_node * layer.out_channels, lambda name=layer.name: self._projection(name)))
+        steps.append(Step("layout", "layout", self.layout_key(), 0.2 * len(self.graph.conv_layers), self._layout))
+        if self.settings.examples > 0:
+            steps.append(Step("examples", "examples", "", 1.0 * n, self._examples, self._examples_done))
+        if self.settings.renders > 0:
+            steps.append(Step("renders", "renders", self.renders_key(), 0.05 * self.settings.renders * self.settings.render_steps,
+                              self._renders))
+        steps.append(Step("manifest", "prepared", self.manifest_key(), 0.0, self._manifest))
+        return steps
+
+    def run(self) -> dict:
+        """Run every step not yet in the store; returns the manifest."""
+        steps = self.plan()
+        bar = self.progress(total=sum(s.cost for s in steps), desc="prepare", unit="u") if self.progress else None
+        start = time.perf_counter()
+        try:
+            for k, step in enumerate(steps, 1):
+                if bar is not None:
+                    bar.set_description(f"prepare [{k}/{len(steps)}] {step.name[:40]}")
+                done = step.done() if step.done is not None else (step.kind, step.key) in self.store
+                if done:
+                    self.echo(f"[{k}/{len(steps)}] {step.name}: cached")
+                else:
+                    began = time.perf_counter()
+                    step.compute()
+                    self.echo(f"[{k}/{len(steps)}] {step.name}: done in {time.perf_counter() - began:.1f} s")
+                if bar is not None:
+                    bar.update(step.cost)
+        finally:
+            if bar is not None:
+                bar.close()
+        manifest = json.loads(self.store.get_bytes("prepared", self.manifest_key()))
+        self.echo(f"prepared {self.loaded.name} on {len(self.images)} images in {time.perf_counter() - start:.1f} s "
+                  f"(store {self.store.root})")
+        return manifest
+
+    # --- overall scores --------------------------------------------------------------------------------
+    def _score(self):  # -> QueryResult (from the store when cached)
+        from viscnn.scoring.query import score_sets
+
+        return score_sets(self.loaded, self.graph, {"overall": self.images}, "overall", "loss", ["taylor"], True,
+                          self.store, self.settings.batch_size, self.settings.device)
+
+    def _scores_done(self) -> bool:
+        from viscnn.scoring.query import KIND, _key
+
+        key = _key(self.store, self.fingerprint, self.images, "loss", "taylor", True, "zero")
+        return self.store.get_path(KIND, key) is not None
+
+    def _scores(self) -> None:
+        self._memo["scores"] = self._score().scores["taylor"]
+
+    def overall(self):  # -> Scores
+        if "scores" not in self._memo:
+            self._memo["scores"] = self._score().scores["taylor"]  # from the store when cached
+        return self._memo["scores"]
+
+    # --- class-wise scores and projections -------------------------------------------------------------
+    def _classwise(self) -> None:
+        batches = self.images.batches(self.loaded.preprocess, self.settings.batch_size)
+        scores = classwise_scores(self.loaded.module, self.graph, batches, self.mode, self.classes or None,
+                                  unlabelled=self.unlabelled, device=self.settings.device)
+        scores.meta.update({"images": self.spec, "model": self.loaded.name})
+        self.store.put_file("classwise", self.classwise_key(), scores.save, meta={"mode": self.mode},
+                            suffix=".safetensors")
+        self._memo["classwise"] = scores
+
+    def class_scores(self) -> ClassScores:
+        if "classwise" not in self._memo:
+            path = self.store.get_path("classwise", self.classwise_key())
+            if path is None:
+                self._classwise()
+            else:
+                self._memo["classwise"] = ClassScores.load(path)
+        return self._memo["classwise"]
+
+    def vectors(self, layer: str) -> np.ndarray:
+        if self.settings.projection == "weights":
+            return weight_vectors(self.loaded.module, self.graph, layer)
+        return self.class_scores().vectors(layer)
+
+    def _projection(self, layer: str) -> None:
+        points = project(self.vectors(layer), "mds" if self.settings.projection == "weights" else self.settings.projection,
+                         self.settings.seed)
+        buffer = io.BytesIO()
+        np.save(buffer, points)
+        self.store.put_bytes("projection", self.projection_key(layer), buffer.getvalue(), meta={"layer": layer},
+                             suffix=".npy")
+
+    def projections(self) -> dict[str, np.ndarray]:
+        if self.settings.projection == "grid":
+            return grid_projections(self.graph)
+        result = {}
+        for layer in self.graph.conv_layers:
+            data = self.store.get_bytes("projection", self.projection_key(layer.name))
+            if data is None:
+                self._projection(layer.name)
+                data = self.store.get_bytes("projection", self.projection_key(layer.name))
+            result[layer.name] = np.load(io.BytesIO(data))
+        return result
+
+    # --- layout ----------------------------------------------------------------------------------------
+    def edge_weights(self) -> dict[str, np.ndarray]:
+        return {name: values.abs().numpy() for name, values in self.overall().edges.items()}
+
+    def _layout(self) -> None:
+        projections = self.projections()
+        weights = self.edge_weights()
+        smooth = self.settings.projection != "grid"
+        layout = assemble(self.graph, projections, smooth=smooth, rotate=True, edge_weights=weights,
+                          projection=self.settings.projection, model=self.loaded.name, fingerprint=self.fingerprint,
+                          images=self.spec)
+        layout.quality = measure_quality(layout, self.graph, weights, self.vectors if smooth else None,
+                                         projections if smooth else None)
+        self.store.put_bytes("layout", self.layout_key(), json.dumps(layout.to_json()).encode(),
+                             meta={"model": self.loaded.name, "projection": self.settings.projection}, suffix=".json")
+
+    def layout(self) -> Layout:
+        data = self.store.get_bytes("layout", self.layout_key())
+        if data is None:
+            self._layout()
+            data = self.store.get_bytes("layout", self.layout_key())
+        return Layout.from_json(json.loads(data))
+
+    # --- dataset examples and renders ------------------------------------------------------------------
+    def _examples_module(self):  # -> module | None
+        try:
+            from viscnn.featurevis import examples
+        except ImportError:
+            return None
+        return examples
+
+    def _examples_done(self) -> bool:
+        module = self._examples_module()
+        if module is None:
+            return True
+        return all(self.store.get_path(module.KIND, module.examples_key(self.loaded, self.images, layer.name,
+                                                                        self.settings.examples)) is not None
+                   for layer in self.graph.conv_layers)
+
+    def _examples(self) -> None:
+        module = self._examples_module()
+        if module is not None:
+            module.dataset_examples(self.store, self.loaded, self.graph, self.images, None, self.settings.examples,
+                                    self.settings.batch_size)
+
+    def renders_key(self) -> str:
+        return self.key("renders", count=self.settings.renders, steps=self.settings.render_steps, seed=self.settings.seed)
+
+    def top_nodes(self) -> list[tuple[str, int]]:
+        """The nodes with the highest overall score, `settings.renders` of them."""
+        return [(node.layer, node.channel) for node, _ in self.overall().top(self.settings.renders)]
+
+    def _renders(self) -> None:
+        try:
+            from viscnn.featurevis import RenderSettings, parse_objective, render
+        except ImportError:
+            self.echo("renders: skipped (viscnn.featurevis is not installed)")
+            return
+        nodes = self.top_nodes()
+        objectives = [parse_objective(f"{layer}:{channel}", self.graph) for layer, channel in nodes]
+        result = render(self.loaded.module, self.graph, self.loaded.preprocess, objectives,
+                        RenderSettings(steps=self.settings.render_steps, seed=self.settings.seed),
+                        device=self.settings.device)
+        from safetensors.torch import save
+
+        data = save({"images": result.images.contiguous(), "values": result.values.contiguous()},
+                    metadata={"nodes": json.dumps(nodes)})
+        self.store.put_bytes("renders", self.renders_key(), data, meta={"nodes": len(nodes)}, suffix=".safetensors")
+
+    # --- manifest --------------------------------------------------------------------------------------
+    def _manifest(self) -> None:
+        results: dict[str, Any] = {
+            "scores": {"input": "overall", "target": "loss", "criterion": "taylor", "edges": True},
+            "layout": ["layout", self.layout_key()],
+        }
+        if self.uses_classes:
+            results["classwise"] = ["classwise", self.classwise_key()]
+        if self.settings.projection != "grid":
+            results["projections"] = {layer.name: ["projection", self.projection_key(layer.name)]
+                                      for layer in self.graph.conv_layers}
+        if self.settings.examples > 0 and self._examples_module() is not None:
+            results["examples"] = {"k": self.settings.examples}
+        if self.settings.renders > 0 and ("renders", self.renders_key()) in self.store:
+            results["renders"] = ["renders", self.renders_key()]
+        manifest = {"model": self.loaded.name, "fingerprint": self.fingerprint, "images": self.spec,
+                    "images_hash": self.images_hash, "count": len(self.images), "projection": self.settings.projection,
+                    "classwise_mode": self.mode if self.uses_classes else None, "results": results}
+        self.store.put_bytes("prepared", self.manifest_key(), json.dumps(manifest).encode(), suffix=".json")
+
+
+def manifest_key(store: Any, fingerprint: str, images_hash: str, projection: str) -> str:
+    """The store key of `prepare`'s manifest for a model fingerprint, an image set's hash and a projection."""
+    return store.key("prepared", model=fingerprint, images=images_hash, projection=projection, version=VERSION)
+
+
+def measure_quality(layout: Layout, graph: Graph, weights: dict[str, np.ndarray],
+                    vectors: Callable[[str], np.ndarray] | None, projections: dict[str, np.ndarray] | None) -> dict:
+    """The layout's quality figures (see viscnn.layout.quality): edge length vs random, trustworthiness."""
+    result: dict[str, Any] = {"edge_length": quality.edge_length(layout, graph, weights)}
+    if vectors is not None:
+        result["trustworthiness"] = quality.trustworthiness(layout, vectors, projections)
+    return result
+
