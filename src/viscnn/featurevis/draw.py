@@ -13,6 +13,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 BACKGROUND = (255, 255, 255)
 GAP_COLOUR = (235, 235, 235)
+EMPTY = (248, 248, 248)  # grid cells with nothing in them
+DARK_GAP = (150, 150, 150)  # between cells of a blue-white-red grid, where light gaps vanish
 OUTSIDE = 0.5  # grey for the parts of a patch that lie outside the image
 
 
@@ -60,6 +62,7 @@ def tile(cells: np.ndarray, columns: int, gap: int = 1, gap_colour: tuple[int, i
     padded = np.empty((rows * columns, h + gap, w + gap, 3), np.uint8)
     padded[:] = gap_colour
     padded[:n, :h, :w] = cells
+    padded[n:] = EMPTY
     grid = padded.reshape(rows, columns, h + gap, w + gap, 3).transpose(0, 2, 1, 3, 4)
     grid = grid.reshape(rows * (h + gap), columns * (w + gap), 3)
     out = np.empty((grid.shape[0] + gap, grid.shape[1] + gap, 3), np.uint8)
@@ -95,19 +98,41 @@ def colorbar(scale: float, width: int = 160, height: int = 10, caption: str = ""
     return image
 
 
+def wrap(text: str, width: int, size: int = 13) -> list[str]:
+    """`text` broken at spaces (after '; ' first) into lines at most `width` px wide where possible."""
+    lines: list[str] = []
+    for part in text.split("; "):
+        piece = part if not lines else None
+        if lines and text_width(f"{lines[-1]}; {part}", size) <= width:
+            lines[-1] = f"{lines[-1]}; {part}"
+            continue
+        line = ""
+        for word in (piece or part).split(" "):
+            candidate = f"{line} {word}" if line else word
+            if line and text_width(candidate, size) > width:
+                lines.append(line)
+                line = word
+            else:
+                line = candidate
+        lines.append(line)
+    return lines or [""]
+
+
 def framed(body: Image.Image, title: str, footer: Image.Image | None = None, margin: int = 6,
            left_label: str = "", top_label: str = "") -> Image.Image:
     """`body` under a title line (and optional axis labels), with an optional footer (e.g. a colorbar) below."""
     title_size, label_size = 13, 11
-    head = title_size + 6 + (label_size + 4 if top_label else 0)
     side = label_size + 6 if left_label else 0
-    width = max(body.width + side, text_width(title, title_size), footer.width if footer else 0) + 2 * margin
+    lines = wrap(title, max(body.width + side, 480), title_size)
+    head = len(lines) * (title_size + 4) + 2 + (label_size + 4 if top_label else 0)
+    width = max([body.width + side, footer.width if footer else 0] + [text_width(line, title_size) for line in lines]) + 2 * margin
     height = head + body.height + (footer.height + margin if footer else 0) + 2 * margin
     image = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(image)
-    draw.text((margin, margin), title, fill=(0, 0, 0), font=font(title_size))
+    for row, line in enumerate(lines):
+        draw.text((margin, margin + row * (title_size + 4)), line, fill=(0, 0, 0), font=font(title_size))
     if top_label:
-        draw.text((margin + side, margin + title_size + 4), top_label, fill=(60, 60, 60), font=font(label_size))
+        draw.text((margin + side, margin + len(lines) * (title_size + 4)), top_label, fill=(60, 60, 60), font=font(label_size))
     image.paste(body, (margin + side, margin + head))
     if left_label:
         label = Image.new("RGB", (text_width(left_label, label_size) + 2, label_size + 4), BACKGROUND)
