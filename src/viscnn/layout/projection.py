@@ -62,13 +62,18 @@ def project(vectors: np.ndarray, method: str = "umap", seed: int = 0, n_neighbor
 
 
 def _mds(vectors: np.ndarray, seed: int) -> np.ndarray:
+    import inspect
+
     from sklearn.manifold import MDS
 
+    options: dict = {"n_components": 2, "n_init": 1, "max_iter": 300, "random_state": seed}
+    if "metric_mds" in inspect.signature(MDS).parameters:  # scikit-learn >= 1.8 renamed the options
+        options.update(metric_mds=True, metric="euclidean", init="classical_mds")
+    else:
+        options.update(metric=True, dissimilarity="euclidean")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        mds = MDS(n_components=2, metric_mds=True, n_init=1, init="classical_mds", max_iter=300, random_state=seed,
-                  metric="euclidean", normalized_stress="auto")
-        return np.asarray(mds.fit_transform(vectors), dtype=np.float64)
+        return np.asarray(MDS(**options).fit_transform(vectors), dtype=np.float64)
 
 
 def _umap(vectors: np.ndarray, seed: int, n_neighbors: int) -> np.ndarray:

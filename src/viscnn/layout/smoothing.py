@@ -5,6 +5,7 @@ reached directly: the points are matched to the places of a sunflower grid (Voge
 the unit disc with even density) of the same size, by the assignment that minimises the summed squared
 displacement (an optimal transport plan between the two point sets). Such a plan never crosses
 itself in the squared-distance sense (it is cyclically monotone), so points that were near stay near.
+Layers of more than MAX_ASSIGN nodes are first halved, points and places alike, along alternating axes.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from scipy.optimize import linear_sum_assignment
 from viscnn.errors import ViscnnError
 
 GOLDEN_ANGLE = np.pi * (3.0 - np.sqrt(5.0))
-MAX_ASSIGN = 4000  # above this many points the exact assignment (O(n^3)) gives way to rank equalisation
+MAX_ASSIGN = 2000  # above this many points, the exact assignment (O(n^3)) is made per block of a k-d split
 
 
 def sunflower(n: int) -> np.ndarray:
@@ -32,15 +33,27 @@ def _fit_scale(points: np.ndarray) -> np.ndarray:
     return points * (np.sqrt(0.5) / rms) if rms > 0 else points
 
 
-def _rank_equalise(points: np.ndarray) -> np.ndarray:
-    """Cheap fallback for huge layers: radii by rank to sqrt(rank / n), angles by rank to uniform."""
-    n = len(points)
-    radius = np.hypot(points[:, 0], points[:, 1])
-    angle = np.arctan2(points[:, 1], points[:, 0])
-    new_radius = np.sqrt((np.argsort(np.argsort(radius, kind="stable"), kind="stable") + 0.5) / n)
-    order = np.argsort(np.argsort(angle, kind="stable"), kind="stable")
-    new_angle = -np.pi + 2 * np.pi * (order + 0.5) / n
-    return np.stack([new_radius * np.cos(new_angle), new_radius * np.sin(new_angle)], axis=1)
+def _assign(points: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """grid[k] for each point: the least-squared-displacement matching of points to grid places."""
+    cost = ((points[:, None, :] - grid[None, :, :]) ** 2).sum(axis=2)
+    rows, cols = linear_sum_assignment(cost)
+    target = np.empty_like(points)
+    target[rows] = grid[cols]
+    return target
+
+
+def _split_assign(points: np.ndarray, grid: np.ndarray, axis: int = 0) -> np.ndarray:
+    """For big layers: halve points and places alike along alternating axes (k-d style), then match
+    each small block exactly. Each half keeps its share of places, so the density stays uniform."""
+    if len(points) <= MAX_ASSIGN:
+        return _assign(points, grid)
+    half = len(points) // 2
+    by_point = np.argsort(points[:, axis], kind="stable")
+    by_place = np.argsort(grid[:, axis], kind="stable")
+    target = np.empty_like(points)
+    for part in (slice(None, half), slice(half, None)):
+        target[by_point[part]] = _split_assign(points[by_point[part]], grid[by_place[part]], 1 - axis)
+    return target
 
 
 def smooth_to_disc(points: np.ndarray, strength: float = 1.0) -> np.ndarray:
@@ -59,14 +72,7 @@ def smooth_to_disc(points: np.ndarray, strength: float = 1.0) -> np.ndarray:
     if n <= 1:
         return np.zeros((n, 2))
     scaled = _fit_scale(points)
-    if n > MAX_ASSIGN:
-        target = _rank_equalise(scaled)
-    else:
-        grid = sunflower(n)
-        cost = ((scaled[:, None, :] - grid[None, :, :]) ** 2).sum(axis=2)
-        rows, cols = linear_sum_assignment(cost)
-        target = np.empty_like(scaled)
-        target[rows] = grid[cols]
+    target = _split_assign(scaled, sunflower(n))
     result = (1.0 - strength) * scaled + strength * target
     radius = np.hypot(result[:, 0], result[:, 1]).max()
     return result / radius if radius > 1.0 else result
