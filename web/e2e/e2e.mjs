@@ -1,0 +1,138 @@
+// End-to-end walk through the page against a running `viscnn serve` (fmnist-convnet):
+// load, query, see highlighted nodes, click a node, its panel, click a unit -> receptive-field box,
+// extract a circuit -> 2D diagram. Screenshots go to the given folder. Exits non-zero on the first failure.
+// usage: node e2e/e2e.mjs URL SCREENSHOT_DIR
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { launch } from "./browser.mjs";
+
+const [url, shots = "screenshots"] = process.argv.slice(2);
+if (!url) {
+  console.error("usage: node e2e/e2e.mjs URL SCREENSHOT_DIR");
+  process.exit(2);
+}
+mkdirSync(shots, { recursive: true });
+const { context, close } = await launch();
+const page = context.pages()[0] ?? (await context.newPage());
+const problems = [];
+page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+page.on("console", (m) => m.type() === "error" && !/Failed to load resource/.test(m.text()) && problems.push(`console: ${m.text()}`));
+const steps = [];
+const t0 = Date.now();
+const step = async (name, fn) => {
+  const t = Date.now();
+  try {
+    await fn();
+    steps.push({ name, ms: Date.now() - t });
+  } catch (error) {
+    await page.screenshot({ path: join(shots, "failure.png") }).catch(() => {});
+    console.error(`e2e step '${name}' failed: ${error.message}`);
+    await close();
+    process.exit(1);
+  }
+};
+const expect = (ok, message) => {
+  if (!ok) throw new Error(message);
+};
+
+try {
+  await step("load the page", async () => {
+    await page.goto(url);
+    await page.waitForSelector("body[data-ready='1']", { timeout: 20000 });
+    expect((await page.textContent("#model-name")) === "fmnist-convnet", "model name not shown");
+  });
+
+  await step("type an image-set expression with suggestions", async () => {
+    await page.fill("#q-images", "");
+    await page.type("#q-images", "sand");
+    await page.waitForSelector(".suggest li[data-name='sandal']", { timeout: 5000 });
+    await page.keyboard.press("Tab");
+    await page.type("#q-images", " - over");
+    await page.keyboard.press("Tab");
+    const value = await page.inputValue("#q-images");
+    expect(value === "sandal - overall", `autocomplete gave '${value}'`);
+  });
+
+  await step("run a query and see highlighted nodes", async () => {
+    await page.selectOption("#q-criterion", "taylor");
+    await page.click("#q-run");
+    await page.waitForSelector("#q-took", { timeout: 30000 });
+    const kept = Number(await page.getAttribute("body", "data-kept"));
+    expect(kept > 0, "no node kept by the query");
+    const drawn = await page.evaluate(() => window.viscnn.segments());
+    expect(drawn > 0, "no edge drawn");
+    expect(/in=sandal/.test(page.url()), `state not in the URL: ${page.url()}`);
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: join(shots, "query.png") });
+  });
+
+  await step("hover and click a node, see its panel", async () => {
+    const [x, y] = await page.evaluate(() => window.viscnn.nodeOnScreen("features.6", 5));
+    const box = await page.locator("#graph canvas").boundingBox();
+    await page.mouse.move(box.x + x, box.y + y);
+    await page.waitForSelector("#tooltip:not([hidden])", { timeout: 3000 });
+    const tip = await page.textContent("#tooltip");
+    expect(tip.startsWith("features.6:5"), `tooltip says '${tip}'`);
+    await page.mouse.click(box.x + x, box.y + y);
+    await page.waitForSelector("#node-panel h2 .id", { timeout: 5000 });
+    expect((await page.textContent("#node-panel h2 .id")) === "features.6:5", "node panel shows another node");
+    await page.waitForSelector("#node-panel .edges-table tr.edge-row", { timeout: 10000 });
+    expect(/node=features\.6%3A5|node=features.6:5/.test(page.url()), "selection not in the URL");
+  });
+
+  await step("choose an input image, click a unit, see its receptive field", async () => {
+    await page.click("#img-thumbs img >> nth=3");
+    await page.waitForSelector("#node-panel canvas.heatmap", { timeout: 10000 });
+    const map = page.locator("#node-panel canvas.heatmap");
+    const b = await map.boundingBox();
+    await map.click({ position: { x: b.width * 0.5, y: b.height * 0.3 } });
+    await page.waitForSelector("#node-panel .rf-box:not([hidden])", { timeout: 10000 });
+    const rf = await page.locator("#node-panel .rf-box").boundingBox();
+    const img = await page.locator("#node-panel .input-image").boundingBox();
+    expect(rf.width > 4 && rf.width <= img.width + 1 && rf.x >= img.x - 1, "receptive-field box not inside the image");
+    expect(/unit=\d+%2C\d+|unit=\d+,\d+/.test(page.url()), "unit not in the URL");
+    await page.locator("#node-panel").scrollIntoViewIfNeeded();
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: join(shots, "node.png"), fullPage: true });
+  });
+
+  await step("open an incoming edge", async () => {
+    await page.click("#node-panel tr.edge-row >> nth=0");
+    await page.waitForSelector("#edge-panel canvas.heatmap", { timeout: 10000 });
+  });
+
+  await step("extract a circuit and see the 2D diagram", async () => {
+    // A circuit is extracted over images (a sum of sets), not a contrast.
+    await page.fill("#q-images", "sandal");
+    await page.fill("#q-target", "features.8:7");
+    await page.fill("#q-keep", "0.05");
+    await page.dispatchEvent("#q-keep", "change");
+    await page.click("#q-circuit");
+    await page.waitForSelector("#circuit svg .node", { timeout: 40000 });
+    const nodes = await page.locator("#circuit svg .node").count();
+    const edges = await page.locator("#circuit svg path.edge").count();
+    expect(nodes > 2 && edges > 1, `circuit diagram has ${nodes} nodes and ${edges} edges`);
+    expect(await page.locator("#circuit svg .node.target").count() === 1, "target not marked in the circuit");
+    expect(/view=circuit/.test(page.url()) && /circuit=1/.test(page.url()), "circuit view not in the URL");
+    await page.waitForTimeout(200);
+    await page.screenshot({ path: join(shots, "circuit.png") });
+  });
+
+  await step("reload the bookmarked URL and get the same view", async () => {
+    const bookmarked = page.url();
+    await page.goto(bookmarked);
+    await page.waitForSelector("body[data-ready='1']", { timeout: 20000 });
+    await page.waitForSelector("#circuit svg .node", { timeout: 40000 });
+    expect((await page.inputValue("#q-images")) === "sandal", "expression lost on reload");
+    expect((await page.inputValue("#q-target")) === "features.8:7", "target lost on reload");
+    expect((await page.textContent("#node-panel h2 .id")) === "features.6:5", "selection lost on reload");
+  });
+
+  expect(problems.length === 0, problems.join("\n"));
+} catch (error) {
+  console.error(`e2e failed: ${error.message}`);
+  await close();
+  process.exit(1);
+}
+console.log(JSON.stringify({ ok: true, seconds: (Date.now() - t0) / 1000, steps }));
+await close();

@@ -1,0 +1,88 @@
+/** Tiny DOM helpers: element creation, status messages, images that may be unavailable or still computing. */
+import { Api, ApiError, describe, type Job, type JobAnswer } from "./api";
+
+type Child = Node | string | number | null | undefined | false;
+type Attrs = Record<string, string | number | boolean | EventListener | null | undefined>;
+
+export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key.startsWith("on") && typeof value === "function") node.addEventListener(key.slice(2), value);
+    else if (key === "class") node.className = String(value);
+    else if (value === true) node.setAttribute(key, "");
+    else node.setAttribute(key, String(value));
+  }
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+export type Status = "info" | "busy" | "error" | "unavailable";
+
+/** A one-line status: what is missing, computing, or went wrong (never a stack trace). */
+export function status(text: string, kind: Status = "info"): HTMLElement {
+  return h("div", { class: `status status-${kind}` }, text);
+}
+
+export function statusOf(error: unknown): HTMLElement {
+  const unavailable = error instanceof ApiError && error.unavailable;
+  return status(describe(error), unavailable ? "unavailable" : "error");
+}
+
+/**
+ * Fills `host` with the PNG at `url`. A 202 with a job (a render being computed) shows its progress and
+ * retries when the job ends; 503/404 shows "unavailable" with the server's reason.
+ */
+export async function image(api: Api, host: HTMLElement, url: string, alt: string, className = "", onJob?: (job: Job) => void): Promise<HTMLImageElement | null> {
+  host.replaceChildren(status("loading…", "busy"));
+  for (let attempt = 0; attempt < 2; attempt++) {
+    let response: Response;
+    try {
+      response = await fetch(url);
+    } catch (error) {
+      host.replaceChildren(statusOf(new ApiError(0, `the server does not answer (${describe(error)})`)));
+      return null;
+    }
+    const type = response.headers.get("content-type") ?? "";
+    if (response.ok && type.startsWith("image/")) {
+      const img = h("img", { src: URL.createObjectURL(await response.blob()), alt, class: className, title: alt });
+      host.replaceChildren(img);
+      return img;
+    }
+    if (response.ok && type.includes("json")) {
+      const answer = (await response.json()) as JobAnswer<unknown>;
+      if (answer.job) {
+        host.replaceChildren(status("computing…", "busy"));
+        try {
+          await api.follow(answer, (job) => {
+            host.replaceChildren(status(`computing: ${Math.round(job.progress * 100)}% ${job.message ?? ""}`, "busy"));
+            onJob?.(job);
+          });
+        } catch (error) {
+          host.replaceChildren(statusOf(error));
+          return null;
+        }
+        continue;
+      }
+    }
+    let detail = `${response.status} ${response.statusText}`;
+    try {
+      const body = await response.json();
+      if (typeof body?.detail === "string") detail = body.detail;
+    } catch {
+      // keep the status line
+    }
+    host.replaceChildren(statusOf(new ApiError(response.status, detail)));
+    return null;
+  }
+  host.replaceChildren(status("not computed yet", "unavailable"));
+  return null;
+}
+
+/** A labelled figure block: caption above, content below. */
+export function figure(caption: string, content: HTMLElement, extra?: HTMLElement): HTMLElement {
+  return h("figure", { class: "fig" }, h("figcaption", {}, caption, extra ?? null), content);
+}

@@ -1,0 +1,344 @@
+/** The viscnn page: wires the query panel, the 3D graph, the circuit diagram and the panels to the server. */
+import "./styles.css";
+import { Api, ApiError, describe, type Circuit, type Job, type LayoutInfo, type ModelInfo, type QueryResult, type SetInfo } from "./api";
+import { compositionTree, faithfulnessChart } from "./analysis";
+import { drawCircuit } from "./circuit2d";
+import { fmt, signName } from "./colors";
+import { h, status, statusOf } from "./dom";
+import { EdgePanel } from "./edgePanel";
+import { indexNodes, place, segments, type NodeIndex } from "./geometry";
+import { NetworkGraph, type Pick } from "./graph3d";
+import { ImagePicker } from "./imagePicker";
+import { JobsView } from "./jobsView";
+import { NodePanel } from "./nodePanel";
+import { QueryPanel } from "./queryPanel";
+import { decodeState, encodeState, parseEdge, parseNode, queryKey, type ViewState } from "./state";
+
+const $ = (id: string) => document.getElementById(id)!;
+
+class App {
+  private api = new Api();
+  private state: ViewState = decodeState(location.search);
+  private model!: ModelInfo;
+  private index!: NodeIndex;
+  private layoutKinds = ["grid"];
+  private graph!: NetworkGraph;
+  private query!: QueryPanel;
+  private nodePanel = new NodePanel($("node-panel"));
+  private edgePanel = new EdgePanel($("edge-panel"));
+  private picker!: ImagePicker;
+  private jobs = new JobsView($("jobs"), this.api);
+  private result: QueryResult | null = null;
+  private circuit: Circuit | null = null;
+  private signs = new Map<string, number>();
+  private running: AbortController | null = null;
+  private picking = false;
+  private lastQuery = "";
+
+  async start(): Promise<void> {
+    try {
+      this.model = await this.api.model();
+    } catch (error) {
+      $("graph-status").replaceChildren(statusOf(error), h("button", { onclick: () => location.reload() }, "retry"));
+      return;
+    }
+    $("model-name").textContent = this.model.name;
+    $("model-facts").textContent = `${this.model.layers.filter((l) => l.kind === "conv").length} conv layers · ${this.model.num_nodes.toLocaleString()} nodes · ${this.model.num_edges.toLocaleString()} kernels · input ${this.model.input_shape.join("×")}`;
+    this.index = indexNodes(this.model);
+    this.graph = new NetworkGraph($("graph"), { hover: (p, x, y) => this.hover(p, x, y), click: (p) => this.click(p) });
+    await this.loadLayout(this.state.layout);
+    performance.mark("viscnn-graph");
+    this.query = new QueryPanel($("query-panel"), this.model, this.state, {
+      change: (patch) => this.set(patch),
+      run: () => void this.runQuery(),
+      circuit: () => void this.extractCircuit(),
+      pick: (on) => (this.picking = on),
+      layouts: () => this.layoutKinds,
+    });
+    this.picker = new ImagePicker($("image-panel"), this.api, (id) => this.set({ image: id, unit: null }));
+    this.setupTabs();
+    this.setupAnalysis();
+    this.jobs.start();
+    window.addEventListener("popstate", () => this.apply(decodeState(location.search), true));
+    let sets: SetInfo[] = [];
+    try {
+      sets = await this.api.sets();
+    } catch (error) {
+      $("image-panel").append(statusOf(error));
+    }
+    this.query.setSets(sets);
+    this.picker.setSets(sets);
+    this.picker.show(this.state.image);
+    this.apply(this.state, true);
+    void this.runQuery();
+    if (this.state.circuit) void this.extractCircuit();
+    document.body.dataset.ready = "1";
+  }
+
+  /** Changes the state, writes it to the URL, and updates what depends on the changed fields. */
+  set(patch: Partial<ViewState>): void {
+    this.apply({ ...this.state, ...patch }, false);
+  }
+
+  private apply(next: ViewState, force: boolean): void {
+    const before = this.state;
+    this.state = next;
+    const url = `${location.pathname}${encodeState(next)}`;
+    if (url !== `${location.pathname}${location.search}`) history.replaceState(null, "", url);
+    this.query?.update(next);
+    if (next.layout !== before.layout) void this.loadLayout(next.layout).then(() => this.restyle());
+    const nodeChanged = force || next.node !== before.node || next.image !== before.image || next.mode !== before.mode
+      || String(next.unit) !== String(before.unit);
+    if (nodeChanged) this.showNode();
+    if (force || next.edge !== before.edge || next.image !== before.image) this.showEdge();
+    if (force || next.view !== before.view) this.showView();
+    if (next.image !== before.image) this.picker?.show(next.image);
+  }
+
+  private async loadLayout(kind: string): Promise<void> {
+    let layout: LayoutInfo | null = null;
+    try {
+      layout = await this.api.layout(kind);
+      this.layoutKinds = layout.kinds?.length ? layout.kinds : [layout.kind];
+      $("graph-status").replaceChildren();
+    } catch (error) {
+      $("graph-status").replaceChildren(status(`layout ${kind}: ${describe(error)}; showing a grid`, error instanceof ApiError && error.unavailable ? "unavailable" : "error"));
+    }
+    this.graph.setNodes(this.index, place(this.index, layout));
+    this.query?.refreshLayouts();
+  }
+
+  private async runQuery(): Promise<void> {
+    const key = queryKey(this.state);
+    this.running?.abort();
+    const controller = new AbortController();
+    this.running = controller;
+    const s = this.state;
+    const t0 = performance.now();
+    this.query.setBusy(true, "query");
+    const time = this.query.time;
+    time.replaceChildren(status("querying…", "busy"));
+    try {
+      const answer = await this.api.query({
+        images: s.images, target: s.target, criterion: s.criterion, max_edges: s.maxEdges,
+        node_fraction: s.nodeRule === "fraction" ? s.nodeValue : null, node_cumulative: s.nodeRule === "cumulative" ? s.nodeValue : null,
+        edge_fraction: s.edgeRule === "fraction" ? s.edgeValue : null, edge_cumulative: s.edgeRule === "cumulative" ? s.edgeValue : null,
+      }, controller.signal);
+      if (answer.job) time.replaceChildren(status("computing in the background…", "busy"));
+      const result = await this.api.follow(answer, (job) => this.progress(job, time), controller.signal);
+      if (controller !== this.running) return;
+      const wall = (performance.now() - t0) / 1000;
+      this.result = result;
+      this.lastQuery = key;
+      this.showResult(result);
+      time.replaceChildren(h("span", { id: "q-took" }, `${fmt(wall)} s`),
+        ` (server ${fmt(result.seconds)} s${result.computed?.length ? `, computed ${result.computed.join(", ")}` : ", cached"}) · ${result.num_edges.toLocaleString()} of ${result.num_edges_total.toLocaleString()} kernels drawn · ${result.n_images} images`);
+      document.body.dataset.query = result.key;
+      if (this.state.node) this.showNode();
+    } catch (error) {
+      if (controller === this.running) time.replaceChildren(statusOf(error));
+    } finally {
+      if (controller === this.running) {
+        this.query.setBusy(false, "query");
+        this.running = null;
+      }
+    }
+  }
+
+  private progress(job: Job, host: HTMLElement): void {
+    this.jobs.update(job);
+    host.replaceChildren(h("progress", { max: 1, value: job.progress || 0 }), h("span", { class: "muted" }, ` ${job.message ?? ""}`),
+      h("button", { class: "small", onclick: () => this.running?.abort() }, "cancel"));
+  }
+
+  private showResult(result: QueryResult): void {
+    this.signs.clear();
+    for (const [layer, block] of Object.entries(result.edges)) {
+      for (let i = 0; i < block.out.length; i++) this.signs.set(`${layer}:${block.out[i]}:${block.in[i]}`, block.sign[i]);
+    }
+    this.restyle();
+  }
+
+  private restyle(): void {
+    if (!this.result) return;
+    const n = this.index.count;
+    const scores = new Float32Array(n).fill(NaN);
+    const kept = new Uint8Array(n);
+    for (const layer of this.index.layers) {
+      const start = this.index.offset.get(layer.name)!;
+      const values = this.result.nodes[layer.name] ?? [];
+      for (let c = 0; c < Math.min(values.length, layer.out_channels); c++) scores[start + c] = values[c];
+      for (const c of this.result.kept[layer.name] ?? []) if (c < layer.out_channels) kept[start + c] = 1;
+    }
+    const signed = ["taylor_signed", "gradient", "activation"].includes(this.result.criterion);
+    this.graph.setStyle({ scores, kept, signed });
+    this.graph.setSegments(segments(this.index, this.result.edges));
+    const selected = parseNode(this.state.node);
+    this.graph.select(selected ? this.nodeId(selected[0], selected[1]) : null);
+    document.body.dataset.kept = String(kept.reduce((a, b) => a + b, 0));
+  }
+
+  private async extractCircuit(): Promise<void> {
+    const s = this.state;
+    const host = $("circuit");
+    this.query.setBusy(true, "circuit");
+    this.set({ view: "circuit", circuit: true });
+    host.replaceChildren(status(`extracting the ${s.method} circuit for ${s.target} (keep ${s.keep})…`, "busy"));
+    const t0 = performance.now();
+    try {
+      const answer = await this.api.circuit({ images: s.images, target: s.target, method: s.method, keep: s.keep });
+      const circuit = await this.api.follow(answer, (job) => this.progress(job, host));
+      this.circuit = circuit;
+      this.drawCircuit();
+      $("circuit-info").textContent = `${circuit.method} circuit for ${circuit.target.text}: ${circuit.edges.length.toLocaleString()} kernels, ${circuit.nodes.length} nodes, kept ${fmt(circuit.kept_fraction * 100)}% of ${circuit.upstream_edges.toLocaleString()} upstream kernels · ${fmt((performance.now() - t0) / 1000)} s`;
+      document.body.dataset.circuit = String(circuit.edges.length);
+    } catch (error) {
+      host.replaceChildren(statusOf(error));
+    } finally {
+      this.query.setBusy(false, "circuit");
+    }
+  }
+
+  private drawCircuit(): void {
+    if (!this.circuit) return;
+    drawCircuit($("circuit"), this.circuit, this.index.layers, {
+      selectNode: (layer, channel) => this.set({ node: `${layer}:${channel}`, unit: null }),
+      selectEdge: (layer, out, inp) => this.set({ edge: `${layer}:${out}:${inp}` }),
+    }, this.signs, this.state.node);
+  }
+
+  private showView(): void {
+    const circuit = this.state.view === "circuit";
+    $("graph").hidden = circuit;
+    $("circuit-view").hidden = !circuit;
+    for (const tab of document.querySelectorAll<HTMLElement>("[data-view]")) tab.classList.toggle("on", tab.dataset.view === this.state.view);
+    if (circuit) this.drawCircuit();
+    else if (this.circuit === null && !this.state.circuit) $("circuit").replaceChildren(status("Extract a circuit (query panel) to see it here."));
+  }
+
+  private setupTabs(): void {
+    for (const tab of document.querySelectorAll<HTMLElement>("[data-view]")) {
+      tab.addEventListener("click", () => this.set({ view: tab.dataset.view as ViewState["view"] }));
+    }
+    $("circuit").replaceChildren(status("Extract a circuit (query panel) to see it here."));
+  }
+
+  private setupAnalysis(): void {
+    const out = $("analysis-out");
+    $("btn-composition").addEventListener("click", async () => {
+      const node = parseNode(this.state.node);
+      if (!node || !this.state.image) return out.replaceChildren(status("Select a node and an input image first (a unit too, or the map's peak is used)."));
+      const unit = `${node[0]}:${node[1]}${this.state.unit ? `:${this.state.unit.join(",")}` : ""}`;
+      out.replaceChildren(status(`composing ${unit}…`, "busy"));
+      try {
+        const result = await this.api.follow(await this.api.composition(this.state.image, unit), (job) => this.progress(job, out));
+        out.replaceChildren(h("h3", {}, `Composition of ${result.root} on this image`),
+          compositionTree(result.tree, (layer, channel, u) => this.set({ node: `${layer}:${channel}`, unit: u })));
+      } catch (error) {
+        out.replaceChildren(statusOf(error));
+      }
+    });
+    $("btn-faithfulness").addEventListener("click", async () => {
+      const s = this.state;
+      const methods = [...new Set([s.method, "magnitude", "random"])].filter((m) => !this.model.methods || this.model.methods.includes(m));
+      out.replaceChildren(status(`evaluating circuits for ${s.target}…`, "busy"));
+      try {
+        const answer = await this.api.faithfulness({ images: s.images, target: s.target, methods, fractions: [0.01, 0.03, 0.1, 0.3] });
+        const evaluation = await this.api.follow(answer, (job) => this.progress(job, out));
+        out.replaceChildren(h("h3", {}, `Faithfulness for ${s.target}`), faithfulnessChart(evaluation),
+          h("div", { class: "muted" }, `${evaluation.held_out_images} held-out images; r between circuit and full model`));
+      } catch (error) {
+        out.replaceChildren(statusOf(error));
+      }
+    });
+  }
+
+  private nodeId(layer: string, channel: number): number | null {
+    const start = this.index.offset.get(layer);
+    return start === undefined ? null : start + channel;
+  }
+
+  private showNode(): void {
+    const node = parseNode(this.state.node);
+    if (!node) {
+      this.nodePanel.clear();
+      this.graph?.select(null);
+      return;
+    }
+    this.graph?.select(this.nodeId(node[0], node[1]));
+    void this.nodePanel.show({
+      api: this.api, model: this.model, queryKey: this.result && this.lastQuery === queryKey(this.state) ? this.result.key : null,
+      image: this.state.image, mode: this.state.mode, unit: this.state.unit,
+      selectNode: (layer, channel) => this.set({ node: `${layer}:${channel}`, unit: null }),
+      selectEdge: (layer, out, inp) => this.set({ edge: `${layer}:${out}:${inp}` }),
+      setMode: (mode) => this.set({ mode }),
+      setUnit: (unit) => this.set({ unit }),
+      useAsTarget: (target) => {
+        this.set({ target });
+        void this.runQuery();
+      },
+    }, node[0], node[1]);
+    if (this.state.view === "circuit") this.drawCircuit();
+  }
+
+  private showEdge(): void {
+    const edge = parseEdge(this.state.edge);
+    if (!edge) return this.edgePanel.clear();
+    void this.edgePanel.show(this.api, edge[0], edge[1], edge[2], this.state.image, (layer, channel) => this.set({ node: `${layer}:${channel}`, unit: null }));
+  }
+
+  private describeNode(i: number): string {
+    const layer = this.index.layers[this.index.layerOf[i]];
+    const channel = this.index.channelOf[i];
+    const score = this.result?.nodes[layer.name]?.[channel];
+    const kept = this.result?.kept[layer.name]?.includes(channel);
+    return `${layer.name}:${channel}${score !== undefined ? `  score ${fmt(score)}${kept ? " (kept)" : ""}` : ""}`;
+  }
+
+  private hover(pick: Pick, x: number, y: number): void {
+    const tip = $("tooltip");
+    let text = "";
+    if (pick.node !== null) text = this.describeNode(pick.node);
+    else if (pick.segment !== null && this.graph.segments) {
+      const sg = this.graph.segments, i = pick.segment;
+      text = `${this.index.layers[sg.layer[i]].name} ${sg.in[i]}→${sg.out[i]}  score ${fmt(sg.score[i])}  ${signName(sg.sign[i])}`;
+    }
+    tip.hidden = !text;
+    tip.textContent = text;
+    tip.style.transform = `translate(${x + 14}px, ${y + 10}px)`;
+  }
+
+  private click(pick: Pick): void {
+    if (pick.node !== null) {
+      const layer = this.index.layers[this.index.layerOf[pick.node]];
+      const id = `${layer.name}:${this.index.channelOf[pick.node]}`;
+      if (this.picking && layer.kind === "conv") {
+        this.query.setPicking(false);
+        this.set({ target: id });
+        void this.runQuery();
+        return;
+      }
+      this.set({ node: id, unit: null });
+    } else if (pick.segment !== null && this.graph.segments) {
+      const sg = this.graph.segments, i = pick.segment;
+      this.set({ edge: `${this.index.layers[sg.layer[i]].name}:${sg.out[i]}:${sg.in[i]}` });
+    }
+  }
+
+  /** Hooks for the end-to-end test and the benchmark. */
+  hooks() {
+    return {
+      nodeOnScreen: (layer: string, channel: number) => {
+        const id = this.nodeId(layer, channel);
+        return id === null ? null : this.graph.nodeOnScreen(id);
+      },
+      orbit: (ms: number) => this.graph.orbit(ms),
+      state: () => ({ ...this.state }),
+      segments: () => this.graph.segments?.count ?? 0,
+    };
+  }
+}
+
+const app = new App();
+(window as unknown as { viscnn: ReturnType<App["hooks"]> }).viscnn = app.hooks();
+void app.start();

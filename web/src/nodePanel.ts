@@ -1,0 +1,168 @@
+/** The node panel: feature visualization, dataset examples, activation map with receptive fields, top inputs. */
+import type { Api, Box, IncomingEdge, LayerInfo, ModelInfo } from "./api";
+import { fmt, signCss, signName } from "./colors";
+import { figure, h, image, status, statusOf } from "./dom";
+import { cellAt, heatmapCanvas } from "./heatmap";
+import type { Mode } from "./state";
+
+export interface NodeContext {
+  api: Api;
+  model: ModelInfo;
+  queryKey: string | null;
+  image: string | null;
+  mode: Mode;
+  unit: [number, number] | null;
+  selectNode(layer: string, channel: number): void;
+  selectEdge(layer: string, out: number, inp: number): void;
+  setMode(mode: Mode): void;
+  setUnit(unit: [number, number] | null): void;
+  useAsTarget(target: string): void;
+}
+
+export class NodePanel {
+  private token = 0;
+
+  constructor(private readonly host: HTMLElement) {
+    this.clear();
+  }
+
+  clear(): void {
+    this.token++;
+    this.host.replaceChildren(h("h2", {}, "Node"), status("Click a node in the graph (or a node of the circuit) to inspect it."));
+  }
+
+  async show(ctx: NodeContext, layer: string, channel: number): Promise<void> {
+    const token = ++this.token;
+    const info = ctx.model.layers.find((l) => l.name === layer);
+    if (!info) return this.host.replaceChildren(h("h2", {}, "Node"), status(`unknown layer ${layer}`, "error"));
+    const head = h("div", { class: "node-head" });
+    const vis = h("div", { class: "slot vis" });
+    const examples = h("div", { class: "slot examples" });
+    const activation = h("div", { class: "activation" });
+    const incoming = h("div", { class: "incoming" }, status("loading inputs…", "busy"));
+    const modes = h("div", { class: "toggle" }, ...(["channel", "neuron"] as const).map((m) =>
+      h("button", { class: m === ctx.mode ? "on" : "", "data-mode": m, onclick: () => ctx.setMode(m) }, m)));
+    this.host.replaceChildren(
+      h("h2", {}, "Node ", h("span", { class: "id" }, `${layer}:${channel}`)),
+      head,
+      h("div", { class: "node-grid" },
+        figure("feature visualization", vis, modes),
+        figure("dataset examples", examples),
+        activation),
+      h("h3", {}, "Top incoming edges"),
+      incoming,
+    );
+    head.append(
+      h("span", {}, `${info.kind} · depth ${info.depth}`),
+      h("span", {}, `map ${info.output_shape?.slice(1).join("×") ?? "?"}`),
+      h("span", {}, `receptive field ${info.receptive_field?.whole_image ? "whole image" : info.receptive_field?.size.join("×") ?? "?"}`),
+    );
+    if (info.kind === "conv") head.append(h("button", { class: "small", onclick: () => ctx.useAsTarget(`${layer}:${channel}`) }, "use as output"));
+    if (info.kind !== "conv") {
+      vis.replaceChildren(status("the input has no feature visualization"));
+      examples.replaceChildren(status("–"));
+    } else {
+      void image(ctx.api, vis, ctx.api.renderUrl(layer, channel, ctx.mode), `${layer}:${channel} ${ctx.mode}`, "render");
+      void this.examples(ctx, examples, layer, channel);
+    }
+    void this.activation(ctx, activation, info, channel, token);
+    try {
+      const node = await ctx.api.node(layer, channel, ctx.queryKey, 16);
+      if (token !== this.token) return;
+      head.prepend(h("span", { class: "score" }, `score ${fmt(node.score)}`));
+      incoming.replaceChildren(this.incoming(ctx, node.incoming));
+    } catch (error) {
+      if (token === this.token) incoming.replaceChildren(statusOf(error));
+    }
+  }
+
+  private async examples(ctx: NodeContext, host: HTMLElement, layer: string, channel: number): Promise<void> {
+    host.replaceChildren(status("loading…", "busy"));
+    try {
+      const data = await ctx.api.examples(layer, channel);
+      const items = Array.isArray(data) ? data : (data as { examples?: unknown[] })?.examples ?? [];
+      const urls = items.map((item) => (typeof item === "string" ? item : (item as Record<string, string>)?.url ?? (item as Record<string, string>)?.png ?? (item as Record<string, string>)?.patch)).filter(Boolean);
+      host.replaceChildren(urls.length ? h("div", { class: "patches" }, ...urls.map((u) => h("img", { src: u, class: "patch" }))) : status("no examples", "unavailable"));
+    } catch (error) {
+      host.replaceChildren(statusOf(error));
+    }
+  }
+
+  private async activation(ctx: NodeContext, host: HTMLElement, info: LayerInfo, channel: number, token: number): Promise<void> {
+    const mapSlot = h("div", { class: "slot map" }, status("loading…", "busy"));
+    const inputSlot = h("div", { class: "slot input" });
+    const caption = h("span", { class: "muted" });
+    host.replaceChildren(figure("activation map (click a unit)", mapSlot), figure("input image", inputSlot, caption));
+    if (!ctx.image) {
+      mapSlot.replaceChildren(status("Pick an input image (left) to see this node's map.", "info"));
+      inputSlot.replaceChildren(status("no image chosen"));
+      return;
+    }
+    const frame = h("div", { class: "rf-frame" });
+    inputSlot.replaceChildren(frame);
+    const picture = h("img", { src: ctx.api.imageUrl(ctx.image), alt: "input image", class: "input-image" });
+    const box = h("div", { class: "rf-box", hidden: true });
+    frame.append(picture, box);
+    try {
+      const act = await ctx.api.activation(ctx.image, info.name, channel);
+      if (token !== this.token) return;
+      const draw = (mark: [number, number] | null) => {
+        const canvas = heatmapCanvas(act.values, 168, mark);
+        canvas.title = `min ${fmt(act.min)}, max ${fmt(act.max)}`;
+        canvas.addEventListener("click", (e) => {
+          const r = canvas.getBoundingClientRect();
+          const cell = cellAt(e.clientX - r.left, e.clientY - r.top, r.width, r.height, act.height, act.width);
+          if (cell) ctx.setUnit(cell);
+        });
+        mapSlot.replaceChildren(canvas, h("div", { class: "muted" }, `${act.height}×${act.width} · min ${fmt(act.min)} · max ${fmt(act.max)}`,
+          mark ? ` · unit (${mark[0]},${mark[1]}) = ${fmt(act.values[mark[0]]?.[mark[1]])}` : ""));
+      };
+      const unit = ctx.unit && ctx.unit[0] < act.height && ctx.unit[1] < act.width ? ctx.unit : null;
+      draw(unit);
+      if (unit) {
+        const rf = await ctx.api.receptiveField(info.name, unit[0], unit[1]);
+        if (token !== this.token) return;
+        showBox(frame, box, rf, ctx.model.input_shape);
+        caption.textContent = ` · receptive field rows ${rf.top}…${rf.bottom - 1}, cols ${rf.left}…${rf.right - 1}`;
+      }
+    } catch (error) {
+      if (token === this.token) mapSlot.replaceChildren(statusOf(error));
+    }
+  }
+
+  private incoming(ctx: NodeContext, edges: IncomingEdge[]): HTMLElement {
+    if (!edges.length) return status("no incoming edges");
+    const scored = edges.some((e) => e.score !== null);
+    const rows = edges.map((e) => {
+      const kernel = h("div", { class: "thumb" });
+      const output = h("div", { class: "thumb" });
+      const source = h("div", { class: "thumb" });
+      void image(ctx.api, kernel, ctx.api.edgeUrl(e.layer, e.out, e.in, "kernel"), "kernel", "pix");
+      if (ctx.image) void image(ctx.api, output, ctx.api.edgeUrl(e.layer, e.out, e.in, "output", ctx.image), "output map", "pix");
+      else output.replaceChildren(status("no image"));
+      const src = e.sources[0];
+      if (src && src.layer !== "input") void image(ctx.api, source, ctx.api.renderUrl(src.layer, src.channel, "channel"), "source visualization", "render");
+      else source.replaceChildren(status(src ? "input" : "–"));
+      return h("tr", { class: "edge-row", "data-edge": `${e.layer}:${e.out}:${e.in}`, onclick: () => ctx.selectEdge(e.layer, e.out, e.in) },
+        h("td", {}, h("span", { class: "sign", style: `background:${signCss(e.sign)}`, title: signName(e.sign) })),
+        h("td", {}, ...e.sources.map((s) => h("a", { href: "#", onclick: (ev: Event) => { ev.preventDefault(); ev.stopPropagation(); ctx.selectNode(s.layer, s.channel); } }, `${s.layer}:${s.channel}`)),
+          h("div", { class: "muted" }, `in ${e.in}`)),
+        h("td", { class: "num" }, fmt(scored ? e.score : e.weight_norm)),
+        h("td", {}, kernel), h("td", {}, output), h("td", {}, source));
+    });
+    return h("table", { class: "edges-table" },
+      h("thead", {}, h("tr", {}, h("th", {}, ""), h("th", {}, "source"), h("th", {}, scored ? "score" : "|w|"), h("th", {}, "kernel"), h("th", {}, "output map"), h("th", {}, "source vis."))),
+      h("tbody", {}, ...rows));
+  }
+}
+
+/** Outlines a receptive field (input pixels, may reach past the border) on the displayed input image. */
+export function showBox(frame: HTMLElement, box: HTMLElement, rf: Box, inputShape: number[]): void {
+  const [H, W] = rf.image_size ?? inputShape.slice(-2);
+  const clamp = (v: number) => Math.max(0, Math.min(100, v));
+  const top = clamp((rf.top / H) * 100), left = clamp((rf.left / W) * 100);
+  const bottom = clamp((rf.bottom / H) * 100), right = clamp((rf.right / W) * 100); // bottom/right exclusive
+  Object.assign(box.style, { top: `${top}%`, left: `${left}%`, height: `${bottom - top}%`, width: `${right - left}%` });
+  box.hidden = false;
+  frame.classList.add("has-box");
+}

@@ -1,0 +1,135 @@
+/** The view's state, kept in the URL query string so a view can be bookmarked and shared. */
+
+export type Rule = "fraction" | "cumulative";
+export type Mode = "channel" | "neuron";
+export type View = "graph" | "circuit";
+
+export interface ViewState {
+  images: string;
+  target: string;
+  criterion: string;
+  nodeRule: Rule;
+  nodeValue: number;
+  edgeRule: Rule;
+  edgeValue: number;
+  maxEdges: number;
+  method: string;
+  keep: number;
+  layout: string;
+  /** Selected node as "LAYER:C". */
+  node: string | null;
+  /** Selected edge as "LAYER:OUT:IN". */
+  edge: string | null;
+  image: string | null;
+  mode: Mode;
+  /** Selected unit of the node's activation map as [y, x]. */
+  unit: [number, number] | null;
+  view: View;
+  /** Whether the circuit for the query is shown (re-extracted on load; the server caches it). */
+  circuit: boolean;
+}
+
+export const DEFAULTS: Readonly<ViewState> = Object.freeze({
+  images: "overall",
+  target: "loss",
+  criterion: "taylor",
+  nodeRule: "fraction",
+  nodeValue: 0.1,
+  edgeRule: "cumulative",
+  edgeValue: 0.5,
+  maxEdges: 100000,
+  method: "actgrad",
+  keep: 0.05,
+  layout: "grid",
+  node: null,
+  edge: null,
+  image: null,
+  mode: "channel",
+  unit: null,
+  view: "graph",
+  circuit: false,
+});
+
+const KEYS: Record<keyof ViewState, string> = {
+  images: "in", target: "out", criterion: "crit", nodeRule: "nrule", nodeValue: "n", edgeRule: "erule",
+  edgeValue: "e", maxEdges: "max", method: "method", keep: "keep", layout: "layout", node: "node",
+  edge: "edge", image: "img", mode: "mode", unit: "unit", view: "view", circuit: "circuit",
+};
+
+function number(text: string | null, fallback: number, min: number, max: number): number {
+  if (text === null || text.trim() === "") return fallback;
+  const value = Number(text);
+  return Number.isFinite(value) && value >= min && value <= max ? value : fallback;
+}
+
+function oneOf<T extends string>(text: string | null, options: readonly T[], fallback: T): T {
+  return options.includes(text as T) ? (text as T) : fallback;
+}
+
+/** Parses a "Y,X" unit; anything else is null. */
+export function parseUnit(text: string | null): [number, number] | null {
+  const match = /^(\d+),(\d+)$/.exec(text ?? "");
+  return match ? [Number(match[1]), Number(match[2])] : null;
+}
+
+/** "LAYER:C" -> [layer, channel]; layer names may contain dots and '@' but the channel is the last field. */
+export function parseNode(text: string | null): [string, number] | null {
+  const match = /^(.+):(\d+)$/.exec(text ?? "");
+  return match ? [match[1], Number(match[2])] : null;
+}
+
+/** "LAYER:OUT:IN" -> [layer, out, in]. */
+export function parseEdge(text: string | null): [string, number, number] | null {
+  const match = /^(.+):(\d+):(\d+)$/.exec(text ?? "");
+  return match ? [match[1], Number(match[2]), Number(match[3])] : null;
+}
+
+/** Reads a state from a query string; unknown or malformed values fall back to the defaults. */
+export function decodeState(search: string): ViewState {
+  const p = new URLSearchParams(search);
+  const get = (key: keyof ViewState) => p.get(KEYS[key]);
+  return {
+    images: get("images") ?? DEFAULTS.images,
+    target: get("target") ?? DEFAULTS.target,
+    criterion: get("criterion") ?? DEFAULTS.criterion,
+    nodeRule: oneOf(get("nodeRule"), ["fraction", "cumulative"] as const, DEFAULTS.nodeRule),
+    nodeValue: number(get("nodeValue"), DEFAULTS.nodeValue, 0, 1),
+    edgeRule: oneOf(get("edgeRule"), ["fraction", "cumulative"] as const, DEFAULTS.edgeRule),
+    edgeValue: number(get("edgeValue"), DEFAULTS.edgeValue, 0, 1),
+    maxEdges: Math.round(number(get("maxEdges"), DEFAULTS.maxEdges, 0, 1e6)),
+    method: get("method") ?? DEFAULTS.method,
+    keep: number(get("keep"), DEFAULTS.keep, 0, 1),
+    layout: get("layout") ?? DEFAULTS.layout,
+    node: parseNode(get("node")) ? get("node") : null,
+    edge: parseEdge(get("edge")) ? get("edge") : null,
+    image: get("image"),
+    mode: oneOf(get("mode"), ["channel", "neuron"] as const, DEFAULTS.mode),
+    unit: parseUnit(get("unit")),
+    view: oneOf(get("view"), ["graph", "circuit"] as const, DEFAULTS.view),
+    circuit: get("circuit") === "1",
+  };
+}
+
+/** Writes the fields that differ from the defaults, in a stable order. */
+export function encodeState(state: ViewState): string {
+  const p = new URLSearchParams();
+  for (const key of Object.keys(KEYS) as (keyof ViewState)[]) {
+    const value = state[key];
+    const fallback = DEFAULTS[key];
+    if (key === "unit") {
+      if (state.unit) p.set(KEYS.unit, state.unit.join(","));
+    } else if (key === "circuit") {
+      if (state.circuit) p.set(KEYS.circuit, "1");
+    } else if (value !== null && value !== fallback) {
+      p.set(KEYS[key], String(value));
+    }
+  }
+  const text = p.toString();
+  return text ? `?${text}` : "";
+}
+
+/** The fields that define a query: when any of them changes, the query has to run again. */
+export function queryKey(state: ViewState): string {
+  return JSON.stringify([state.images, state.target, state.criterion, state.nodeRule, state.nodeValue,
+    state.edgeRule, state.edgeValue, state.maxEdges]);
+}
