@@ -29,17 +29,33 @@ def test_openapi_schema_lists_the_endpoints(client):
 
 def test_grid_layout_has_one_position_per_channel(client, state):
     layout = client.get("/api/layout", params={"kind": "grid"}).json()
-    assert layout["kind"] == "grid" and "grid" in layout["kinds"]
+    assert layout["kind"] == "grid" and set(layout["kinds"]) >= {"grid", "umap"} and layout["format"] == "viscnn-layout/1"
+    assert list(layout["layers"]) == list(state.graph.layers)
     for name, layer in state.graph.layers.items():
-        positions = np.array(layout["layers"][name]["positions"])
-        assert positions.shape == (layer.out_channels, 2)
+        entry = layout["layers"][name]
+        positions = np.array(entry["positions"])
+        assert positions.shape == (layer.out_channels, 2) and entry["depth"] == layer.depth
         assert len({tuple(p) for p in positions}) == layer.out_channels  # no two nodes on one spot
-        assert abs(positions.mean(axis=0)).max() <= 0.5
+        assert (np.hypot(*positions.T) <= 1 + 1e-6).all()  # inside the layer's unit disc
 
 
-def test_unknown_layout_is_503(client):
+def test_unknown_layout_is_400(client):
     answer = client.get("/api/layout", params={"kind": "spiral"})
-    assert answer.status_code == 503 and "grid" in answer.json()["detail"]
+    assert answer.status_code == 400 and "grid" in answer.json()["detail"]
+
+
+def test_weights_layout_is_prepared_by_a_job_then_served(client, state):
+    from tests.server.conftest import wait
+
+    first = client.get("/api/layout", params={"kind": "weights"})
+    job = wait(client, first, timeout=120)
+    assert job["state"] == "done", job
+    layout = job["result"]
+    assert layout["kind"] == "weights" and layout["projection"] == "weights"
+    for name, layer in state.graph.layers.items():
+        assert len(layout["layers"][name]["positions"]) == layer.out_channels
+    again = client.get("/api/layout", params={"kind": "weights"})
+    assert again.status_code == 200 and again.json()["layers"] == layout["layers"]
 
 
 def test_node_incoming_edges_by_kernel_norm_without_a_query(client, state):
@@ -69,8 +85,9 @@ def test_node_incoming_edges_by_query_score(client):
     ("/api/nodes/features.3/abc", 400, "channel"),
     ("/api/nodes/features.3/1?query=deadbeef", 404, "unknown query"),
     ("/api/nodes/features.3/1?top=0", 400, "top"),
-    ("/api/nodes/features.3/1/render.png", 503, "feature visualization"),
-    ("/api/nodes/features.3/1/examples", 503, "dataset examples"),
+    ("/api/nodes/features.3/1/render.png?mode=pixel", 400, "mode"),
+    ("/api/nodes/features.3/99/render.png", 404, "channels 0.."),
+    ("/api/nodes/features.3/99/examples", 404, "channels 0.."),
     ("/api/nodes/..%2F..%2Fetc/1", 404, "/etc/1"),
 ])
 def test_bad_node_requests(client, path, status, message):
@@ -164,7 +181,7 @@ def test_edge_maps_for_an_image(client):
     ("/api/edges/nope/0/0", 404),
     ("/api/edges/features.3/5/2/output.png?image=zzz", 404),
     ("/api/edges/features.3/5/2/output.png", 400),
-    ("/api/edges/features.3/5/2/render.png", 503),
+    ("/api/edges/features.3/5/99/render.png", 404),
 ])
 def test_bad_edge_requests(client, path, status):
     answer = client.get(path)

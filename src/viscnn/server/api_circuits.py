@@ -101,9 +101,8 @@ def routes(state: ServerState) -> APIRouter:
         def work(context: JobContext) -> dict:
             data = batches(chosen, context, 0.0, 0.2)
             context.report(0.25, f"extracting the {request.method} circuit of {target}")
-            with state.model_lock:
-                found = extract_circuit(state.loaded.module, state.graph, data, target, request.keep, request.method,
-                                        request.rule, request.seed, "cpu", state.loaded.name, state.fingerprint)
+            found = extract_circuit(state.loaded.module, state.graph, data, target, request.keep, request.method,
+                                    request.rule, request.seed, "cpu", state.loaded.name, state.fingerprint)
             return {**found.to_json(state.graph), "key": key, "seconds": round(context.job.seconds, 3)}
 
         return cached_or_job("circuit", key, f"{request.method} circuit of {target} over {request.images}", work)
@@ -138,9 +137,8 @@ def routes(state: ServerState) -> APIRouter:
                 said[0] += 1
                 context.report(0.1 + 0.9 * min(said[0], steps) / steps, message)
 
-            with state.model_lock:
-                evaluation = evaluate(state.loaded.module, state.graph, train_batches, held_batches, [target],
-                                      request.methods, fractions, request.seed, "cpu", say, state.loaded.name)
+            evaluation = evaluate(state.loaded.module, state.graph, train_batches, held_batches, [target],
+                                  request.methods, fractions, request.seed, "cpu", say, state.loaded.name)
             return {**evaluation.to_json(), "key": key}
 
         return cached_or_job("faithfulness", key, f"faithfulness of circuits for {target}", work)
@@ -156,8 +154,7 @@ def routes(state: ServerState) -> APIRouter:
         def work(context: JobContext) -> dict:
             context.report(0.1, f"composing {unit} on {ref.name}")
             x = state.model_input(ref)
-            with state.model_lock:
-                result = compose(state.loaded.module, state.graph, x, parsed, top_k, depth, state.loaded.name, ref.id)
+            result = compose(state.loaded.module, state.graph, x, parsed, top_k, depth, state.loaded.name, ref.id)
             return result.to_json()
 
         key = f"{ref.id}|{unit}|{top_k}|{depth}"

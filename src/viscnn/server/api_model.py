@@ -1,9 +1,6 @@
 """Routes: the model's graph, layouts, nodes, edges, activation maps and receptive fields."""
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import torch
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
@@ -11,10 +8,10 @@ from fastapi.responses import Response
 from viscnn.graph import Layer
 from viscnn.server.prune import KernelFacts
 from viscnn.server.responses import FastJSON
-from viscnn.server.state import NotFound, ServerState, Unavailable
+from viscnn.server.state import NotFound, ServerState
+from viscnn.server.layouts import Layouts
 from viscnn.server.views import Maps, diverging, png, upscale
 
-FEATUREVIS_MISSING = "feature visualizations are not in this build yet (viscnn.featurevis has no renderer)"
 
 
 def layer_json(layer: Layer) -> dict:
@@ -26,20 +23,7 @@ def layer_json(layer: Layer) -> dict:
             "sources": [{"layer": src, "channels": channels.tolist()} for src, channels in layer.sources]}
 
 
-def grid_layout(state: ServerState) -> dict:
-    """Each layer's channels on a centred square grid, one node unit apart."""
-    layers = {}
-    for layer in state.graph.layers.values():
-        count = layer.out_channels
-        columns = max(1, math.ceil(math.sqrt(count)))
-        rows = math.ceil(count / columns)
-        k = np.arange(count)
-        positions = np.stack([k % columns - (columns - 1) / 2, k // columns - (rows - 1) / 2], axis=1)
-        layers[layer.name] = {"depth": layer.depth, "positions": positions.tolist()}
-    return layers
-
-
-def routes(state: ServerState, facts: KernelFacts, maps: Maps) -> APIRouter:
+def routes(state: ServerState, facts: KernelFacts, maps: Maps, layouts: Layouts) -> APIRouter:
     router = APIRouter(tags=["model"])
     graph = state.graph
     model_json = {
@@ -47,7 +31,6 @@ def routes(state: ServerState, facts: KernelFacts, maps: Maps) -> APIRouter:
         "num_nodes": graph.num_nodes, "num_edges": graph.num_edges, "classes": state.class_names,
         "layers": [layer_json(layer) for layer in graph.layers.values()],
     }
-    layouts = {"grid": grid_layout(state)}
 
     @router.get("/model", summary="the model's kernel graph: layers, sizes, sources, receptive fields")
     def model() -> dict:
@@ -57,11 +40,9 @@ def routes(state: ServerState, facts: KernelFacts, maps: Maps) -> APIRouter:
         return {**model_json, "criteria": list(CRITERIA), "methods": sorted(all_methods()),
                 "default_target": "loss"}
 
-    @router.get("/layout", summary="2D positions of every layer's channels")
-    def layout(kind: str = "grid") -> dict:
-        if kind not in layouts:
-            raise Unavailable(f"layout {kind!r} is not available in this build: choose from {', '.join(layouts)}")
-        return {"kind": kind, "kinds": list(layouts), "layers": layouts[kind]}
+    @router.get("/layout", summary="where every node sits (docs/layout.md); 202 + job while a projection is computed")
+    def layout(kind: str = "grid") -> Response:
+        return layouts.answer(kind)
 
     @router.get("/nodes/{layer}/{channel}", summary="a node and its top incoming edges")
     def node(layer: str, channel: int, query: str | None = None, top: int = Query(20, ge=1, le=1000)) -> dict:
@@ -87,16 +68,6 @@ def routes(state: ServerState, facts: KernelFacts, maps: Maps) -> APIRouter:
         return {"layer": layer, "channel": channel, "depth": spec.depth, "kind": spec.kind,
                 "receptive_field": layer_json(spec)["receptive_field"], "map_size": list(spec.output_shape[-2:]),
                 "score": score, "incoming": incoming}
-
-    @router.get("/nodes/{layer}/{channel}/render.png", summary="feature visualization (not in this build yet: 503)")
-    def node_render(layer: str, channel: int, mode: str = "channel") -> Response:
-        state.check_channel(layer, channel)
-        raise Unavailable(FEATUREVIS_MISSING)
-
-    @router.get("/nodes/{layer}/{channel}/examples", summary="dataset examples (not in this build yet: 503)")
-    def node_examples(layer: str, channel: int) -> dict:
-        state.check_channel(layer, channel)
-        raise Unavailable("dataset examples are not in this build yet (viscnn.featurevis has none)")
 
     def activation_values(image: str, layer: str, channel: int) -> torch.Tensor:
         state.check_channel(layer, channel)
@@ -158,10 +129,5 @@ def routes(state: ServerState, facts: KernelFacts, maps: Maps) -> APIRouter:
         edge_check(layer, out, inp)
         values = maps.kernel_output(state.image(image), layer, out, inp, facts.bn_scale(layer))
         return Response(png(diverging(values.numpy())), media_type="image/png")
-
-    @router.get("/edges/{layer}/{out}/{inp}/render.png", summary="edge visualization (not in this build yet: 503)")
-    def edge_render(layer: str, out: int, inp: int) -> Response:
-        edge_check(layer, out, inp)
-        raise Unavailable(FEATUREVIS_MISSING)
 
     return router

@@ -13,7 +13,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from viscnn import __version__
 from viscnn.errors import ViscnnError
-from viscnn.server import api_circuits, api_images, api_model, api_query
+from viscnn.server import api_circuits, api_featurevis, api_images, api_model, api_query
+from viscnn.server.layouts import Layouts
 from viscnn.server.prune import KernelFacts
 from viscnn.server.security import COOKIE, BadToken, NotAnImage, TooLarge, token_matches
 from viscnn.server.state import NotFound, ServerState, Unavailable
@@ -43,10 +44,17 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def create_app(state: ServerState, web_dir: Path | None = None) -> FastAPI:
-    """The app for one `ServerState` (one model, one image-set spec)."""
+def create_app(state: ServerState, web_dir: Path | None = None, render_steps: int = 256,
+               prepare: str | None = None) -> FastAPI:
+    """The app for one `ServerState` (one model, one image-set spec).
+
+    `render_steps`: optimisation steps of a feature visualization; `prepare`: a layout kind to start
+    preparing in the background at once (with the dataset examples), so the page finds it ready.
+    """
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202 - starlette's protocol
+        if prepare:
+            layouts.start(prepare)
         yield
         state.close()
 
@@ -56,10 +64,12 @@ def create_app(state: ServerState, web_dir: Path | None = None) -> FastAPI:
     app.state.viscnn = state
     facts = KernelFacts(state.loaded.module, state.graph)
     maps = Maps(state)
-    app.include_router(api_model.routes(state, facts, maps), prefix="/api")
+    layouts = Layouts(state)
+    app.include_router(api_model.routes(state, facts, maps, layouts), prefix="/api")
     app.include_router(api_images.routes(state), prefix="/api")
     app.include_router(api_query.routes(state, facts), prefix="/api")
     app.include_router(api_circuits.routes(state), prefix="/api")
+    app.include_router(api_featurevis.routes(state, render_steps), prefix="/api")
 
     @app.exception_handler(ViscnnError)
     async def viscnn_error(request: Request, exc: ViscnnError) -> JSONResponse:

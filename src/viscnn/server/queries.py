@@ -1,6 +1,7 @@
 """Queries for the page: check the request, answer from memory or the store, else score in a job."""
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 
@@ -64,6 +65,8 @@ def check_query(state: ServerState, hashes: SetHashes, images: str, target: str 
     sets = state.image_sets
     parsed = parse_expression(images, list(sets))
     the_target = parse_target(target, state.graph, state.class_names)
+    if not all(math.isfinite(w) for _, w in the_target.weights):
+        raise ViscnnError(f"target {target[:60]!r} has a weight too large to be a number")
     node_rule = Rule.of(node_fraction, node_cumulative, DEFAULT_NODE_RULE, "node")
     edge_rule = Rule.of(edge_fraction, edge_cumulative, DEFAULT_EDGE_RULE, "edge")
     if not 0 <= max_edges <= 10 * MAX_EDGES:
@@ -93,9 +96,8 @@ def compute(state: ServerState, spec: QuerySpec, context: JobContext | None = No
         steps = -(-count // state.batch_size)
         return _counted(context, batches, done, total, f"scoring {name} ({count} images)", steps)
 
-    with state.model_lock:
-        result = score_sets(state.loaded, state.graph, state.image_sets, spec.images, spec.target, [spec.criterion],
-                            True, state.store, state.batch_size, progress=progress)
+    result = score_sets(state.loaded, state.graph, state.image_sets, spec.images, spec.target, [spec.criterion],
+                        True, state.store, state.batch_size, progress=progress)
     scores = result.scores[spec.criterion]
     state.queries.put(spec.key, scores)
     return scores, {"seconds": result.seconds, "computed": result.computed, "cached": result.cached}

@@ -80,7 +80,6 @@ class ServerState:
         self.fingerprint = loaded.fingerprint()
         self.jobs = JobManager()
         self.queries = LRU(16)  # key -> combined Scores of a query
-        self.model_lock = threading.RLock()  # one forward pass at a time: the CPU is shared anyway
         self.upload_dir = upload_dir
         self._uploads_lock = threading.Lock()
         self.images: dict[str, ImageRef] = {}

@@ -60,7 +60,7 @@ class Maps:
             state = self.state
             x = state.model_input(ref)[None]
             recorder = Recorder(state.graph, stop_at=layer, keep={layer})
-            with state.model_lock, torch.no_grad(), recorder:
+            with torch.no_grad(), recorder:
                 try:
                     state.loaded.module(x)
                 except StopForward:

@@ -1,0 +1,122 @@
+"""Routes: feature visualizations of nodes and edges, and dataset examples: from the store, else as jobs.
+
+A render or an example set that is not stored yet is answered with 202 and a job (JSON, not a PNG);
+the page follows the job and asks again. Render cache keys are those of `viscnn visualize`, so renders
+made on the command line are served as they are.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse, Response
+
+from viscnn.server.jobs import JobContext
+from viscnn.server.responses import done, pending
+from viscnn.server.state import ServerState, Unavailable
+
+EXAMPLES_K = 9  # what `viscnn prepare` computes, so its results are served as they are
+NO_STORE = "this server runs without a store (--no-cache): renders and dataset examples need one"
+
+
+def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
+    router = APIRouter(tags=["feature visualization"])
+
+    def store():  # noqa: ANN202 - a Store
+        if state.store is None:
+            raise Unavailable(NO_STORE)
+        return state.store
+
+    # --- renders -------------------------------------------------------------------------------------
+    def render_answer(text: str) -> Response:
+        from viscnn.featurevis.cache import cache_key, cached_image
+        from viscnn.featurevis.objectives import parse_objective
+        from viscnn.featurevis.render import RenderSettings, render
+
+        the_store = store()
+        objective = parse_objective(text, state.graph, class_names=state.class_names)
+        settings = RenderSettings(steps=render_steps)
+        parts = {"model": state.loaded.name, "fingerprint": state.fingerprint, "circuit": None,
+                 "settings": settings.to_json(), "size": settings.size or state.loaded.preprocess.size,
+                 "objective": str(objective)}
+        path = the_store.get_path("render", cache_key("render", parts))
+        if path is not None:
+            return _png_file(path)
+
+        def work(context: JobContext) -> dict:
+            context.report(0.05, f"rendering {objective} ({settings.steps} steps)")
+            result = render(state.loaded.module, state.graph, state.loaded.preprocess, [objective], settings)
+            image = result.images[0].permute(1, 2, 0).numpy()
+            meta = {"objective": str(objective), "values": [float(result.values[0])],
+                    "initial": float(result.initial_values[0]), "steps": settings.steps, "copies": settings.copies}
+            cached_image(the_store, "render", parts, lambda: (image, meta))
+            return {"objective": str(objective), "value": float(result.values[0]), "seconds": round(result.seconds, 3)}
+
+        return pending(state.jobs.submit("render", work, f"render {objective}", key=f"render|{objective}"))
+
+    @router.get("/nodes/{layer}/{channel}/render.png", summary="a node's feature visualization (202 + job if not rendered yet)",
+                response_class=Response)
+    def node_render(layer: str, channel: int, mode: str = Query("channel", pattern="^(channel|neuron)$")) -> Response:
+        state.check_channel(layer, channel)
+        return render_answer(f"{layer}:{channel}" + (":neuron" if mode == "neuron" else ""))
+
+    @router.get("/edges/{layer}/{out}/{inp}/render.png", summary="an edge's visualization (202 + job if not rendered yet)",
+                response_class=Response)
+    def edge_render(layer: str, out: int, inp: int) -> Response:
+        state.check_edge(layer, out, inp)
+        return render_answer(f"{layer}:{out}<-{inp}")
+
+    # --- dataset examples ----------------------------------------------------------------------------
+    def layer_examples(layer: str):  # noqa: ANN202 - LayerExamples, or None when a job must compute them
+        from viscnn.featurevis.examples import KIND, dataset_examples, examples_key
+
+        overall = state.image_sets["overall"]
+        if store().get_path(KIND, examples_key(state.loaded, overall, layer, min(EXAMPLES_K, len(overall)))) is None:
+            return None
+        return dataset_examples(store(), state.loaded, state.graph, overall, [layer], min(EXAMPLES_K, len(overall)),
+                                state.batch_size)[layer]
+
+    def examples_job(layer: str) -> Response:
+        from viscnn.featurevis.examples import dataset_examples
+
+        overall = state.image_sets["overall"]
+        k = min(EXAMPLES_K, len(overall))
+
+        def work(context: JobContext) -> dict:
+            context.report(0.05, f"finding the top {k} images of every node over {len(overall)} images")
+            # every layer in one pass: the next node clicked is then ready too
+            dataset_examples(store(), state.loaded, state.graph, overall, None, k, state.batch_size)
+            return {"layers": len(state.graph.conv_layers), "k": k}
+
+        return pending(state.jobs.submit("examples", work, "dataset examples of every node", key="examples"))
+
+    @router.get("/nodes/{layer}/{channel}/examples", summary="the images that excite and inhibit a node most (202 + job if not computed)")
+    def node_examples(layer: str, channel: int) -> Response:
+        spec = state.check_channel(layer, channel)
+        examples = layer_examples(layer)
+        if examples is None:
+            return examples_job(layer)
+        node = examples.node(channel, spec.receptive_field)
+        for side in ("excite", "inhibit"):
+            for entry in node[side]:
+                entry["image_id"] = f"i{entry['image']}"
+        node["png"] = f"/api/nodes/{layer}/{channel}/examples.png"
+        return done(node)
+
+    @router.get("/nodes/{layer}/{channel}/examples.png", summary="a node's example patches as one picture",
+                response_class=Response)
+    def node_examples_png(layer: str, channel: int) -> Response:
+        from viscnn.featurevis.examples import examples_png
+
+        state.check_channel(layer, channel)
+        examples = layer_examples(layer)
+        if examples is None:
+            return examples_job(layer)
+        path, _ = examples_png(store(), state.loaded, state.graph, state.image_sets["overall"], examples, channel)
+        return _png_file(path)
+
+    return router
+
+
+def _png_file(path: Path) -> FileResponse:
+    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
