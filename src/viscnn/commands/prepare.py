@@ -6,7 +6,7 @@ results are there, so a killed run restarts where it stopped.
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 
 from viscnn.commands.common import add_model_arguments, load_with_graph
 
@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     def echo(text: str) -> None:
         tqdm.write(text)
+        sys.stdout.flush()  # one line per finished step, seen at once even through a pipe
 
     preparer = Preparer(loaded, graph, image_sets, store, settings, args.images, progress, echo)
     manifest = preparer.run()
