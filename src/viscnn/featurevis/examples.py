@@ -364,7 +364,7 @@ def node_grid(examples: LayerExamples, rf: ReceptiveField | None, channel: int, 
             body.paste(tile, (x0, y0))
             text = f"{top.values[channel, r]:.3g} #{int(top.images[channel, r])}"
             canvas.text((x0, y0 + size[1] + 1), text, fill=(40, 40, 40), font=draw.font(10))
-    where = f" of {set_name}" if set_name else ""
+    where = f" ({set_name})" if set_name else ""
     windows = [patch_window(rf, int(top.ys[channel, r]), int(top.xs[channel, r]), image_hw)
                for top in (examples.excite, examples.inhibit) for r in range(k)]
     outside = any(t < 0 or l < 0 or b > image_hw[0] or r > image_hw[1] for t, l, b, r in windows)

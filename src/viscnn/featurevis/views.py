@@ -25,6 +25,7 @@ from viscnn.scoring.recorder import Recorder, StopForward
 
 Scaling = Literal["layer", "filter", "kernel"]
 MapScaling = Literal["layer", "map"]
+CLIP_PERCENTILE = 99.5  # per-layer scale of activation grids
 MAX_SIDE = 2048  # largest picture side the grids aim for (kernels are zoomed by whole factors below it)
 
 
@@ -188,7 +189,7 @@ def kernel_heatmap(model: nn.Module, graph: Graph, layer: str, out: int, inp: in
     kernel = kernels(model, graph, layer, fold_bn)[out, local]
     scale = float(np.abs(kernel).max(initial=0.0)) or 1.0
     kh, kw = kernel.shape
-    cell = max(cell, 12)
+    cell = max(cell, 12, 120 // max(kh, kw))  # a 1x1 kernel still gets a readable square
     body = Image.fromarray(draw.upscale(draw.diverging(kernel, scale), cell))
     if kh * kw <= 121:
         painter = ImageDraw.Draw(body)
@@ -238,13 +239,15 @@ def image_input(image: Image.Image, preprocess: Preprocess) -> tuple[torch.Tenso
 def activation_grid(maps: np.ndarray, layer: str = "", scaling: MapScaling = "layer", channels: int | None = None,
                     cell: int = 56) -> Image.Image:
     """A layer's maps [C, h, w] for one image as a grid of heatmaps (blue < 0 < red), channel c at
-    row c // columns; `scaling` 'layer' (one scale, with a colour bar) or 'map' (each map its own)."""
+    row c // columns; `scaling` 'layer' (one scale for all maps: the 99.5th percentile of |a|, beyond which
+    colours saturate; with a colour bar) or 'map' (each map scaled to its own max |a|)."""
     if maps.ndim != 3 or maps.shape[0] == 0:
         raise ViscnnError(f"activation maps must be [C, h, w] with C > 0, not shape {list(maps.shape)}")
     maps = maps[:channels] if channels else maps
     n, h, w = maps.shape
     if scaling == "layer":
-        scale: float | np.ndarray = float(np.abs(maps).max(initial=0.0)) or 1.0
+        # a few extreme units would wash every map out to white: scale to a high percentile and clip
+        scale: float | np.ndarray = float(np.percentile(np.abs(maps), CLIP_PERCENTILE)) or float(np.abs(maps).max()) or 1.0
     elif scaling == "map":
         scale = np.abs(maps).max(axis=(1, 2), keepdims=True)
         scale = np.where(scale > 0, scale, 1.0)
@@ -254,10 +257,13 @@ def activation_grid(maps: np.ndarray, layer: str = "", scaling: MapScaling = "la
     zoom = max(1, min(cell // max(h, w), MAX_SIDE // (columns * max(h, w))))
     body = draw.tile(draw.upscale(draw.diverging(maps, scale), zoom), columns, gap=2, gap_colour=draw.DARK_GAP)
     if scaling == "layer":
-        footer, scale_text = draw.colorbar(float(scale), caption="activation"), f"one scale, max |a| = {float(scale):.3g}"
+        clipped = float(np.mean(np.abs(maps) > scale)) * 100
+        footer = draw.colorbar(float(scale), caption="activation")
+        scale_text = (f"one scale: {CLIP_PERCENTILE:g}th percentile of |a| = {float(scale):.3g} "
+                      f"({clipped:.2g}% of units beyond it, up to {float(np.abs(maps).max()):.3g}, shown at full colour)")
     else:
         footer, scale_text = None, "each map scaled to its own max |a|"
-    title = f"{layer}: {n} maps {h}x{w} (BN-folded, before ReLU), channel c at row c // {columns}; {scale_text}"
+    title = f"{layer}: {n} maps {h}x{w} (BN-folded, before any activation), channel c at row c // {columns}; {scale_text}"
     return draw.framed(Image.fromarray(body), title, footer)
 
 

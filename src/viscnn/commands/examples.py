@@ -1,0 +1,120 @@
+"""`viscnn examples`: per node, the image patches of a set that excite and inhibit it most."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import shutil
+import time
+from pathlib import Path
+
+from viscnn.commands.common import add_model_arguments, load_with_graph, open_set
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("examples", help="top-k exciting and inhibiting image patches of every node of some layers")
+    add_model_arguments(parser)
+    parser.add_argument("--images", default="demo", help="image-set spec: folder, image, tensor file, demo, fashion-mnist[:train][:N]")
+    parser.add_argument("--input", default="overall", help="which set of --images to use (a set name)")
+    parser.add_argument("--layer", action="append", dest="layers", metavar="LAYER",
+                        help="a conv layer (repeat for several; default all)")
+    parser.add_argument("--nodes", default="0-15", help="channels to write per layer: '0-15' (default), '3,7,20-23' or 'all'")
+    parser.add_argument("--k", type=int, default=9, help="examples per node and side (one per image)")
+    parser.add_argument("--cell", type=int, default=80, help="pixel size of a patch in the PNGs")
+    parser.add_argument("--no-png", action="store_true", help="write the JSON only")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="writes examples.json, LAYER/examples.json and LAYER/node_C.png")
+    parser.add_argument("--store", metavar="DIR", help="cache folder (default $VISCNN_STORE or the user cache)")
+    parser.add_argument("--no-cache", action="store_true", help="neither read nor write cached examples")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(run=run)
+
+
+def parse_channels(text: str, count: int, layer: str) -> list[int]:
+    """'all', or a comma list of channels and ranges ('0-15,31') checked against `count` channels."""
+    from viscnn.errors import ViscnnError
+
+    if text.strip() == "all":
+        return list(range(count))
+    channels: list[int] = []
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not match:
+            raise ViscnnError(f"cannot read nodes {text!r}: use 'all' or channels and ranges like 0-15,31")
+        first = int(match.group(1))
+        last = int(match.group(2)) if match.group(2) is not None else first
+        if last < first:
+            raise ViscnnError(f"empty channel range {part.strip()!r} in --nodes {text!r}")
+        if last >= count:
+            raise ViscnnError(f"channel {last} is out of range: layer {layer} has {count} channels")
+        channels.extend(range(first, last + 1))
+    return list(dict.fromkeys(channels))
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from viscnn.errors import ViscnnError
+    from viscnn.featurevis.examples import (PixelCache, check_layers, dataset_examples, examples_png, node_grid,
+                                            patch_size)
+    from viscnn.store import Store
+
+    if args.k < 1:
+        raise ViscnnError(f"--k must be at least 1, not {args.k}")
+    if args.cell < 8:
+        raise ViscnnError(f"--cell must be at least 8 pixels, not {args.cell}")
+    if args.batch_size < 1:
+        raise ViscnnError(f"--batch-size must be at least 1, not {args.batch_size}")
+    store = None if args.no_cache else Store(args.store)
+    loaded, graph = load_with_graph(args)
+    layers = check_layers(graph, args.layers)
+    chosen = {name: parse_channels(args.nodes, graph[name].out_channels, name) for name in layers}
+    image_set = open_set(args.images, args.input)
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ViscnnError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
+
+    start = time.perf_counter()
+    batches = math.ceil(len(image_set) / args.batch_size)
+
+    def progress(items):
+        return tqdm(items, desc=f"examples over {image_set.name}", total=batches, unit="batch", disable=args.quiet)
+
+    found = dataset_examples(store, loaded, graph, image_set, layers, args.k, args.batch_size, progress)
+    seconds = time.perf_counter() - start
+    image_hw = tuple(loaded.input_shape[1:])
+    index = {"model": loaded.name, "images": f"{args.images}:{args.input}", "image_count": len(image_set),
+             "k": min(args.k, len(image_set)), "seconds": round(seconds, 2), "layers": {}}
+    pixels = PixelCache(image_set, loaded.preprocess)
+    for name in layers:
+        examples, rf = found[name], graph[name].receptive_field
+        folder = out / name
+        folder.mkdir(exist_ok=True)
+        nodes = [examples.node(c, rf, image_set) for c in chosen[name]]
+        for channel, node in zip(tqdm(chosen[name], desc=f"patches {name}", unit="node", disable=args.quiet), nodes):
+            if args.no_png:
+                break
+            target = folder / f"node_{channel}.png"
+            if store is not None:
+                path, _ = examples_png(store, loaded, graph, image_set, examples, channel, args.cell, pixels)
+                shutil.copyfile(path, target)
+            else:
+                node_grid(examples, rf, channel, pixels, image_hw, args.cell, image_set.name).save(target)
+            node["png"] = target.name
+        (folder / "examples.json").write_text(json.dumps({"layer": name, "nodes": nodes}))
+        index["layers"][name] = {"channels": examples.channels, "written": len(nodes), "map_size": list(examples.map_size),
+                                 "patch_size": list(patch_size(rf, image_hw)), "file": f"{name}/examples.json"}
+        best = int(examples.excite.values[:, 0].argmax())
+        print(f"{name}: {examples.channels} nodes, maps {examples.map_size[0]}x{examples.map_size[1]}, patches "
+              f"{'x'.join(map(str, patch_size(rf, image_hw)))} px; strongest node {best} "
+              f"({examples.excite.values[best, 0]:.3g} on image {int(examples.excite.images[best, 0])})")
+    (out / "examples.json").write_text(json.dumps(index, indent=1))
+    cached = "" if store is None else f" (store {store.root})"
+    print(f"{loaded.name}: top {index['k']} of {len(image_set)} images for {sum(found[n].channels for n in layers)} nodes "
+          f"of {len(layers)} layers in {seconds:.1f} s{cached}; wrote {out}/examples.json"
+          f"{'' if args.no_png else ', LAYER/node_C.png'}")
+    return 0
