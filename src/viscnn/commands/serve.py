@@ -16,6 +16,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--store", metavar="DIR", help="cache folder (default $VISCNN_STORE or the user cache)")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write cached results")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--prepare", default="umap", choices=["umap", "mds", "weights", "none"],
+                        help="layout to precompute in the background at start, with the dataset examples (default umap; "
+                             "the page works at once on the grid layout meanwhile)")
+    parser.add_argument("--render-steps", type=int, default=256, help="optimisation steps of a feature visualization")
     parser.add_argument("--web", metavar="DIR", help="the built page to serve (default web/dist of the source tree)")
     parser.set_defaults(run=run)
 
@@ -25,17 +29,23 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from viscnn.errors import ViscnnError
     from viscnn.server.app import create_app
     from viscnn.server.launch import build_state, check_port, url
     from viscnn.server.security import check_host
 
     check_host(args.host, args.token)  # before loading anything: a refusal should be instant
     check_port(args.host, args.port)
+    if args.render_steps < 1:
+        raise ViscnnError(f"--render-steps must be at least 1, not {args.render_steps}")
     state = build_state(args.model, args.images, args.weights, args.device, args.store, args.no_cache, args.token,
                         args.batch_size)
-    app = create_app(state, Path(args.web) if args.web else None)
+    prepare = None if args.prepare == "none" or state.store is None else args.prepare
+    app = create_app(state, Path(args.web) if args.web else None, args.render_steps, prepare)
     print(f"viscnn: {state.loaded.name} on {args.images} ({len(state.image_sets['overall'])} images, "
           f"{state.graph.num_nodes:,} nodes, {state.graph.num_edges:,} edges)", flush=True)
+    if prepare:
+        print(f"viscnn: preparing the {prepare} layout and dataset examples in the background (see /api/jobs)", flush=True)
     print(f"viscnn: open {url(args.host, args.port, args.token)}  (Ctrl-C stops the server)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -64,7 +64,7 @@ def routes(state: ServerState) -> APIRouter:
         for k in (context.track(steps, len(steps), start, stop, "reading images") if context else steps):
             part = chosen[k:k + size]
             x = torch.stack([s._model_input(s.items[i], state.loaded.preprocess) for s, i in part])
-            result.append((x, torch.tensor([s.items[i].label for s, i in part], dtype=torch.long)))
+            result.append((x.to(state.device), torch.tensor([s.items[i].label for s, i in part], dtype=torch.long)))
         return result
 
     def cached_or_job(kind: str, key: str, description: str, work: Callable[[JobContext], dict]) -> Response:
@@ -102,7 +102,7 @@ def routes(state: ServerState) -> APIRouter:
             data = batches(chosen, context, 0.0, 0.2)
             context.report(0.25, f"extracting the {request.method} circuit of {target}")
             found = extract_circuit(state.loaded.module, state.graph, data, target, request.keep, request.method,
-                                    request.rule, request.seed, "cpu", state.loaded.name, state.fingerprint)
+                                    request.rule, request.seed, state.device, state.loaded.name, state.fingerprint)
             return {**found.to_json(state.graph), "key": key, "seconds": round(context.job.seconds, 3)}
 
         return cached_or_job("circuit", key, f"{request.method} circuit of {target} over {request.images}", work)
@@ -138,7 +138,7 @@ def routes(state: ServerState) -> APIRouter:
                 context.report(0.1 + 0.9 * min(said[0], steps) / steps, message)
 
             evaluation = evaluate(state.loaded.module, state.graph, train_batches, held_batches, [target],
-                                  request.methods, fractions, request.seed, "cpu", say, state.loaded.name)
+                                  request.methods, fractions, request.seed, state.device, say, state.loaded.name)
             return {**evaluation.to_json(), "key": key}
 
         return cached_or_job("faithfulness", key, f"faithfulness of circuits for {target}", work)

@@ -119,10 +119,15 @@ class JobContext:
 
 
 class JobManager:
-    """Runs jobs one at a time (the CPU is shared) in a worker thread and keeps the recent ones."""
+    """Runs jobs one at a time (the CPU is shared) in a worker thread and keeps the recent ones.
+
+    Background jobs (the precompute `viscnn serve` starts) have a worker of their own, so what the
+    user asks for never waits behind them.
+    """
 
     def __init__(self, workers: int = 1, keep: int = 200) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="viscnn-job")
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="viscnn-background")
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -130,8 +135,8 @@ class JobManager:
         self._by_key: dict[str, Job] = {}
 
     def submit(self, kind: str, function: Callable[[JobContext], Any], description: str = "",
-               key: str | None = None) -> Job:
-        """Queue `function(context)`; with `key`, a job for the same key that is still alive is reused."""
+               key: str | None = None, background: bool = False) -> Job:
+        """Queue `function(context)`; with `key`, a job for the same key that is not failed is reused."""
         with self._lock:
             if key is not None and (old := self._by_key.get(key)) is not None and old.state not in ("error", "cancelled"):
                 return old
@@ -140,7 +145,7 @@ class JobManager:
             if key is not None:
                 self._by_key[key] = job
             self._trim()
-        self._pool.submit(self._run, job, function)
+        (self._background if background else self._pool).submit(self._run, job, function)
         return job
 
     def _trim(self) -> None:
@@ -197,3 +202,4 @@ class JobManager:
         for job in self.jobs():
             job.cancel_event.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._background.shutdown(wait=False, cancel_futures=True)

@@ -67,7 +67,7 @@ class Running:
 
 
 def serve_background(state: ServerState, host: str = "127.0.0.1", port: int | None = None,
-                     web_dir: Path | None = None) -> Running:
+                     web_dir: Path | None = None, prepare: str | None = None, render_steps: int = 256) -> Running:
     """Start uvicorn in a daemon thread and wait until it answers."""
     import uvicorn
 
@@ -76,7 +76,7 @@ def serve_background(state: ServerState, host: str = "127.0.0.1", port: int | No
     check_host(host, state.token)
     port = port or free_port(host)
     check_port(host, port)
-    config = uvicorn.Config(create_app(state, web_dir), host=host, port=port, log_level="warning")
+    config = uvicorn.Config(create_app(state, web_dir, render_steps, prepare), host=host, port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"viscnn-server-{port}", daemon=True)
     thread.start()

@@ -54,7 +54,7 @@ class Layouts:
         return Preparer(state.loaded, state.graph, {"overall": state.image_sets["overall"]}, state.store,
                         Settings(projection=kind, batch_size=state.batch_size), state.images_spec, progress, echo)
 
-    def answer(self, kind: str) -> Response:
+    def answer(self, kind: str, background: bool = False) -> Response:
         if kind not in KINDS:
             raise ViscnnError(f"unknown layout {kind[:40]!r}: choose from {', '.join(KINDS)}")
         with self._lock:
@@ -72,12 +72,13 @@ class Layouts:
             prepared.run()
             return self._wrap(kind, self._remember(kind, prepared.layout().to_json()))
 
-        return pending(self.state.jobs.submit("layout", work, f"{kind} layout (with dataset examples)", key=f"layout|{kind}"))
+        return pending(self.state.jobs.submit("layout", work, f"{kind} layout (with dataset examples)", key=f"layout|{kind}",
+                                              background=background))
 
     def start(self, kind: str) -> None:
         """Prepare `kind` in the background now (viscnn serve does this so the page finds it ready)."""
         if kind != "grid":
-            self.answer(kind)
+            self.answer(kind, background=True)
 
     def _remember(self, kind: str, data: dict) -> dict:
         with self._lock:

@@ -34,9 +34,12 @@ class Shown:
 
 
 def show(model="efficientnet-lite0", images: str = "demo", port: int | None = None, height: int = 800,
-         width: str = "100%", store: str | Path | None = None, weights: str | None = None) -> Shown:
+         width: str = "100%", store: str | Path | None = None, weights: str | None = None,
+         prepare: str | None = "umap") -> Shown:
     """Start (or reuse) a background server for `model` (a zoo name, `file.py:factory`, or a LoadedModel)
-    on the image-set spec `images`, and return an object a notebook displays as the page."""
+    on the image-set spec `images`, and return an object a notebook displays as the page.
+
+    `prepare`: the layout to precompute in the background (None: only the grid layout, on demand the rest)."""
     from viscnn.models import LoadedModel
 
     if isinstance(model, LoadedModel):
@@ -49,7 +52,7 @@ def show(model="efficientnet-lite0", images: str = "demo", port: int | None = No
             state = _state_for(model, images, store)
         else:
             state = build_state(str(model), images, weights, store=store)
-        running = serve_background(state, port=port)
+        running = serve_background(state, port=port, prepare=prepare)
         _RUNNING[key] = running
     return Shown(running, width, height)
 

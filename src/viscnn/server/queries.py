@@ -97,7 +97,7 @@ def compute(state: ServerState, spec: QuerySpec, context: JobContext | None = No
         return _counted(context, batches, done, total, f"scoring {name} ({count} images)", steps)
 
     result = score_sets(state.loaded, state.graph, state.image_sets, spec.images, spec.target, [spec.criterion],
-                        True, state.store, state.batch_size, progress=progress)
+                        True, state.store, state.batch_size, state.device, progress=progress)
     scores = result.scores[spec.criterion]
     state.queries.put(spec.key, scores)
     return scores, {"seconds": result.seconds, "computed": result.computed, "cached": result.cached}

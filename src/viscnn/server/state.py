@@ -78,6 +78,7 @@ class ServerState:
         self.class_names: list[str] | None = _class_names(loaded)
         self.image_sets = open_image_sets(images_spec, self.class_names)
         self.fingerprint = loaded.fingerprint()
+        self.device = next((p.device for p in loaded.module.parameters()), torch.device("cpu"))
         self.jobs = JobManager()
         self.queries = LRU(16)  # key -> combined Scores of a query
         self.upload_dir = upload_dir

@@ -58,7 +58,7 @@ class Maps:
         call = self._cache.get(key)
         if call is None:
             state = self.state
-            x = state.model_input(ref)[None]
+            x = state.model_input(ref)[None].to(state.device)
             recorder = Recorder(state.graph, stop_at=layer, keep={layer})
             with torch.no_grad(), recorder:
                 try:
@@ -71,11 +71,11 @@ class Maps:
 
     def node_map(self, ref: ImageRef, layer: str, channel: int) -> torch.Tensor:
         """The node's map for the image [H, W] (after its BatchNorm)."""
-        return self.call(ref, layer).node_map[0, channel].detach().float()
+        return self.call(ref, layer).node_map[0, channel].detach().float().cpu()
 
     def input_map(self, ref: ImageRef, layer: str, inp: int) -> torch.Tensor:
         """Input channel `inp` of the conv, as the conv received it."""
-        return self.call(ref, layer).input[0, inp].detach().float()
+        return self.call(ref, layer).input[0, inp].detach().float().cpu()
 
     def kernel_output(self, ref: ImageRef, layer: str, out: int, inp: int, bn_scale: torch.Tensor | None) -> torch.Tensor:
         """What kernel (out, inp) alone adds to output channel `out` (BN scale folded in)."""
@@ -85,4 +85,5 @@ class Maps:
         with torch.no_grad():
             result = F.conv2d(call.input[:, inp:inp + 1], call.weight[out:out + 1, local:local + 1], None, call.stride,
                               call.padding, call.dilation)[0, 0]
+        result = result.cpu()
         return result * float(bn_scale[out]) if bn_scale is not None else result
