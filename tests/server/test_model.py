@@ -36,7 +36,10 @@ def test_grid_layout_has_one_position_per_channel(client, state):
         positions = np.array(entry["positions"])
         assert positions.shape == (layer.out_channels, 2) and entry["depth"] == layer.depth
         assert len({tuple(p) for p in positions}) == layer.out_channels  # no two nodes on one spot
-        assert (np.hypot(*positions.T) <= 1 + 1e-6).all()  # inside the layer's unit disc
+        assert (np.hypot(*positions.T) <= entry["scale"] + 1e-3).all()  # inside the layer's disc, in node units
+        if layer.out_channels > 8:
+            gaps = np.linalg.norm(positions[:, None] - positions[None], axis=2) + np.eye(len(positions)) * 1e9
+            assert 0.5 < np.median(gaps.min(axis=1)) < 2  # neighbours about one unit apart
 
 
 def test_unknown_layout_is_400(client):

@@ -2,9 +2,11 @@
 in the store, or computed by a background job that runs the same preparation steps."""
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
 
+import numpy as np
 from fastapi.responses import Response
 
 from viscnn.errors import ViscnnError
@@ -87,4 +89,17 @@ class Layouts:
 
     @staticmethod
     def _wrap(kind: str, data: dict[str, Any]) -> dict:
-        return {**data, "kind": kind, "kinds": list(KINDS)}
+        """The layout JSON of docs/layout.md, with positions in node units (see `node_units`)."""
+        layers = {name: node_units(entry) for name, entry in data["layers"].items()}
+        return {**data, "layers": layers, "kind": kind, "kinds": list(KINDS)}
+
+
+def node_units(entry: dict) -> dict:
+    """A layer's unit-disc positions scaled so neighbouring nodes sit about one unit apart.
+
+    n nodes spread evenly over a disc of radius r are about sqrt(pi r^2 / n) apart, so r = sqrt(n / pi)
+    makes that 1: a layer of 1280 filters is then wider than one of 16, as on the page it should be.
+    """
+    scale = max(1.0, math.sqrt(len(entry["positions"]) / math.pi))
+    positions = (np.asarray(entry["positions"], dtype=np.float64).reshape(-1, 2) * scale).round(4)
+    return {**entry, "positions": positions.tolist(), "scale": round(scale, 6)}
