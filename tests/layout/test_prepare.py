@@ -15,7 +15,8 @@ from viscnn.layout.prepare import Preparer, Settings
 from viscnn.store import Store
 
 SPEC = "fashion-mnist:test:3"
-ARGS = ["prepare", "--model", "fmnist-convnet", "--images", SPEC, "--projection", "mds", "--examples", "3", "--quiet"]
+ARGS = ["prepare", "--model", "fmnist-convnet", "--images", SPEC, "--projection", "mds", "--examples", "3", "--renders", "0",
+        "--quiet"]
 
 
 def run_cli(args, store, extra_env=None):
@@ -75,7 +76,7 @@ def test_resume_after_sigkill(tmp_path, fmnist):
 def test_prepare_in_process_uses_viscnn_store(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("VISCNN_STORE", str(tmp_path / "env-store"))
     assert main(["prepare", "--model", "fmnist-convnet", "--images", SPEC, "--projection", "grid", "--examples", "0",
-                 "--quiet", "--figure", str(tmp_path / "q.png")]) == 2  # grid has no trustworthiness to plot
+                 "--renders", "2", "--render-steps", "3", "--quiet", "--figure", str(tmp_path / "q.png")]) == 2  # grid has no trustworthiness to plot
     err = capsys.readouterr().err
     assert "no trustworthiness" in err and "Traceback" not in err
     store = Store(tmp_path / "env-store")
@@ -84,6 +85,17 @@ def test_prepare_in_process_uses_viscnn_store(tmp_path, monkeypatch, capsys):
     manifest = json.loads(store.entries("prepared")[0].path.read_text())
     layout = json.loads(store.get_bytes(*manifest["results"]["layout"]))
     assert layout["projection"] == "grid" and layout["quality"]["edge_length"]["ratio"] > 0
+    renders = manifest["results"]["renders"]
+    assert len(renders["nodes"]) == 2 and all(store.get_path(*key) is not None for key in renders["keys"])
+    # under the keys the server and `viscnn visualize` look up
+    from viscnn.featurevis.cache import cache_key
+    from viscnn.featurevis.render import RenderSettings
+
+    layer, channel = renders["nodes"][0]
+    settings = RenderSettings(steps=3)
+    parts = {"model": "fmnist-convnet", "fingerprint": manifest["fingerprint"], "circuit": None,
+             "settings": settings.to_json(), "size": 28, "objective": f"{layer}:{channel}"}
+    assert store.get_path("render", cache_key("render", parts)) is not None
 
 
 @pytest.mark.parametrize("args,message", [

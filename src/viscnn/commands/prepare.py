@@ -22,13 +22,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="class-wise target: each class's loss on its own images, or its logit on all images "
                              "(auto: logit when some class has fewer than 5 images)")
     parser.add_argument("--examples", type=int, default=9, metavar="K", help="dataset examples per node (0: none)")
-    parser.add_argument("--renders", type=int, default=0, metavar="N",
-                        help="render the N top nodes by overall score (needs viscnn.featurevis; 0: none)")
-    parser.add_argument("--render-steps", type=int, default=128, help="optimisation steps per render")
+    parser.add_argument("--renders", type=int, default=16, metavar="N",
+                        help="render the N top nodes by overall score (0: none; default 16)")
+    parser.add_argument("--render-steps", type=int, default=256,
+                        help="optimisation steps per render (default 256, as viscnn serve's, whose cache then finds them)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", metavar="FILE", help="also write the layout JSON here")
     parser.add_argument("--figure", metavar="PNG", help="also draw the layout's quality figure here")
+    parser.add_argument("--picture", metavar="PNG", help="also draw the layout: every layer's disc, nodes coloured by class")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
@@ -76,5 +78,21 @@ def run(args: argparse.Namespace) -> int:
             raise ViscnnError(f"the {args.projection} layout has no trustworthiness to plot: use umap, mds or weights")
         quality.plot(layout.quality, args.figure, f"{loaded.name} ({args.projection})")
         print(f"wrote {args.figure}")
+    if args.picture:
+        _picture(preparer, layout, args.picture)
+        print(f"wrote {args.picture}")
     print(f"manifest: prepared/{preparer.manifest_key()} ({len(manifest['results'])} results)")
     return 0
+
+
+def _picture(preparer, layout, path: str) -> None:  # noqa: ANN001 - a Preparer and its Layout
+    """Nodes coloured by the class they serve most relative to the layer's mean, sized by overall score."""
+    from viscnn.layout.figure import plot_layout
+
+    colours = None
+    if preparer.uses_classes:
+        colours = {name: (v / v.mean(0).clamp(min=1e-12)).argmax(1).numpy()
+                   for name, v in preparer.class_scores().nodes.items()}
+    sizes = {name: v.numpy() for name, v in preparer.overall().nodes.items()}
+    plot_layout(layout, preparer.graph, path, colours, sizes, preparer.edge_weights(),
+                title=f"{preparer.loaded.name}: {preparer.settings.projection} layout")

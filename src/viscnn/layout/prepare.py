@@ -52,7 +52,7 @@ class Settings:
     seed: int = 0
     examples: int = 9  # dataset examples per node (0: none)
     renders: int = 0  # nodes to render, the top ones by overall score (0: none)
-    render_steps: int = 128
+    render_steps: int = 256  # the server's default, so its cache finds these renders
     device: str = "cpu"
 
 
@@ -126,9 +126,10 @@ class Preparer:
         steps.append(Step("layout", "layout", self.layout_key(), 0.2 * len(self.graph.conv_layers), self._layout))
         if self.settings.examples > 0:
             steps.append(Step("examples", "examples", "", 1.0 * n, self._examples, self._examples_done))
-        if self.settings.renders > 0:
-            steps.append(Step("renders", "renders", self.renders_key(), 0.05 * self.settings.renders * self.settings.render_steps,
-                              self._renders))
+        if self.settings.renders > 0 and _has_featurevis():
+            steps.append(Step(f"renders of the top {self.settings.renders} nodes", "render", "",
+                              0.05 * self.settings.renders * self.settings.render_steps, self._renders,
+                              lambda: not self._missing_renders()))
         steps.append(Step("manifest", "prepared", self.manifest_key(), 0.0, self._manifest))
         return steps
 
@@ -268,29 +269,43 @@ class Preparer:
             module.dataset_examples(self.store, self.loaded, self.graph, self.images, None, self.settings.examples,
                                     self.settings.batch_size)
 
-    def renders_key(self) -> str:
-        return self.key("renders", count=self.settings.renders, steps=self.settings.render_steps, seed=self.settings.seed)
-
     def top_nodes(self) -> list[tuple[str, int]]:
         """The nodes with the highest overall score, `settings.renders` of them."""
         return [(node.layer, node.channel) for node, _ in self.overall().top(self.settings.renders)]
 
-    def _renders(self) -> None:
-        try:
-            from viscnn.featurevis import RenderSettings, parse_objective, render
-        except ImportError:
-            self.echo("renders: skipped (viscnn.featurevis is not installed)")
-            return
-        nodes = self.top_nodes()
-        objectives = [parse_objective(f"{layer}:{channel}", self.graph) for layer, channel in nodes]
-        result = render(self.loaded.module, self.graph, self.loaded.preprocess, objectives,
-                        RenderSettings(steps=self.settings.render_steps, seed=self.settings.seed),
-                        device=self.settings.device)
-        from safetensors.torch import save
+    def _render_parts(self) -> tuple[Any, list[Any], list[dict[str, Any]]]:
+        """(settings, objectives, cache parts) of the top nodes' renders: the parts `viscnn visualize` and the
+        server use, so what is rendered here is what they serve."""
+        from viscnn.featurevis.objectives import parse_objective
+        from viscnn.featurevis.render import RenderSettings
 
-        data = save({"images": result.images.contiguous(), "values": result.values.contiguous()},
-                    metadata={"nodes": json.dumps(nodes)})
-        self.store.put_bytes("renders", self.renders_key(), data, meta={"nodes": len(nodes)}, suffix=".safetensors")
+        settings = RenderSettings(steps=self.settings.render_steps, seed=self.settings.seed)
+        objectives = [parse_objective(f"{layer}:{channel}", self.graph) for layer, channel in self.top_nodes()]
+        base = {"model": self.loaded.name, "fingerprint": self.fingerprint, "circuit": None,
+                "settings": settings.to_json(), "size": settings.size or self.loaded.preprocess.size}
+        return settings, objectives, [{**base, "objective": str(o)} for o in objectives]
+
+    def _missing_renders(self) -> list[int]:
+        from viscnn.featurevis.cache import cache_key
+
+        _, _, parts = self._render_parts()
+        return [k for k, p in enumerate(parts) if self.store.get_path("render", cache_key("render", p)) is None]
+
+    def _renders(self) -> None:
+        from viscnn.featurevis.cache import cached_image
+        from viscnn.featurevis.render import render
+
+        settings, objectives, parts = self._render_parts()
+        missing = self._missing_renders()
+        for begin in range(0, len(missing), settings.batch):  # stored batch by batch: a rerun resumes
+            chunk = missing[begin:begin + settings.batch]
+            result = render(self.loaded.module, self.graph, self.loaded.preprocess, [objectives[k] for k in chunk],
+                            settings, self.settings.device)
+            for j, k in enumerate(chunk):
+                image = result.images[j].permute(1, 2, 0).numpy()
+                meta = {"objective": str(objectives[k]), "values": [float(result.values[j])],
+                        "initial": float(result.initial_values[j]), "steps": settings.steps, "copies": settings.copies}
+                cached_image(self.store, "render", parts[k], lambda image=image, meta=meta: (image, meta))
 
     # --- manifest --------------------------------------------------------------------------------------
     def _manifest(self) -> None:
@@ -305,12 +320,22 @@ class Preparer:
                                       for layer in self.graph.conv_layers}
         if self.settings.examples > 0 and self._examples_module() is not None:
             results["examples"] = {"k": self.settings.examples}
-        if self.settings.renders > 0 and ("renders", self.renders_key()) in self.store:
-            results["renders"] = ["renders", self.renders_key()]
+        if self.settings.renders > 0 and _has_featurevis():
+            from viscnn.featurevis.cache import cache_key
+
+            _, _, parts = self._render_parts()
+            results["renders"] = {"nodes": [[layer, channel] for layer, channel in self.top_nodes()],
+                                  "keys": [["render", cache_key("render", p)] for p in parts]}
         manifest = {"model": self.loaded.name, "fingerprint": self.fingerprint, "images": self.spec,
                     "images_hash": self.images_hash, "count": len(self.images), "projection": self.settings.projection,
                     "classwise_mode": self.mode if self.uses_classes else None, "results": results}
         self.store.put_bytes("prepared", self.manifest_key(), json.dumps(manifest).encode(), suffix=".json")
+
+
+def _has_featurevis() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("viscnn.featurevis.render") is not None
 
 
 def manifest_key(store: Any, fingerprint: str, images_hash: str, projection: str) -> str:
