@@ -35,22 +35,34 @@ class Rule:
             raise ViscnnError(f"{what}_{rule.kind} must be between 0 and 1, not {rule.value}")
         return rule
 
-    def mask(self, magnitude: torch.Tensor) -> torch.Tensor:
-        """Boolean mask (same shape) of the entries kept; entries of magnitude 0 are never kept."""
+    def mask(self, magnitude: torch.Tensor, population: int | None = None) -> torch.Tensor:
+        """Boolean mask (same shape) of the entries kept; entries of magnitude 0 are never kept.
+
+        `population`: what a fraction is of, when `magnitude` holds only the candidates of a larger set.
+        """
         flat = magnitude.flatten()
         keep = torch.zeros_like(flat, dtype=torch.bool)
         nonzero = int((flat > 0).sum())
         if nonzero == 0 or self.value == 0:
             return keep.view_as(magnitude)
         if self.kind == "fraction":
-            count = min(nonzero, int(np.ceil(self.value * flat.numel())))
-            keep[flat.topk(count).indices] = True
+            count = min(nonzero, int(np.ceil(self.value * (population or flat.numel()))))
+            keep[torch.from_numpy(top_indices(flat.numpy(), count))] = True
         else:
             values, order = flat.sort(descending=True)
             cumsum = values.double().cumsum(0)
             count = int(torch.searchsorted(cumsum, self.value * float(cumsum[-1]))) + 1
             keep[order[: min(count, nonzero)]] = True
         return keep.view_as(magnitude)
+
+
+def top_indices(values: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the `count` largest values, in no order (a partition: linear time, unlike a top-k sort)."""
+    if count <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if count >= len(values):
+        return np.arange(len(values))
+    return np.argpartition(values, len(values) - count)[len(values) - count:]
 
 
 class KernelFacts:
@@ -123,19 +135,17 @@ def prune(scores: Scores, graph: Graph, facts: KernelFacts, node_rule: Rule, edg
         if edges is None or layer.name not in kept:
             continue
         total += edges.numel()
-        magnitude = edges.abs().float()
-        rows = torch.zeros(edges.shape[0], dtype=torch.bool)
-        rows[torch.from_numpy(kept[layer.name]).long()] = True
-        magnitude = magnitude * rows[:, None]
-        chosen = edge_rule.mask(magnitude).flatten().nonzero().flatten()
-        if chosen.numel():
-            peak = float(magnitude.max())
-            candidates.append((layer.name, chosen, magnitude.flatten()[chosen] / peak))
+        rows = torch.from_numpy(kept[layer.name]).long()
+        magnitude = edges[rows].abs().float()  # only edges into kept nodes are candidates
+        local = edge_rule.mask(magnitude, edges.numel()).nonzero()
+        if local.numel():
+            values = magnitude[local[:, 0], local[:, 1]]
+            chosen = rows[local[:, 0]] * edges.shape[1] + local[:, 1]  # flat index in the layer's [C_out, C_in/g]
+            candidates.append((layer.name, chosen, values / float(values.max())))
     if candidates and sum(len(c[1]) for c in candidates) > max_edges:
         best = torch.cat([c[2] for c in candidates])
-        threshold_index = best.topk(max_edges).indices if max_edges else torch.zeros(0, dtype=torch.long)
         take = torch.zeros_like(best, dtype=torch.bool)
-        take[threshold_index] = True
+        take[torch.from_numpy(top_indices(best.numpy(), max_edges))] = True
         start, trimmed = 0, []
         for name, chosen, normalised in candidates:
             part = take[start:start + len(chosen)]
