@@ -19,6 +19,7 @@ from viscnn.store import Store
 DEFAULT_NODE_RULE = Rule("fraction", 0.1)
 DEFAULT_EDGE_RULE = Rule("cumulative", 0.5)
 MAX_EDGES = 100_000
+PROGRESS_STEPS = 4
 
 
 @dataclass(frozen=True)
@@ -87,17 +88,19 @@ def in_store(state: ServerState, spec: QuerySpec) -> bool:
 
 def compute(state: ServerState, spec: QuerySpec, context: JobContext | None = None) -> tuple[Scores, dict]:
     """Score the query (sets missing from the store get a forward pass); returns (scores, how it went)."""
-    total = sum(-(-len(state.image_sets[name]) // state.batch_size) for name in spec.terms)
+    sizes = [len(state.image_sets[name]) for name in spec.terms]
+    # at least PROGRESS_STEPS batches per set when it has the images for them: the page sees progress move
+    batch = max(1, min(state.batch_size, -(-max(sizes) // PROGRESS_STEPS)))
+    total = sum(-(-n // batch) for n in sizes)
     done = [0]
 
     def progress(batches, name, count):  # noqa: ANN001 - score_sets' callback
         if context is None:
             return batches
-        steps = -(-count // state.batch_size)
-        return _counted(context, batches, done, total, f"scoring {name} ({count} images)", steps)
+        return _counted(context, batches, done, total, f"scoring {name} ({count} images)", -(-count // batch))
 
     result = score_sets(state.loaded, state.graph, state.image_sets, spec.images, spec.target, [spec.criterion],
-                        True, state.store, state.batch_size, state.device, progress=progress)
+                        True, state.store, batch, state.device, progress=progress)
     scores = result.scores[spec.criterion]
     state.queries.put(spec.key, scores)
     return scores, {"seconds": result.seconds, "computed": result.computed, "cached": result.cached}
