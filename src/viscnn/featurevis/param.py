@@ -8,7 +8,6 @@ ImageNet colour covariance, as in Lucid) and mapped back to RGB before a sigmoid
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
@@ -52,8 +51,8 @@ class FFTImage(nn.Module):
         self.shape = (batch, channels, height, width)
         freqs = frequencies(height, width)
         scale = 1.0 / torch.clamp(freqs, min=1.0 / max(height, width)) ** decay_power
-        # scaling by sqrt(h*w) keeps pixel values of order one whatever the size (Lucent does the same)
-        self.register_buffer("scale", (scale * math.sqrt(height * width)).to(device))
+        # with an orthonormal inverse FFT this is Lucid's scaling (its sqrt(w*h) undoes TF's 1/(w*h) irfft)
+        self.register_buffer("scale", scale.to(device))
         init = _noise((channels, *freqs.shape, 2), batch, generators) * sd
         self.spectrum = nn.Parameter(init.to(device))
         self.decorrelate = decorrelate and channels == 3
