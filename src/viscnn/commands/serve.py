@@ -47,5 +47,5 @@ def run(args: argparse.Namespace) -> int:
     if prepare:
         print(f"viscnn: preparing the {prepare} layout and dataset examples in the background (see /api/jobs)", flush=True)
     print(f"viscnn: open {url(args.host, args.port, args.token)}  (Ctrl-C stops the server)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=2)
     return 0

@@ -86,6 +86,16 @@ def create_app(state: ServerState, web_dir: Path | None = None, render_steps: in
             detail = f"no such endpoint: {request.method} {request.url.path} (see /api/docs)"
         return JSONResponse({"detail": detail}, status_code=exc.status_code)
 
+    @app.middleware("http")
+    async def limit_uploads(request: Request, call_next):  # noqa: ANN001, ANN202 - starlette's middleware
+        # refuse a too large upload from its header, before the multipart parser spools it to disk
+        length = request.headers.get("content-length", "")
+        if request.method == "POST" and request.url.path == "/api/images" and length.isdigit() \
+                and int(length) > state.max_upload_bytes + 64 * 1024:
+            return JSONResponse({"detail": f"the upload is {int(length) / 1e6:.1f} MB; the limit is "
+                                           f"{state.max_upload_bytes / 1e6:.0f} MB"}, status_code=413)
+        return await call_next(request)
+
     if state.token:
         @app.middleware("http")
         async def require_token(request: Request, call_next):  # noqa: ANN001, ANN202 - starlette's middleware

@@ -76,7 +76,8 @@ def serve_background(state: ServerState, host: str = "127.0.0.1", port: int | No
     check_host(host, state.token)
     port = port or free_port(host)
     check_port(host, port)
-    config = uvicorn.Config(create_app(state, web_dir, render_steps, prepare), host=host, port=port, log_level="warning")
+    config = uvicorn.Config(create_app(state, web_dir, render_steps, prepare), host=host, port=port, log_level="warning",
+                            timeout_graceful_shutdown=2)  # open event streams must not hold up a stop
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"viscnn-server-{port}", daemon=True)
     thread.start()
