@@ -113,3 +113,18 @@ def test_unknown_projection_is_refused_by_the_parser(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["prepare", "--projection", "tsne"])
     assert exit_info.value.code == 2
+
+
+def test_featurevis_projection_renders_the_layer(tmp_path, fmnist):
+    from viscnn.data import open_image_sets
+
+    loaded, graph = fmnist
+    preparer = Preparer(loaded, graph, open_image_sets(SPEC), Store(tmp_path / "s"),
+                        Settings(projection="featurevis", render_steps=1, examples=0), SPEC, echo=lambda text: None)
+    name = graph.conv_layers[0].name
+    vectors = preparer.vectors(name)
+    assert vectors.shape == (32, 32) and np.isfinite(vectors).all()
+    assert len(Store(tmp_path / "s").entries("render")) == 32  # every node's render, stored for the server too
+    renders = preparer.renders(name)  # now from the store
+    assert renders.shape == (32, 1, 28, 28)
+    assert np.allclose(preparer.vectors(name), vectors)

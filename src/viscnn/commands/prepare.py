@@ -16,8 +16,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_arguments(parser)
     parser.add_argument("--images", default="demo", help="image-set spec: folder, tensor file, demo, fashion-mnist:test:N ...")
     parser.add_argument("--store", metavar="DIR", help="cache folder (default $VISCNN_STORE or the user cache)")
-    parser.add_argument("--projection", default="umap", choices=["umap", "mds", "weights", "grid"],
-                        help="how nodes are placed within a layer (default umap of class-wise importance)")
+    parser.add_argument("--projection", default="umap", choices=["umap", "mds", "weights", "grid", "featurevis"],
+                        help="how nodes are placed within a layer: umap (default) or mds of class-wise importance, "
+                             "weights (filter similarity), grid, or featurevis (each node's response to the renders "
+                             "of its layer's nodes: renders every node)")
     parser.add_argument("--mode", default="auto", choices=["auto", "loss", "logit"],
                         help="class-wise target: each class's loss on its own images, or its logit on all images "
                              "(auto: logit when some class has fewer than 5 images)")

@@ -103,7 +103,8 @@ def _forward(model: nn.Module, graph: Graph, x: torch.Tensor, copy: bool) -> tup
         output = model(x)
     if not isinstance(output, torch.Tensor) or output.dim() != 2:
         shape = list(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        raise ViscnnError(f"class-wise scores need a classifier's logits [N, classes]; the model returned {shape}")
+        raise ViscnnError(f"class-wise scores need a classifier's logits [N, classes]; the model returned {shape} "
+                          "(the weights and grid projections need no classes)")
     maps = [recorder.calls[layer.name].node_map for layer in graph.conv_layers]
     return output, maps, recorder.overwritten()
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
+import torch
+from PIL import Image
 
 from viscnn.data import ImageSet
 from viscnn.errors import ViscnnError
@@ -24,11 +26,11 @@ from viscnn.layout.build import assemble, grid_projections
 from viscnn.layout.classwise import ClassScores, choose_mode, classwise_scores
 from viscnn.layout.placement import Layout
 from viscnn.layout.projection import project
-from viscnn.layout.vectors import weight_vectors
+from viscnn.layout.vectors import featurevis_vectors, weight_vectors
 from viscnn.models import LoadedModel
 
 VERSION = 1  # bump when a step's computation changes: old store entries are then ignored
-PROJECTIONS = ("umap", "mds", "weights", "grid")
+PROJECTIONS = ("umap", "mds", "weights", "grid", "featurevis")
 Echo = Callable[[str], None]
 
 
@@ -101,8 +103,9 @@ class Preparer:
 
     def projection_key(self, layer: str) -> str:
         source = self.classwise_key() if self.uses_classes else None
+        renders = self.settings.render_steps if self.settings.projection == "featurevis" else None
         return self.key("projection", layer=layer, method=self.settings.projection, seed=self.settings.seed,
-                        classwise=source)
+                        classwise=source, render_steps=renders)
 
     def layout_key(self) -> str:
         return self.key("layout", method=self.settings.projection, seed=self.settings.seed,
@@ -113,13 +116,16 @@ class Preparer:
 
     # --- steps -----------------------------------------------------------------------------------------
     def plan(self) -> list[Step]:
+        if self.settings.projection == "featurevis" and not _has_featurevis():
+            raise ViscnnError("the featurevis projection needs viscnn.featurevis (the renderer), which is not installed")
         n = len(self.images)
         steps = [Step("scores", "scores", "", 8.0 * n, self._scores, self._scores_done)]
         if self.uses_classes:
             cost = 1.5 * n if self.mode == "loss" else 0.5 * n * len(self.classes)
             steps.append(Step("classwise", "classwise", self.classwise_key(), cost, self._classwise))
         if self.settings.projection != "grid":
-            per_node = {"umap": 0.05, "mds": 0.02, "weights": 0.02}[self.settings.projection]
+            per_node = {"umap": 0.05, "mds": 0.02, "weights": 0.02,
+                        "featurevis": 0.01 * self.settings.render_steps}[self.settings.projection]
             for layer in self.graph.conv_layers:
                 steps.append(Step(f"projection {layer.name}", "projection", self.projection_key(layer.name),
                                   1.0 + per_node * layer.out_channels, lambda name=layer.name: self._projection(name)))
@@ -128,8 +134,8 @@ class Preparer:
             steps.append(Step("examples", "examples", "", 1.0 * n, self._examples, self._examples_done))
         if self.settings.renders > 0 and _has_featurevis():
             steps.append(Step(f"renders of the top {self.settings.renders} nodes", "render", "",
-                              0.05 * self.settings.renders * self.settings.render_steps, self._renders,
-                              lambda: not self._missing_renders()))
+                              0.05 * self.settings.renders * self.settings.render_steps,
+                              lambda: self._render(self.top_nodes()), lambda: not self._missing_renders(self.top_nodes())))
         steps.append(Step("manifest", "prepared", self.manifest_key(), 0.0, self._manifest))
         return steps
 
@@ -202,11 +208,13 @@ class Preparer:
     def vectors(self, layer: str) -> np.ndarray:
         if self.settings.projection == "weights":
             return weight_vectors(self.loaded.module, self.graph, layer)
+        if self.settings.projection == "featurevis":
+            return featurevis_vectors(self.loaded.module, self.graph, layer, self.renders(layer), self.settings.batch_size)
         return self.class_scores().vectors(layer)
 
     def _projection(self, layer: str) -> None:
-        points = project(self.vectors(layer), "mds" if self.settings.projection == "weights" else self.settings.projection,
-                         self.settings.seed)
+        method = {"weights": "mds", "featurevis": "umap"}.get(self.settings.projection, self.settings.projection)
+        points = project(self.vectors(layer), method, self.settings.seed)
         buffer = io.BytesIO()
         np.save(buffer, points)
         self.store.put_bytes("projection", self.projection_key(layer), buffer.getvalue(), meta={"layer": layer},
@@ -273,31 +281,34 @@ class Preparer:
         """The nodes with the highest overall score, `settings.renders` of them."""
         return [(node.layer, node.channel) for node, _ in self.overall().top(self.settings.renders)]
 
-    def _render_parts(self) -> tuple[Any, list[Any], list[dict[str, Any]]]:
-        """(settings, objectives, cache parts) of the top nodes' renders: the parts `viscnn visualize` and the
+    def _render_parts(self, nodes: list[tuple[str, int]]) -> tuple[Any, list[Any], list[dict[str, Any]]]:
+        """(settings, objectives, cache parts) of the renders of `nodes`: the parts `viscnn visualize` and the
         server use, so what is rendered here is what they serve."""
         from viscnn.featurevis.objectives import parse_objective
         from viscnn.featurevis.render import RenderSettings
 
         settings = RenderSettings(steps=self.settings.render_steps, seed=self.settings.seed)
-        objectives = [parse_objective(f"{layer}:{channel}", self.graph) for layer, channel in self.top_nodes()]
+        objectives = [parse_objective(f"{layer}:{channel}", self.graph) for layer, channel in nodes]
         base = {"model": self.loaded.name, "fingerprint": self.fingerprint, "circuit": None,
                 "settings": settings.to_json(), "size": settings.size or self.loaded.preprocess.size}
         return settings, objectives, [{**base, "objective": str(o)} for o in objectives]
 
-    def _missing_renders(self) -> list[int]:
+    def _render_keys(self, nodes: list[tuple[str, int]]) -> list[str]:
         from viscnn.featurevis.cache import cache_key
 
-        _, _, parts = self._render_parts()
-        return [k for k, p in enumerate(parts) if self.store.get_path("render", cache_key("render", p)) is None]
+        return [cache_key("render", p) for p in self._render_parts(nodes)[2]]
 
-    def _renders(self) -> None:
+    def _missing_renders(self, nodes: list[tuple[str, int]]) -> list[int]:
+        return [k for k, key in enumerate(self._render_keys(nodes)) if self.store.get_path("render", key) is None]
+
+    def _render(self, nodes: list[tuple[str, int]]) -> None:
+        """Render the nodes whose renders are not stored yet, storing them batch by batch (a rerun resumes)."""
         from viscnn.featurevis.cache import cached_image
         from viscnn.featurevis.render import render
 
-        settings, objectives, parts = self._render_parts()
-        missing = self._missing_renders()
-        for begin in range(0, len(missing), settings.batch):  # stored batch by batch: a rerun resumes
+        settings, objectives, parts = self._render_parts(nodes)
+        missing = self._missing_renders(nodes)
+        for begin in range(0, len(missing), settings.batch):
             chunk = missing[begin:begin + settings.batch]
             result = render(self.loaded.module, self.graph, self.loaded.preprocess, [objectives[k] for k in chunk],
                             settings, self.settings.device)
@@ -306,6 +317,18 @@ class Preparer:
                 meta = {"objective": str(objectives[k]), "values": [float(result.values[j])],
                         "initial": float(result.initial_values[j]), "steps": settings.steps, "copies": settings.copies}
                 cached_image(self.store, "render", parts[k], lambda image=image, meta=meta: (image, meta))
+
+    def renders(self, layer: str) -> torch.Tensor:
+        """[C, channels, H, W]: every node's render of `layer` as model input (rendered first where missing)."""
+        nodes = [(layer, c) for c in range(self.graph[layer].out_channels)]
+        self._render(nodes)
+        mode = "L" if self.loaded.preprocess.channels == 1 else "RGB"
+        pixels = []
+        for key in self._render_keys(nodes):
+            with Image.open(self.store.get_path("render", key)) as image:
+                array = np.asarray(image.convert(mode), dtype=np.float32) / 255.0
+            pixels.append(torch.from_numpy(array.reshape(array.shape[0], array.shape[1], -1).copy()).permute(2, 0, 1))
+        return self.loaded.preprocess.normalize(torch.stack(pixels))
 
     # --- manifest --------------------------------------------------------------------------------------
     def _manifest(self) -> None:
@@ -321,11 +344,9 @@ class Preparer:
         if self.settings.examples > 0 and self._examples_module() is not None:
             results["examples"] = {"k": self.settings.examples}
         if self.settings.renders > 0 and _has_featurevis():
-            from viscnn.featurevis.cache import cache_key
-
-            _, _, parts = self._render_parts()
-            results["renders"] = {"nodes": [[layer, channel] for layer, channel in self.top_nodes()],
-                                  "keys": [["render", cache_key("render", p)] for p in parts]}
+            nodes = self.top_nodes()
+            results["renders"] = {"nodes": [[layer, channel] for layer, channel in nodes],
+                                  "keys": [["render", key] for key in self._render_keys(nodes)]}
         manifest = {"model": self.loaded.name, "fingerprint": self.fingerprint, "images": self.spec,
                     "images_hash": self.images_hash, "count": len(self.images), "projection": self.settings.projection,
                     "classwise_mode": self.mode if self.uses_classes else None, "results": results}
