@@ -137,8 +137,14 @@ class RunningTopK:
         new = order >= kept
         if new.any():
             channel, rank = new.nonzero(as_tuple=True)
-            maps = flat[order[channel, rank] - kept, channel]
-            where[channel, rank] = maps.argmax(dim=1) if self.largest else maps.argmin(dim=1)
+            image = order[channel, rank] - kept
+            if channel.numel() * 4 > batch * channels:
+                # many survivors (the first batches): one argmax over the batch beats copying their maps out
+                full = flat.argmax(dim=2) if self.largest else flat.argmin(dim=2)
+                where[channel, rank] = full[image, channel]
+            else:
+                maps = flat[image, channel]
+                where[channel, rank] = maps.argmax(dim=1) if self.largest else maps.argmin(dim=1)
         self.values = all_values.gather(1, order)
         self.images = torch.cat([self.images, ids], dim=1).gather(1, order)
         self.where = where
