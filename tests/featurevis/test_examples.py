@@ -219,3 +219,26 @@ def test_bad_input(fmnist, tmp_path: Path) -> None:
         found.node(32)
     with pytest.raises(ViscnnError, match="channel -1 is out of range"):
         found.node(-1)
+
+
+def test_units_that_see_the_whole_image() -> None:
+    """A conv after global pooling (squeeze-excite style): its patch is the whole image."""
+    from torch import nn
+
+    from viscnn.data.imageset import ImageItem
+    from viscnn.models.preprocess import Preprocess
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Conv2d(4, 5, 1)).eval()
+    preprocess = Preprocess(size=16, resize=None, mean=(0.5,) * 3, std=(0.25,) * 3)
+    graph = build_graph(model, preprocess.input_shape, "se")
+    images = ImageSet("noise", [ImageItem(i) for i in range(6)], torch.rand(6, 3, 16, 16))
+    found = compute_examples(model, graph, images, preprocess, k=2, batch_size=4)
+    last = graph.conv_layers[-1]
+    assert last.receptive_field.whole_image and found[last.name].map_size == (1, 1)
+    assert patch_window(last.receptive_field, 0, 0, (16, 16)) == (0, 0, 16, 16)
+    with torch.no_grad():
+        expected = model(images.tensor * 4 - 2)[:, :, 0, 0]  # (x - 0.5) / 0.25
+    np.testing.assert_allclose(found[last.name].excite.values[:, 0], expected.max(0).values.numpy(), rtol=1e-5)
+    picture = node_grid(found[last.name], last.receptive_field, 1, PixelCache(images, preprocess), (16, 16), cell=32)
+    assert picture.width > 2 * 32
