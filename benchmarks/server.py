@@ -95,7 +95,7 @@ def main() -> None:
                   f"first progress event after {first if first is None else round(first, 2)} s; {events} events; "
                   f"done in {new_seconds:.2f} s; {result['num_edges']:,} edges drawn of {result['num_edges_total']:,}")
 
-            def repeat(label: str, make_body) -> float:  # noqa: ANN001 - a body per repeat
+            def repeat(label: str, make_body) -> float:
                 times = []
                 for k in range(args.repeats):
                     seconds, reply = timed_post(client, f"{base}/api/query", make_body(k))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from typing import Callable
+from collections.abc import Callable
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response

@@ -7,6 +7,7 @@ made on the command line are served as they are.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, Response
@@ -14,6 +15,10 @@ from fastapi.responses import FileResponse, Response
 from viscnn.server.jobs import JobContext
 from viscnn.server.responses import done, pending
 from viscnn.server.state import ServerState, Unavailable
+from viscnn.store import Store
+
+if TYPE_CHECKING:
+    from viscnn.featurevis.examples import LayerExamples
 
 EXAMPLES_K = 9  # what `viscnn prepare` computes, so its results are served as they are
 NO_STORE = "this server runs without a store (--no-cache): renders and dataset examples need one"
@@ -22,7 +27,7 @@ NO_STORE = "this server runs without a store (--no-cache): renders and dataset e
 def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
     router = APIRouter(tags=["feature visualization"])
 
-    def store():  # noqa: ANN202 - a Store
+    def store() -> Store:
         if state.store is None:
             raise Unavailable(NO_STORE)
         return state.store
@@ -67,7 +72,7 @@ def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
         return render_answer(f"{layer}:{out}<-{inp}")
 
     # --- dataset examples ----------------------------------------------------------------------------
-    def layer_examples(layer: str):  # noqa: ANN202 - LayerExamples, or None when a job must compute them
+    def layer_examples(layer: str) -> LayerExamples | None:  # None: a job must compute them
         from viscnn.featurevis.examples import KIND, dataset_examples, examples_key
 
         overall = state.image_sets["overall"]

@@ -1,6 +1,8 @@
 """Routes: image sets, images (as the model sees them) and uploads."""
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import Response
 
@@ -22,7 +24,7 @@ def routes(state: ServerState) -> APIRouter:
         return [{"name": name, "count": len(image_set)} for name, image_set in state.image_sets.items()]
 
     @router.get("/images", summary="the images of one set, with their ids")
-    def images(set: str = Query("overall", description="a set name from /api/sets"),  # noqa: A002 - the API's word
+    def images(set: str = Query("overall", description="a set name from /api/sets"),
                offset: int = Query(0, ge=0), limit: int = Query(1000, ge=1, le=10000)) -> list[dict]:
         members = state.members.get(set)
         if members is None:
@@ -37,7 +39,7 @@ def routes(state: ServerState) -> APIRouter:
                         headers={"Cache-Control": "private, max-age=3600"})
 
     @router.post("/images", summary="upload an image (at most the server's size limit; must decode as an image)")
-    async def upload(file: UploadFile = File(...)) -> dict:
+    async def upload(file: Annotated[UploadFile, File(description="the image file")]) -> dict:
         data = await file.read(state.max_upload_bytes + 1)
         check_upload(data, state.max_upload_bytes)
         ref = state.add_upload(data, _safe_name(file.filename))

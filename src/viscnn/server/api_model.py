@@ -6,12 +6,11 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from viscnn.graph import Layer
+from viscnn.server.layouts import Layouts
 from viscnn.server.prune import KernelFacts
 from viscnn.server.responses import FastJSON
 from viscnn.server.state import NotFound, ServerState
-from viscnn.server.layouts import Layouts
 from viscnn.server.views import Maps, diverging, png, upscale
-
 
 
 def layer_json(layer: Layer) -> dict:

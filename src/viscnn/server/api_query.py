@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import orjson
 from fastapi import APIRouter, Query
@@ -10,9 +10,9 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from viscnn.server import queries
-from viscnn.server.jobs import FINAL, Job
-from viscnn.server.responses import FastJSON, done, pending
+from viscnn.server.jobs import FINAL, Job, JobContext
 from viscnn.server.prune import KernelFacts
+from viscnn.server.responses import FastJSON, done, pending
 from viscnn.server.state import NotFound, ServerState
 
 
@@ -42,7 +42,7 @@ def routes(state: ServerState, facts: KernelFacts) -> APIRouter:
             scores, how = queries.compute(state, spec)
             return done(_timed(queries.answer(state, facts, spec, scores, how), start))
 
-        def work(context):  # noqa: ANN001 - a JobContext
+        def work(context: JobContext) -> dict:
             begin = time.perf_counter()
             scores, how = queries.compute(state, spec, context)
             context.report(0.99, "selecting what to draw")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def create_app(state: ServerState, web_dir: Path | None = None, render_steps: in
     preparing in the background at once (with the dataset examples), so the page finds it ready.
     """
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # noqa: ANN202 - starlette's protocol
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if prepare:
             layouts.start(prepare)
         yield
@@ -87,7 +88,7 @@ def create_app(state: ServerState, web_dir: Path | None = None, render_steps: in
         return JSONResponse({"detail": detail}, status_code=exc.status_code)
 
     @app.middleware("http")
-    async def limit_uploads(request: Request, call_next):  # noqa: ANN001, ANN202 - starlette's middleware
+    async def limit_uploads(request: Request, call_next: Callable) -> Response:
         # refuse a too large upload from its header, before the multipart parser spools it to disk
         length = request.headers.get("content-length", "")
         if request.method == "POST" and request.url.path == "/api/images" and length.isdigit() \
@@ -98,7 +99,7 @@ def create_app(state: ServerState, web_dir: Path | None = None, render_steps: in
 
     if state.token:
         @app.middleware("http")
-        async def require_token(request: Request, call_next):  # noqa: ANN001, ANN202 - starlette's middleware
+        async def require_token(request: Request, call_next: Callable) -> Response:
             given = request.query_params.get("token") or request.cookies.get(COOKIE)
             header = request.headers.get("authorization", "")
             if header.lower().startswith("bearer "):

@@ -11,9 +11,10 @@ import itertools
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from torch.overrides import TorchFunctionMode
 
@@ -32,7 +33,7 @@ class _CancelCheck(TorchFunctionMode):
         super().__init__()
         self.event = event
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 - torch's protocol
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         if self.event.is_set() and getattr(func, "__name__", "") == "conv2d":
             raise Cancelled
         return func(*args, **(kwargs or {}))
@@ -167,7 +168,7 @@ class JobManager:
             job.update(state="cancelled", message="cancelled", finished=time.time())
         except ViscnnError as exc:
             job.update(state="error", error=str(exc), message=str(exc), finished=time.time())
-        except Exception as exc:  # a bug, not the user's input: keep the server up and say what broke
+        except Exception as exc:  # noqa: BLE001 - a bug, not the user's input: keep the server up, say what broke
             traceback.print_exc()
             text = f"internal error: {type(exc).__name__}: {exc}"
             job.update(state="error", error=text, message=text, finished=time.time())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from fastapi.responses import Response
@@ -13,6 +13,9 @@ from viscnn.errors import ViscnnError
 from viscnn.server.jobs import JobContext
 from viscnn.server.responses import FastJSON, pending
 from viscnn.server.state import ServerState, Unavailable
+
+if TYPE_CHECKING:
+    from viscnn.layout.prepare import Preparer
 
 KINDS = ("grid", "umap", "mds", "weights")
 
@@ -47,7 +50,7 @@ class Layouts:
         self._ready: dict[str, dict] = {"grid": grid.to_json()}
         self._lock = threading.Lock()
 
-    def _preparer(self, kind: str, context: JobContext | None = None):  # noqa: ANN202 - a Preparer
+    def _preparer(self, kind: str, context: JobContext | None = None) -> Preparer:
         from viscnn.layout.prepare import Preparer, Settings
 
         state = self.state

@@ -3,8 +3,13 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from viscnn.server.launch import Running, build_state, serve_background
+
+if TYPE_CHECKING:
+    from viscnn.models import LoadedModel
+    from viscnn.server.state import ServerState
 
 # Re-running a notebook cell must reuse the server (and the model in memory), not start another one.
 _RUNNING: dict[tuple, Running] = {}
@@ -57,7 +62,7 @@ def show(model="efficientnet-lite0", images: str = "demo", port: int | None = No
     return Shown(running, width, height)
 
 
-def _state_for(loaded, images: str, store):  # noqa: ANN001, ANN202 - LoadedModel -> ServerState
+def _state_for(loaded: LoadedModel, images: str, store: str | Path | None) -> ServerState:
     from viscnn.graph import build_graph
     from viscnn.server.state import ServerState
     from viscnn.store import Store

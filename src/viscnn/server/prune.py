@@ -27,7 +27,7 @@ class Rule:
     value: float
 
     @classmethod
-    def of(cls, fraction: float | None, cumulative: float | None, default: "Rule", what: str) -> "Rule":
+    def of(cls, fraction: float | None, cumulative: float | None, default: Rule, what: str) -> Rule:
         if fraction is not None and cumulative is not None:
             raise ViscnnError(f"give {what}_fraction or {what}_cumulative, not both")
         rule = cls("fraction", fraction) if fraction is not None else cls("cumulative", cumulative) if cumulative is not None else default

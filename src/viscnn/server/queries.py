@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from viscnn.errors import ViscnnError
@@ -43,7 +44,7 @@ class SetHashes:
         self._hashes: dict[int, tuple[object, str]] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, image_set) -> str:  # noqa: ANN001 - an ImageSet
+    def __call__(self, image_set) -> str:
         with self._lock:
             entry = self._hashes.get(id(image_set))
             if entry is not None and entry[0] is image_set:
@@ -94,7 +95,7 @@ def compute(state: ServerState, spec: QuerySpec, context: JobContext | None = No
     total = sum(-(-n // batch) for n in sizes)
     done = [0]
 
-    def progress(batches, name, count):  # noqa: ANN001 - score_sets' callback
+    def progress(batches: Iterable, name: str, count: int) -> Iterable:
         if context is None:
             return batches
         return _counted(context, batches, done, total, f"scoring {name} ({count} images)", -(-count // batch))
@@ -106,7 +107,8 @@ def compute(state: ServerState, spec: QuerySpec, context: JobContext | None = No
     return scores, {"seconds": result.seconds, "computed": result.computed, "cached": result.cached}
 
 
-def _counted(context: JobContext, batches, done: list[int], total: int, message: str, steps: int):  # noqa: ANN001
+def _counted(context: JobContext, batches: Iterable, done: list[int], total: int, message: str,
+             steps: int) -> Iterator:
     for k, batch in enumerate(batches):
         context.report(done[0] / max(total, 1), f"{message}: batch {k + 1}/{steps}")
         yield batch

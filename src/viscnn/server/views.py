@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from viscnn.scoring.recorder import ConvCall, Recorder, StopForward
-from viscnn.server.state import ImageRef, LRU, ServerState
+from viscnn.server.state import LRU, ImageRef, ServerState
 
 # blue (negative) - white (zero) - red (positive), as the edge colours on the page
 _NEG = np.array([33, 102, 172], dtype=np.float32)
