@@ -45,7 +45,7 @@ try {
   await step("type an image-set expression with suggestions", async () => {
     await page.fill("#q-images", "");
     await page.type("#q-images", "sand");
-    await page.waitForSelector(".suggest li[data-name='sandal']", { timeout: 5000 });
+    await page.waitForSelector(".suggest li[data-name='sandal']", { timeout: 15000 });
     await page.keyboard.press("Tab");
     await page.type("#q-images", " - over");
     await page.keyboard.press("Tab");
@@ -62,6 +62,7 @@ try {
     const drawn = await page.evaluate(() => window.viscnn.segments());
     expect(drawn > 0, "no edge drawn");
     expect(/in=sandal/.test(page.url()), `state not in the URL: ${page.url()}`);
+    await page.evaluate(() => window.scrollTo(0, 0));
     await page.waitForTimeout(300);
     await page.screenshot({ path: join(shots, "query.png") });
   });
@@ -74,19 +75,19 @@ try {
     const tip = await page.textContent("#tooltip");
     expect(tip.startsWith("features.6:5"), `tooltip says '${tip}'`);
     await page.mouse.click(box.x + x, box.y + y);
-    await page.waitForSelector("#node-panel h2 .id", { timeout: 5000 });
+    await page.waitForSelector("#node-panel h2 .id", { timeout: 15000 });
     expect((await page.textContent("#node-panel h2 .id")) === "features.6:5", "node panel shows another node");
-    await page.waitForSelector("#node-panel .edges-table tr.edge-row", { timeout: 10000 });
+    await page.waitForSelector("#node-panel .edges-table tr.edge-row", { timeout: 30000 });
     expect(/node=features\.6%3A5|node=features.6:5/.test(page.url()), "selection not in the URL");
   });
 
   await step("choose an input image, click a unit, see its receptive field", async () => {
     await page.click("#img-thumbs img >> nth=3");
-    await page.waitForSelector("#node-panel canvas.heatmap", { timeout: 10000 });
+    await page.waitForSelector("#node-panel canvas.heatmap", { timeout: 30000 });
     const map = page.locator("#node-panel canvas.heatmap");
     const b = await map.boundingBox();
     await map.click({ position: { x: b.width * 0.5, y: b.height * 0.3 } });
-    await page.waitForSelector("#node-panel .rf-box:not([hidden])", { timeout: 10000 });
+    await page.waitForSelector("#node-panel .rf-box:not([hidden])", { timeout: 30000 });
     const rf = await page.locator("#node-panel .rf-box").boundingBox();
     const img = await page.locator("#node-panel .input-image").boundingBox();
     expect(rf.width > 4 && rf.width <= img.width + 1 && rf.x >= img.x - 1, "receptive-field box not inside the image");
@@ -96,9 +97,17 @@ try {
     await page.screenshot({ path: join(shots, "node.png"), fullPage: true });
   });
 
+  await step("see the node's feature visualization (rendered on demand)", async () => {
+    await page.waitForSelector("#node-panel .vis img.render", { timeout: 45000 });
+    await page.waitForSelector("#node-panel .examples img", { timeout: 45000 });
+    await page.locator("#node-panel").scrollIntoViewIfNeeded();
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: join(shots, "node.png"), fullPage: true });
+  });
+
   await step("open an incoming edge", async () => {
     await page.click("#node-panel tr.edge-row >> nth=0");
-    await page.waitForSelector("#edge-panel canvas.heatmap", { timeout: 10000 });
+    await page.waitForSelector("#edge-panel canvas.heatmap", { timeout: 30000 });
   });
 
   await step("extract a circuit and see the 2D diagram", async () => {
@@ -114,6 +123,7 @@ try {
     expect(nodes > 2 && edges > 1, `circuit diagram has ${nodes} nodes and ${edges} edges`);
     expect(await page.locator("#circuit svg .node.target").count() === 1, "target not marked in the circuit");
     expect(/view=circuit/.test(page.url()) && /circuit=1/.test(page.url()), "circuit view not in the URL");
+    await page.evaluate(() => window.scrollTo(0, 0));
     await page.waitForTimeout(200);
     await page.screenshot({ path: join(shots, "circuit.png") });
   });

@@ -122,7 +122,8 @@ export class Api {
   }
 
   model() { return this.json<ModelInfo>("/api/model"); }
-  layout(kind: string) { return this.json<LayoutInfo>("/api/layout", { params: { kind } }); }
+  /** A layout, or (for a projection not prepared yet) a job that prepares it. */
+  layout(kind: string) { return this.json<LayoutInfo | JobAnswer<LayoutInfo>>("/api/layout", { params: { kind } }); }
   sets() { return this.json<SetInfo[]>("/api/sets"); }
   images(set: string, limit = 200) { return this.json<ImageInfo[]>("/api/images", { params: { set, limit } }); }
   imageUrl(id: string) { return this.url(`/api/images/${seg(id)}.png`); }
@@ -139,6 +140,7 @@ export class Api {
     return this.json<NodeInfo>(`/api/nodes/${seg(layer)}/${channel}`, { params: { query, top } });
   }
   renderUrl(layer: string, channel: number, mode: string) { return this.url(`/api/nodes/${seg(layer)}/${channel}/render.png`, { mode }); }
+  examplesUrl(layer: string, channel: number) { return this.url(`/api/nodes/${seg(layer)}/${channel}/examples.png`); }
   examples(layer: string, channel: number) { return this.json<unknown>(`/api/nodes/${seg(layer)}/${channel}/examples`); }
   activation(image: string, layer: string, channel: number) { return this.json<Activation>("/api/activation", { params: { image, layer, channel } }); }
   receptiveField(layer: string, y: number, x: number) { return this.json<Box>("/api/receptive_field", { params: { layer, y, x } }); }

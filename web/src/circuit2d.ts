@@ -19,7 +19,7 @@ export interface Diagram {
  * Places the circuit's nodes: columns by depth (then call order), channels top to bottom.
  * `signs` maps "layer:out:in" to a kernel's sign when the circuit JSON does not carry it.
  */
-export function arrange(circuit: Circuit, layers: LayerInfo[], width: number, signs: Map<string, number> = new Map()): Diagram {
+export function arrange(circuit: Circuit, layers: LayerInfo[], width: number, signs: Map<string, number> = new Map(), fitHeight = 600): Diagram {
   const info = new Map(layers.map((l, i) => [l.name, { layer: l, order: i }] as const));
   const edges = [...circuit.edges].sort((a, b) => Math.abs(b.score) - Math.abs(a.score));
   const dropped = Math.max(0, edges.length - MAX_EDGES);
@@ -48,9 +48,11 @@ export function arrange(circuit: Circuit, layers: LayerInfo[], width: number, si
     const A = info.get(a)!, B = info.get(b)!;
     return A.layer.depth - B.layer.depth || A.order - B.order;
   });
-  const margin = 60, top = 40, rowGap = 22;
+  const margin = 60, top = 40;
   const step = names.length > 1 ? (width - 2 * margin) / (names.length - 1) : 0;
   const tallest = Math.max(1, ...names.map((n) => wanted.get(n)!.size));
+  // Rows shrink (down to 9 px) so a circuit fits the view; taller ones scroll.
+  const rowGap = Math.max(9, Math.min(22, (fitHeight - top - 20) / tallest));
   const height = top + tallest * rowGap + 20;
   const at = new Map<string, DiagramNode>();
   const columns = names.map((name, col) => {
@@ -91,7 +93,7 @@ export interface DiagramCallbacks {
 export function drawCircuit(host: HTMLElement, circuit: Circuit, layers: LayerInfo[], callbacks: DiagramCallbacks,
   signs?: Map<string, number>, selected?: string | null): Diagram {
   const width = Math.max(480, host.clientWidth || 800);
-  const d = arrange(circuit, layers, width, signs);
+  const d = arrange(circuit, layers, width, signs, Math.max(360, host.clientHeight || 600));
   const svg = el("svg", { width: d.width, height: d.height, class: "circuit-svg", viewBox: `0 0 ${d.width} ${d.height}` });
   for (const c of d.columns) {
     el("text", { x: c.x, y: 18, class: "col-label", "text-anchor": "middle" }, svg).textContent = c.layer;
@@ -115,7 +117,7 @@ export function drawCircuit(host: HTMLElement, circuit: Circuit, layers: LayerIn
     const id = `${n.layer}:${n.channel}`;
     const g = el("g", { class: `node${id === target ? " target" : ""}${id === selected ? " selected" : ""}`, "data-node": id }, nodeLayer);
     el("circle", { cx: n.x, cy: n.y, r: (4 + 5 * nodeScores[i]).toFixed(1) }, g);
-    el("text", { x: n.x + 11, y: n.y + 4, class: "node-label" }, g).textContent = String(n.channel);
+    el("text", { x: n.x + 10, y: n.y + 3.5, class: "node-label" }, g).textContent = String(n.channel);
     el("title", {}, g).textContent = `${id}  score ${fmt(n.score)}`;
     g.addEventListener("click", () => callbacks.selectNode(n.layer, n.channel));
     g.addEventListener("mouseenter", () => {

@@ -36,14 +36,19 @@ export function statusOf(error: unknown): HTMLElement {
  * Fills `host` with the PNG at `url`. A 202 with a job (a render being computed) shows its progress and
  * retries when the job ends; 503/404 shows "unavailable" with the server's reason.
  */
-export async function image(api: Api, host: HTMLElement, url: string, alt: string, className = "", onJob?: (job: Job) => void): Promise<HTMLImageElement | null> {
-  host.replaceChildren(status("loading…", "busy"));
+export async function image(api: Api, host: HTMLElement, url: string, alt: string, className = "", compact = false, onJob?: (job: Job) => void): Promise<HTMLImageElement | null> {
+  const fail = (error: unknown) => {
+    const line = statusOf(error);
+    // In a table of thumbnails, one short word with the reason on hover keeps the rows small.
+    host.replaceChildren(compact ? h("span", { class: `na ${line.className}`, title: line.textContent ?? "" }, line.classList.contains("status-unavailable") ? "n/a" : "error") : line);
+  };
+  host.replaceChildren(compact ? h("span", { class: "na muted" }, "…") : status("loading…", "busy"));
   for (let attempt = 0; attempt < 2; attempt++) {
     let response: Response;
     try {
       response = await fetch(url);
     } catch (error) {
-      host.replaceChildren(statusOf(new ApiError(0, `the server does not answer (${describe(error)})`)));
+      fail(new ApiError(0, `the server does not answer (${describe(error)})`));
       return null;
     }
     const type = response.headers.get("content-type") ?? "";
@@ -62,7 +67,7 @@ export async function image(api: Api, host: HTMLElement, url: string, alt: strin
             onJob?.(job);
           });
         } catch (error) {
-          host.replaceChildren(statusOf(error));
+          fail(error);
           return null;
         }
         continue;
@@ -75,7 +80,7 @@ export async function image(api: Api, host: HTMLElement, url: string, alt: strin
     } catch {
       // keep the status line
     }
-    host.replaceChildren(statusOf(new ApiError(response.status, detail)));
+    fail(new ApiError(response.status, detail));
     return null;
   }
   host.replaceChildren(status("not computed yet", "unavailable"));

@@ -79,6 +79,8 @@ export class NetworkGraph {
   private selected: number | null = null;
   private hovered: number | null = null;
   private pointerDown: [number, number] | null = null;
+  /** Until the user moves the camera, a resize refits the view. */
+  private moved = false;
   frames = 0;
 
   constructor(private readonly host: HTMLElement, private readonly callbacks: GraphCallbacks) {
@@ -93,6 +95,7 @@ export class NetworkGraph {
     host.appendChild(this.labels);
     this.controls = new OrbitControls(this.camera, this.canvas);
     this.controls.addEventListener("change", () => this.requestRender());
+    this.controls.addEventListener("start", () => (this.moved = true));
     this.nodeMaterial = new THREE.ShaderMaterial({
       vertexShader: NODE_VERTEX, fragmentShader: NODE_FRAGMENT, transparent: true, depthWrite: false,
       uniforms: { uScale: { value: 600 }, uRing: { value: -1 } },
@@ -114,7 +117,7 @@ export class NetworkGraph {
   }
 
   /** All nodes at their places; resets scores, edges and the camera. */
-  setNodes(index: NodeIndex, placement: Placement): void {
+  setNodes(index: NodeIndex, placement: Placement, keepCamera = false): void {
     this.index = index;
     this.placement = placement;
     const n = index.count;
@@ -126,7 +129,8 @@ export class NetworkGraph {
     this.screen = new Float32Array(n * 3);
     this.setSegments(null);
     this.makeLabels();
-    this.fit();
+    if (!keepCamera) this.fit();
+    this.updateRings();
   }
 
   setStyle(style: NodeStyle): void {
@@ -269,6 +273,7 @@ export class NetworkGraph {
     this.camera.aspect = w / h;
     this.camera.updateProjectionMatrix();
     this.screenStale = true;
+    if (!this.moved) this.fit();
     this.requestRender();
   }
 
@@ -276,8 +281,11 @@ export class NetworkGraph {
     if (!this.placement) return;
     const [lx, ly, lz] = this.placement.size;
     const span = Math.max(lx, ly, lz);
+    // Far enough that the whole length (x) fits the width and the layers' extent fits the height.
+    const tan = Math.tan((this.camera.fov * Math.PI) / 360);
+    const distance = 1.05 * Math.max(lx / 2 / (tan * this.camera.aspect), Math.max(ly, lz) / 2 / tan) + Math.max(ly, lz) / 2;
     this.controls.target.set(0, 0, 0);
-    this.camera.position.set(-0.2 * span, 0.45 * span, 0.9 * span);
+    this.camera.position.set(-0.55, 0.4, 1).normalize().multiplyScalar(distance);
     this.camera.near = span / 1000;
     this.camera.far = span * 20;
     this.camera.updateProjectionMatrix();

@@ -86,7 +86,7 @@ class App {
     const url = `${location.pathname}${encodeState(next)}`;
     if (url !== `${location.pathname}${location.search}`) history.replaceState(null, "", url);
     this.query?.update(next);
-    if (next.layout !== before.layout) void this.loadLayout(next.layout).then(() => this.restyle());
+    if (next.layout !== before.layout) void this.loadLayout(next.layout, false).then(() => this.restyle());
     const nodeChanged = force || next.node !== before.node || next.image !== before.image || next.mode !== before.mode
       || String(next.unit) !== String(before.unit);
     if (nodeChanged) this.showNode();
@@ -95,16 +95,34 @@ class App {
     if (next.image !== before.image) this.picker?.show(next.image);
   }
 
-  private async loadLayout(kind: string): Promise<void> {
+  /** Places the nodes by a layout; a projection still being prepared shows the grid until its job ends. */
+  private async loadLayout(kind: string, first = true): Promise<void> {
+    const line = $("graph-status");
     let layout: LayoutInfo | null = null;
     try {
-      layout = await this.api.layout(kind);
-      this.layoutKinds = layout.kinds?.length ? layout.kinds : [layout.kind];
-      $("graph-status").replaceChildren();
+      const answer = await this.api.layout(kind);
+      if ("layers" in answer) {
+        layout = answer;
+        this.layoutKinds = answer.kinds?.length ? answer.kinds : [answer.kind];
+        line.replaceChildren();
+      } else {
+        line.replaceChildren(status(`preparing the ${kind} layout in the background; showing a grid meanwhile`, "busy"));
+        void this.api.follow(answer, (job) => {
+          this.jobs.update(job);
+          line.replaceChildren(status(`preparing the ${kind} layout: ${Math.round(job.progress * 100)}% ${job.message ?? ""}`, "busy"));
+        }).then(
+          () => {
+            if (this.state.layout === kind) void this.loadLayout(kind, false).then(() => this.restyle());
+          },
+          (error) => {
+            if (this.state.layout === kind) line.replaceChildren(statusOf(error));
+          },
+        );
+      }
     } catch (error) {
-      $("graph-status").replaceChildren(status(`layout ${kind}: ${describe(error)}; showing a grid`, error instanceof ApiError && error.unavailable ? "unavailable" : "error"));
+      line.replaceChildren(status(`layout ${kind}: ${describe(error)}; showing a grid`, error instanceof ApiError && error.unavailable ? "unavailable" : "error"));
     }
-    this.graph.setNodes(this.index, place(this.index, layout));
+    if (first || layout) this.graph.setNodes(this.index, place(this.index, layout), !first);
     this.query?.refreshLayouts();
   }
 

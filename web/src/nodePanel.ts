@@ -47,8 +47,8 @@ export class NodePanel {
       head,
       h("div", { class: "node-grid" },
         figure("feature visualization", vis, modes),
-        figure("dataset examples", examples),
-        activation),
+        activation,
+        h("div", { class: "span-all" }, figure("dataset examples: most exciting (top) and inhibiting (bottom) patches", examples))),
       h("h3", {}, "Top incoming edges"),
       incoming,
     );
@@ -63,7 +63,7 @@ export class NodePanel {
       examples.replaceChildren(status("–"));
     } else {
       void image(ctx.api, vis, ctx.api.renderUrl(layer, channel, ctx.mode), `${layer}:${channel} ${ctx.mode}`, "render");
-      void this.examples(ctx, examples, layer, channel);
+      void image(ctx.api, examples, ctx.api.examplesUrl(layer, channel), `${layer}:${channel} exciting (top) and inhibiting (bottom) patches`, "examples-img");
     }
     void this.activation(ctx, activation, info, channel, token);
     try {
@@ -76,23 +76,11 @@ export class NodePanel {
     }
   }
 
-  private async examples(ctx: NodeContext, host: HTMLElement, layer: string, channel: number): Promise<void> {
-    host.replaceChildren(status("loading…", "busy"));
-    try {
-      const data = await ctx.api.examples(layer, channel);
-      const items = Array.isArray(data) ? data : (data as { examples?: unknown[] })?.examples ?? [];
-      const urls = items.map((item) => (typeof item === "string" ? item : (item as Record<string, string>)?.url ?? (item as Record<string, string>)?.png ?? (item as Record<string, string>)?.patch)).filter(Boolean);
-      host.replaceChildren(urls.length ? h("div", { class: "patches" }, ...urls.map((u) => h("img", { src: u, class: "patch" }))) : status("no examples", "unavailable"));
-    } catch (error) {
-      host.replaceChildren(statusOf(error));
-    }
-  }
-
   private async activation(ctx: NodeContext, host: HTMLElement, info: LayerInfo, channel: number, token: number): Promise<void> {
     const mapSlot = h("div", { class: "slot map" }, status("loading…", "busy"));
     const inputSlot = h("div", { class: "slot input" });
-    const caption = h("span", { class: "muted" });
-    host.replaceChildren(figure("activation map (click a unit)", mapSlot), figure("input image", inputSlot, caption));
+    const caption = h("div", { class: "muted rf-caption" });
+    host.replaceChildren(figure("activation map (click a unit)", mapSlot), figure("input image", h("div", {}, inputSlot, caption)));
     if (!ctx.image) {
       mapSlot.replaceChildren(status("Pick an input image (left) to see this node's map.", "info"));
       inputSlot.replaceChildren(status("no image chosen"));
@@ -123,7 +111,7 @@ export class NodePanel {
         const rf = await ctx.api.receptiveField(info.name, unit[0], unit[1]);
         if (token !== this.token) return;
         showBox(frame, box, rf, ctx.model.input_shape);
-        caption.textContent = ` · receptive field rows ${rf.top}…${rf.bottom - 1}, cols ${rf.left}…${rf.right - 1}`;
+        caption.textContent = `unit (${unit[0]},${unit[1]}): receptive field rows ${rf.top}…${rf.bottom - 1}, cols ${rf.left}…${rf.right - 1}`;
       }
     } catch (error) {
       if (token === this.token) mapSlot.replaceChildren(statusOf(error));
@@ -137,12 +125,12 @@ export class NodePanel {
       const kernel = h("div", { class: "thumb" });
       const output = h("div", { class: "thumb" });
       const source = h("div", { class: "thumb" });
-      void image(ctx.api, kernel, ctx.api.edgeUrl(e.layer, e.out, e.in, "kernel"), "kernel", "pix");
-      if (ctx.image) void image(ctx.api, output, ctx.api.edgeUrl(e.layer, e.out, e.in, "output", ctx.image), "output map", "pix");
-      else output.replaceChildren(status("no image"));
+      void image(ctx.api, kernel, ctx.api.edgeUrl(e.layer, e.out, e.in, "kernel"), "kernel", "pix", true);
+      if (ctx.image) void image(ctx.api, output, ctx.api.edgeUrl(e.layer, e.out, e.in, "output", ctx.image), "output map", "pix", true);
+      else output.replaceChildren(h("span", { class: "na muted", title: "pick an input image" }, "no image"));
       const src = e.sources[0];
-      if (src && src.layer !== "input") void image(ctx.api, source, ctx.api.renderUrl(src.layer, src.channel, "channel"), "source visualization", "render");
-      else source.replaceChildren(status(src ? "input" : "–"));
+      if (src && src.layer !== "input") void image(ctx.api, source, ctx.api.renderUrl(src.layer, src.channel, "channel"), "source visualization", "render", true);
+      else source.replaceChildren(h("span", { class: "na muted" }, src ? "input" : "–"));
       return h("tr", { class: "edge-row", "data-edge": `${e.layer}:${e.out}:${e.in}`, onclick: () => ctx.selectEdge(e.layer, e.out, e.in) },
         h("td", {}, h("span", { class: "sign", style: `background:${signCss(e.sign)}`, title: signName(e.sign) })),
         h("td", {}, ...e.sources.map((s) => h("a", { href: "#", onclick: (ev: Event) => { ev.preventDefault(); ev.stopPropagation(); ctx.selectNode(s.layer, s.channel); } }, `${s.layer}:${s.channel}`)),

@@ -1,0 +1,94 @@
+"""The page: its unit tests (vitest) and an end-to-end walk in headless Chromium against `viscnn serve`.
+
+Both need Node.js (and the e2e test Debian's Chromium); they skip with the reason when those are absent.
+`npm ci` runs here when web/node_modules is missing (the versions come from web/package-lock.json).
+Screenshots go to a temporary folder; `VISCNN_SCREENSHOTS=docs/screenshots` refreshes the committed ones.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+WEB = ROOT / "web"
+CHROMIUM = os.environ.get("VISCNN_CHROMIUM", "/usr/bin/chromium")
+
+
+def _need_node() -> None:
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("Node.js (node and npm) is not installed: the page cannot be built or tested")
+
+
+@pytest.fixture(scope="module")
+def node_modules() -> Path:
+    _need_node()
+    if not (WEB / "node_modules" / ".package-lock.json").is_file():
+        done = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=WEB, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, f"npm ci failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+    return WEB / "node_modules"
+
+
+def test_unit(node_modules: Path) -> None:
+    """vitest: URL state, set-name completion, geometry, colours, circuit layout, API client."""
+    done = subprocess.run(["node", str(node_modules / "vitest" / "vitest.mjs"), "run", "--reporter=dot"], cwd=WEB,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, f"vitest failed:\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
+    assert "passed" in done.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_url(server: subprocess.Popen, deadline: float) -> str:
+    assert server.stdout is not None
+    lines = []
+    while time.monotonic() < deadline:
+        line = server.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "open http" in line:
+            return line.split("open ", 1)[1].split()[0]
+    raise AssertionError("viscnn serve did not start:\n" + "".join(lines))
+
+
+def test_end_to_end(node_modules: Path, tmp_path: Path) -> None:
+    """Load, query, hover/click a node, pick an image, click a unit (receptive field), extract a circuit, reload."""
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"Chromium is not installed at {CHROMIUM} (Debian package 'chromium')")
+    dist = tmp_path / "dist"  # a private build: the shared web/dist may be served by someone else right now
+    built = subprocess.run(["node", str(node_modules / "vite" / "bin" / "vite.js"), "build", "--outDir", str(dist), "--logLevel", "error"],
+                           cwd=WEB, capture_output=True, text=True, timeout=180)
+    assert built.returncode == 0, f"vite build failed:\n{built.stdout}\n{built.stderr}"
+    shots = Path(os.environ.get("VISCNN_SCREENSHOTS") or tmp_path / "screenshots")
+    port = _free_port()
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "viscnn", "serve", "--model", "fmnist-convnet", "--images", "fashion-mnist:test:20",
+         "--port", str(port), "--store", str(tmp_path / "store"), "--web", str(dist)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        url = _wait_for_url(server, time.monotonic() + 90)
+        walk = subprocess.run(["node", str(WEB / "e2e" / "e2e.mjs"), url, str(shots)], cwd=WEB, capture_output=True, text=True, timeout=150)
+        assert walk.returncode == 0, f"e2e walk failed:\n{walk.stdout[-3000:]}\n{walk.stderr[-3000:]}"
+        report = json.loads(walk.stdout.strip().splitlines()[-1])
+        assert report["ok"] and len(report["steps"]) == 8
+        for name in ("query.png", "node.png", "circuit.png"):
+            assert (shots / name).stat().st_size > 10_000, f"{name} is empty"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
