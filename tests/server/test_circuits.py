@@ -1,5 +1,8 @@
 """Circuits, faithfulness and composition over the API: jobs, stored results, bad input."""
+import io
+
 import pytest
+from PIL import Image
 
 from tests.server.conftest import wait
 from viscnn.graph import Edge
@@ -64,6 +67,20 @@ def test_composition_job(client):
     tree = job["result"]["tree"]
     assert tree["layer"] == "features.6" and tree["channel"] == 2
     assert 0 < len(tree["children"]) <= 2 and job["result"]["paths"]
+    pictures = [tree["saliency"]] + [child["saliency"] for child in tree["children"]]
+    for url in pictures:
+        answer = client.get(url)
+        assert answer.status_code == 200 and answer.headers["content-type"] == "image/png"
+    picture = Image.open(io.BytesIO(client.get(tree["saliency"]).content))
+    assert picture.width > 2 * 28  # the image and its saliency side by side
+    again = client.get("/api/composition", params={"image": "i5", "unit": "features.6:2", "top_k": 2, "depth": 2})
+    assert again.status_code == 200 and again.json()["result"]["tree"] == tree  # stored
+
+
+@pytest.mark.parametrize("key", ["0" * 64, "../../index.sqlite", "a" * 63 + "/"])
+def test_unknown_saliency_maps_are_404(client, key):
+    answer = client.get(f"/api/composition/saliency/{key}.png")
+    assert answer.status_code == 404 and answer.json()["detail"]
 
 
 @pytest.mark.parametrize("params, status, message", [

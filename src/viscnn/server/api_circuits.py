@@ -1,10 +1,10 @@
-"""Routes: circuit extraction, faithfulness evaluation and composition paths, as jobs with stored results."""
+"""Routes: circuit extraction and faithfulness evaluation, as jobs with stored results."""
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -142,23 +142,5 @@ def routes(state: ServerState) -> APIRouter:
             return {**evaluation.to_json(), "key": key}
 
         return cached_or_job("faithfulness", key, f"faithfulness of circuits for {target}", work)
-
-    @router.get("/composition", summary="the units composing one unit's response to one image (a job)")
-    def composition(image: str, unit: str = Query(..., max_length=500), top_k: int = Query(3, ge=1, le=10),
-                    depth: int = Query(3, ge=0, le=6)) -> Response:
-        from viscnn.circuits.composition import compose, parse_unit
-
-        ref = state.image(image)
-        parsed = parse_unit(unit, state.graph)
-
-        def work(context: JobContext) -> dict:
-            context.report(0.1, f"composing {unit} on {ref.name}")
-            x = state.model_input(ref)
-            result = compose(state.loaded.module, state.graph, x, parsed, top_k, depth, state.loaded.name, ref.id)
-            return result.to_json()
-
-        key = f"{ref.id}|{unit}|{top_k}|{depth}"
-        job = state.jobs.submit("composition", work, f"composition of {unit} on {ref.name}", key=f"composition|{key}")
-        return pending(job)
 
     return router

@@ -14,7 +14,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from viscnn import __version__
 from viscnn.errors import ViscnnError
-from viscnn.server import api_circuits, api_featurevis, api_images, api_model, api_query
+from viscnn.server import (
+    api_circuits,
+    api_composition,
+    api_featurevis,
+    api_images,
+    api_model,
+    api_query,
+)
 from viscnn.server.layouts import Layouts
 from viscnn.server.prune import KernelFacts
 from viscnn.server.security import COOKIE, BadToken, NotAnImage, TooLarge, token_matches
@@ -70,6 +77,7 @@ def create_app(state: ServerState, web_dir: Path | None = None, render_steps: in
     app.include_router(api_images.routes(state), prefix="/api")
     app.include_router(api_query.routes(state, facts), prefix="/api")
     app.include_router(api_circuits.routes(state), prefix="/api")
+    app.include_router(api_composition.routes(state), prefix="/api")
     app.include_router(api_featurevis.routes(state, render_steps), prefix="/api")
 
     @app.exception_handler(ViscnnError)
