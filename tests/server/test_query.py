@@ -187,3 +187,26 @@ def test_a_failing_job_reports_its_error(state, client):
     job = state.jobs.submit("test", broken)
     final = wait(client, type("A", (), {"json": lambda self: {"job": job.id}})())
     assert final["state"] == "error" and "disk on fire" in final["error"]
+
+
+def test_old_results_are_forgotten_and_their_keys_freed():
+    from viscnn.server.jobs import JobManager
+
+    manager = JobManager(keep=5, keep_results=2)
+    jobs = [manager.submit("test", lambda context, k=k: k, key=f"k{k}") for k in range(4)]
+    deadline = time.time() + 10
+    while any(job.state != "done" for job in jobs) and time.time() < deadline:
+        time.sleep(0.01)
+    later = manager.submit("test", lambda context: "new")  # trims on submit
+    assert [job.result for job in jobs] == [None, None, 2, 3]
+    assert manager.submit("test", lambda context: "again", key="k0") is not jobs[0]  # no stale reuse
+    assert manager.submit("test", lambda context: "again", key="k3") is jobs[3]
+    for _ in range(10):
+        manager.submit("test", lambda context: None)
+    deadline = time.time() + 10
+    while any(job.state != "done" for job in manager.jobs()) and time.time() < deadline:
+        time.sleep(0.01)
+    newest = manager.submit("test", lambda context: None)
+    kept = manager.jobs()
+    assert len(kept) <= 6 and newest in kept and later not in kept  # the oldest finished ones are gone
+    manager.shutdown()

@@ -126,13 +126,14 @@ class JobManager:
     user asks for never waits behind them.
     """
 
-    def __init__(self, workers: int = 1, keep: int = 200) -> None:
+    def __init__(self, workers: int = 1, keep: int = 200, keep_results: int = 20) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="viscnn-job")
         self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="viscnn-background")
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._keep = keep
+        self._keep_results = keep_results
         self._by_key: dict[str, Job] = {}
 
     def submit(self, kind: str, function: Callable[[JobContext], Any], description: str = "",
@@ -150,10 +151,15 @@ class JobManager:
         return job
 
     def _trim(self) -> None:
-        finished = [j for j in self._jobs.values() if j.state in FINAL]
+        """Forget old finished jobs, and the results (megabytes for a big model's query) of all but the recent ones."""
+        finished = [j for j in self._jobs.values() if j.state in FINAL]  # oldest first
+        old = finished[: max(0, len(finished) - self._keep_results)]
+        for job in old:
+            job.result = None
+        if old:
+            self._by_key = {k: j for k, j in self._by_key.items() if j not in old}
         for job in finished[: max(0, len(self._jobs) - self._keep)]:
             del self._jobs[job.id]
-            self._by_key = {k: j for k, j in self._by_key.items() if j is not job}
 
     def _run(self, job: Job, function: Callable[[JobContext], Any]) -> None:
         with job.changed:  # the queued -> running step and cancel() must not interleave

@@ -80,7 +80,7 @@ class ServerState:
         self.fingerprint = loaded.fingerprint()
         self.device = next((p.device for p in loaded.module.parameters()), torch.device("cpu"))
         self.jobs = JobManager()
-        self.queries = LRU(16)  # key -> combined Scores of a query
+        self.queries = LRU(8)  # key -> combined Scores of a query (Lite0: 13 MB each)
         self.upload_dir = upload_dir
         self._uploads_lock = threading.Lock()
         self.images: dict[str, ImageRef] = {}
