@@ -26,4 +26,21 @@ if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && [ -z
     fi
 fi
 
+# The page's end-to-end test drives Debian's Chromium (never a browser downloaded by a test tool).
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
+# The page (web/): packages from web/package-lock.json, built into web/dist, which `viscnn serve` serves.
+if command -v npm >/dev/null; then
+    if [ ! -f web/node_modules/.package-lock.json ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+        (cd web && npm ci --no-audit --no-fund --loglevel=error) || { echo "setup: npm ci in web/ failed" >&2; exit 1; }
+    fi
+    if [ ! -f web/dist/index.html ] || [ -n "$(find web/src web/index.html web/vite.config.ts web/package-lock.json -newer web/dist/index.html -print -quit)" ]; then
+        (cd web && npm run --silent build >/dev/null) || { echo "setup: building the page (web/) failed" >&2; exit 1; }
+    fi
+else
+    echo "setup: npm is missing, so the page is not built (the API still works); install Node.js >= 20.19 with npm" >&2
+fi
+
 .venv/bin/viscnn data build-demo --quiet

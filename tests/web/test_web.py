@@ -76,7 +76,7 @@ def test_end_to_end(node_modules: Path, tmp_path: Path) -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     server = subprocess.Popen(
         [sys.executable, "-m", "viscnn", "serve", "--model", "fmnist-convnet", "--images", "fashion-mnist:test:20",
-         "--port", str(port), "--store", str(tmp_path / "store"), "--web", str(dist)],
+         "--port", str(port), "--store", str(tmp_path / "store"), "--web", str(dist), "--prepare", "none", "--render-steps", "16"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         url = _wait_for_url(server, time.monotonic() + 90)
