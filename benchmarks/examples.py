@@ -5,7 +5,8 @@
 Side by side in one run, on one thread, on the same images and batches (decoding and preprocessing
 included in both, and also timed alone): the plain forward passes, and `compute_examples` over all
 conv layers (every node of the model, exciting and inhibiting). Repeated --repeats times, alternating;
-medians reported. Peak memory is measured in child processes (one per mode; max RSS above the RSS
+medians of the process's CPU time reported (one thread: other processes on the machine inflate wall
+time, much less CPU time), plus the wall-clock ratio. Peak memory is measured in child processes (one per mode; max RSS above the RSS
 after loading the model and graph), next to what holding every layer's maps for the whole set would
 need. Then once over the photos --longer times over (more images: fewer of them enter a node's top k,
 so the overhead shrinks). Also times a store hit (the per-layer arrays read back) and drawing one node's patch grid.
@@ -98,14 +99,17 @@ def main() -> None:
     nodes = graph.num_nodes
     plain(loaded, image_set, args.batch_size)  # warm-up
     times: dict[str, list[float]] = {"decode": [], "plain": [], "examples": []}
+    walls: dict[str, list[float]] = {"decode": [], "plain": [], "examples": []}
     for _ in range(args.repeats):
         for name, work in (("decode", lambda: decode(loaded, image_set, args.batch_size)),
                            ("plain", lambda: plain(loaded, image_set, args.batch_size)),
                            ("examples", lambda: examples(loaded, graph, image_set, args.k, args.batch_size))):
-            start = time.perf_counter()
+            start, wall = time.process_time(), time.perf_counter()
             work()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(time.process_time() - start)
+            walls[name].append(time.perf_counter() - wall)
     median = {name: statistics.median(values) for name, values in times.items()}
+    wall_median = {name: statistics.median(values) for name, values in walls.items()}
     found = examples(loaded, graph, image_set, args.k, args.batch_size)
 
     from viscnn.featurevis.examples import PixelCache, dataset_examples, examples_png
@@ -131,22 +135,23 @@ def main() -> None:
     long_times: dict[str, float] = {}
     for name, work in (("plain", lambda: plain(loaded, longer, args.batch_size)),
                        ("examples", lambda: examples(loaded, graph, longer, args.k, args.batch_size))):
-        start = time.perf_counter()
+        start = time.process_time()
         work()
-        long_times[name] = time.perf_counter() - start
+        long_times[name] = time.process_time() - start
     result_kb = sum(a.nbytes for e in found.values() for a in e.to_arrays().values()) / 1024
     all_maps_mb = sum(layer.out_channels * layer.output_shape[1] * layer.output_shape[2]
                       for layer in graph.conv_layers) * 4 * len(image_set) / 2**20
     mem_plain, mem_examples = memory(args, "plain"), memory(args, "examples")
 
     print(f"{loaded.name}: {len(graph.conv_layers)} conv layers, {nodes:,} nodes; {len(image_set)} images "
-          f"({args.images}), batch {args.batch_size}, k {args.k}, 1 thread, median of {args.repeats}")
+          f"({args.images}), batch {args.batch_size}, k {args.k}, 1 thread, median CPU time of {args.repeats} runs")
     print(f"| measure | value |\n|---|---|")
     print(f"| decode + preprocess only | {median['decode']:.2f} s |")
     print(f"| plain forward (incl. decode) | {median['plain']:.2f} s |")
     print(f"| top-k examples, all {nodes:,} nodes (incl. decode) | {median['examples']:.2f} s |")
     print(f"| ratio examples / plain forward | **{median['examples'] / median['plain']:.2f}x** |")
     print(f"| ratio without decoding | {(median['examples'] - median['decode']) / (median['plain'] - median['decode']):.2f}x |")
+    print(f"| ratio in wall-clock time | {wall_median['examples'] / wall_median['plain']:.2f}x |")
     print(f"| same, the photos {args.longer} times over ({len(longer)} images, one run): plain "
           f"{long_times['plain']:.1f} s, examples {long_times['examples']:.1f} s | "
           f"**{long_times['examples'] / long_times['plain']:.2f}x** |")
@@ -156,7 +161,7 @@ def main() -> None:
     print(f"| result arrays, all layers | {result_kb:.0f} KB |")
     print(f"| store hit, all layers read back | {hit * 1000:.0f} ms |")
     print(f"| one node's patch grid PNG ({layer}, images held) | {grid * 1000:.0f} ms |")
-    print(f"raw times: {json.dumps({k: [round(v, 3) for v in vs] for k, vs in times.items()})}")
+    print(f"raw CPU times: {json.dumps({k: [round(v, 3) for v in vs] for k, vs in times.items()})}")
 
 
 if __name__ == "__main__":
