@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from viscnn.commands.common import add_model_arguments
 
@@ -12,7 +13,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--images", default="demo", help="image-set spec: folder, image, tensor file, demo, fashion-mnist...")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--token", help="required for a non-local --host: every request must carry it")
+    parser.add_argument("--token", default=os.environ.get("VISCNN_TOKEN") or None,
+                        help="required for a non-local --host: every request must carry it (default $VISCNN_TOKEN, "
+                             "which keeps it out of the process list)")
     parser.add_argument("--store", metavar="DIR", help="cache folder (default $VISCNN_STORE or the user cache)")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write cached results")
     parser.add_argument("--batch-size", type=int, default=32)
