@@ -11,7 +11,8 @@ from viscnn.data import open_image_sets
 from viscnn.data.imageset import ImageSet
 from viscnn.errors import ViscnnError
 from viscnn.featurevis.examples import (LayerExamples, PixelCache, compute_examples, cut, dataset_examples,
-                                        examples_png, model_pixels, node_grid, patch_size, patch_window)
+                                        examples_png, layer_sheet, model_pixels, node_grid, patch_size,
+                                        patch_window)
 from viscnn.graph import build_graph
 from viscnn.models import load_model
 from viscnn.store import Store
@@ -173,6 +174,10 @@ def test_grid_picture(fmnist, tmp_path: Path) -> None:
     assert picture.width > 4 * 48 and picture.height > 2 * 48
     array = np.asarray(picture)
     assert array.std() > 20  # not blank
+    sheet = layer_sheet(found, graph["features.6"].receptive_field, pixels, (28, 28), range(10), cell=32)
+    assert sheet.width > 3 * 32 and np.asarray(sheet).std() > 20
+    with pytest.raises(ViscnnError, match="channel 96 is out of range"):
+        layer_sheet(found, graph["features.6"].receptive_field, pixels, (28, 28), [96])
     node = found.node(2, graph["features.6"].receptive_field, images)
     assert [e["image"] for e in node["excite"]] == found.excite.images[2].tolist()
     assert node["excite"][0]["box"] == list(graph["features.6"].receptive_field.box(node["excite"][0]["y"], node["excite"][0]["x"]))

@@ -54,6 +54,7 @@ def test_examples_writes_json_and_pngs_and_caches(capsys, tmp_path: Path) -> Non
     assert len(values) == 4 and values == sorted(values, reverse=True)
     assert [e["value"] for e in node["inhibit"]] == sorted(e["value"] for e in node["inhibit"])
     assert all(0 <= e["image"] < 30 and 0 <= e["y"] < 7 and len(e["box"]) == 4 for e in node["excite"])
+    assert Image.open(tmp_path / "a" / "features.8" / "sheet.png").width > 4 * 40
     picture = Image.open(tmp_path / "a" / "features.8" / node["png"])
     assert picture.width > 4 * 40 and np.asarray(picture).std() > 20
     entries = sorted(p.name for p in store.rglob("*") if p.is_file() and p.suffix in (".npz", ".png"))

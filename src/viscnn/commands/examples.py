@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-png", action="store_true", help="write the JSON only")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--out", required=True, metavar="DIR",
-                        help="writes examples.json, LAYER/examples.json and LAYER/node_C.png")
+                        help="writes examples.json, LAYER/examples.json, LAYER/node_C.png and LAYER/sheet.png")
     parser.add_argument("--store", metavar="DIR", help="cache folder (default $VISCNN_STORE or the user cache)")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write cached examples")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -57,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from viscnn.errors import ViscnnError
-    from viscnn.featurevis.examples import (PixelCache, check_layers, dataset_examples, examples_png, node_grid,
-                                            patch_size)
+    from viscnn.featurevis.examples import (PixelCache, check_layers, dataset_examples, examples_png, layer_sheet,
+                                            node_grid, patch_size)
     from viscnn.store import Store
 
     if args.k < 1:
@@ -105,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
             else:
                 node_grid(examples, rf, channel, pixels, image_hw, args.cell, image_set.name).save(target)
             node["png"] = target.name
+        if not args.no_png:
+            layer_sheet(examples, rf, pixels, image_hw, chosen[name], set_name=image_set.name).save(folder / "sheet.png")
         (folder / "examples.json").write_text(json.dumps({"layer": name, "nodes": nodes}))
         index["layers"][name] = {"channels": examples.channels, "written": len(nodes), "map_size": list(examples.map_size),
                                  "patch_size": list(patch_size(rf, image_hw)), "file": f"{name}/examples.json"}
@@ -116,5 +118,5 @@ def run(args: argparse.Namespace) -> int:
     cached = "" if store is None else f" (store {store.root})"
     print(f"{loaded.name}: top {index['k']} of {len(image_set)} images for {sum(found[n].channels for n in layers)} nodes "
           f"of {len(layers)} layers in {seconds:.1f} s{cached}; wrote {out}/examples.json"
-          f"{'' if args.no_png else ', LAYER/node_C.png'}")
+          f"{'' if args.no_png else ', LAYER/node_C.png, LAYER/sheet.png'}")
     return 0

@@ -379,6 +379,37 @@ def node_grid(examples: LayerExamples, rf: ReceptiveField | None, channel: int, 
     return draw.framed(body, title)
 
 
+def layer_sheet(examples: LayerExamples, rf: ReceptiveField | None, pixels: Pixels, image_hw: tuple[int, int],
+                channels: Sequence[int] | None = None, cell: int = 48, set_name: str = "") -> Image.Image:
+    """One cell per node: its most exciting patch, numbered: a contact sheet of what a layer's nodes like."""
+    chosen = list(range(examples.channels)) if channels is None else [int(c) for c in channels]
+    bad = [c for c in chosen if not 0 <= c < examples.channels]
+    if bad:
+        raise ViscnnError(f"channel {bad[0]} is out of range: layer {examples.layer} has {examples.channels} channels")
+    if not chosen:
+        raise ViscnnError("no channels to draw")
+    top = examples.excite
+    if isinstance(pixels, PixelCache):
+        pixels = pixels.fetch(top.images[chosen, 0].tolist())
+    label = 11
+    tiles = np.empty((len(chosen), cell + label, cell, 3), np.uint8)
+    tiles[:] = draw.BACKGROUND
+    for k, channel in enumerate(chosen):
+        window = patch_window(rf, int(top.ys[channel, 0]), int(top.xs[channel, 0]), image_hw)
+        patch = (np.clip(cut(pixels[int(top.images[channel, 0])], window), 0, 1) * 255).round().astype(np.uint8)
+        tile = Image.fromarray(patch[:, :, 0] if patch.shape[2] == 1 else patch).convert("RGB")
+        tiles[k, :cell] = np.asarray(tile.resize((cell, cell), Image.NEAREST if tile.width <= cell else Image.BILINEAR))
+    columns = max(1, min(len(chosen), int(math.ceil(math.sqrt(len(chosen) * (cell + label) / cell)))))
+    body = Image.fromarray(draw.tile(tiles, columns, gap=3, gap_colour=draw.BACKGROUND))
+    painter = ImageDraw.Draw(body)
+    for k, channel in enumerate(chosen):
+        x0, y0 = 3 + (k % columns) * (cell + 3), 3 + (k // columns) * (cell + label + 3) + cell
+        painter.text((x0, y0), str(channel), fill=(60, 60, 60), font=draw.font(9))
+    where = f" ({set_name})" if set_name else ""
+    return draw.framed(body, f"{examples.layer}: each node's most exciting patch of {examples.image_count} images{where}; "
+                             f"receptive field {'x'.join(map(str, patch_size(rf, image_hw)))} px")
+
+
 def examples_png(store: Store, loaded: LoadedModel, graph: Graph, image_set: ImageSet, examples: LayerExamples,
                  channel: int, cell: int = 80, pixels: PixelCache | None = None) -> tuple[Path, dict[str, Any]]:
     """The cached PNG (path, metadata) of one node's example grid; rendered once per model, set, k and cell.
