@@ -145,7 +145,7 @@ def main() -> None:
 
     print(f"{loaded.name}: {len(graph.conv_layers)} conv layers, {nodes:,} nodes; {len(image_set)} images "
           f"({args.images}), batch {args.batch_size}, k {args.k}, 1 thread, median CPU time of {args.repeats} runs")
-    print(f"| measure | value |\n|---|---|")
+    print("| measure | value |\n|---|---|")
     print(f"| decode + preprocess only | {median['decode']:.2f} s |")
     print(f"| plain forward (incl. decode) | {median['plain']:.2f} s |")
     print(f"| top-k examples, all {nodes:,} nodes (incl. decode) | {median['examples']:.2f} s |")
