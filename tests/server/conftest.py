@@ -29,7 +29,7 @@ def client(state, tmp_path_factory):
 
     web = tmp_path_factory.mktemp("web")
     (web / "index.html").write_text("<!doctype html><title>viscnn page</title>")
-    with TestClient(create_app(state, web, render_steps=16)) as the_client:
+    with TestClient(create_app(state, web, render_steps=16), base_url="http://127.0.0.1:8000") as the_client:
         yield the_client
 
 

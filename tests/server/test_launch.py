@@ -74,7 +74,7 @@ def test_lite0_smoke(tmp_path):
     from viscnn.server import build_state, create_app
 
     state = build_state("efficientnet-lite0", "demo", store=tmp_path)
-    with TestClient(create_app(state)) as client:
+    with TestClient(create_app(state), base_url="http://localhost:8000") as client:
         model = client.get("/api/model").json()
         assert model["num_nodes"] == 21008 and model["num_edges"] == 3155168 and len(model["layers"]) == 50
         assert len(client.get("/api/layout").json()["layers"]) == 50

@@ -35,6 +35,21 @@ def test_the_token_opens_the_api_by_header_query_or_cookie(guarded):
     assert guarded.get("/api/sets").status_code == 401
 
 
+@pytest.mark.parametrize("host, status", [("127.0.0.1:8000", 200), ("localhost", 200), ("[::1]:8000", 200),
+                                          ("evil.example:8000", 400), ("192.168.1.5", 400)])
+def test_without_a_token_only_local_host_names_are_served(client, host, status):
+    """A page whose DNS name was rebound to 127.0.0.1 still sends its own name: it must not reach the API."""
+    answer = client.get("/api/sets", headers={"host": host})
+    assert answer.status_code == status
+    if status == 400:
+        assert "local name" in answer.json()["detail"]
+
+
+def test_with_a_token_any_host_name_is_served(guarded):
+    answer = guarded.get("/api/sets", headers={"host": "viscnn.lab.example", "authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 200
+
+
 @pytest.mark.parametrize("host, local", [("127.0.0.1", True), ("localhost", True), ("::1", True), ("127.0.0.2", True),
                                          ("0.0.0.0", False), ("192.168.1.5", False), ("example.org", False)])
 def test_local_hosts(host, local):

@@ -28,6 +28,7 @@ from viscnn.server.security import COOKIE, BadToken, NotAnImage, TooLarge, token
 from viscnn.server.state import NotFound, ServerState, Unavailable
 from viscnn.server.views import Maps
 
+LOCAL_NAMES = ("127.0.0.1", "localhost", "::1")
 STATUS = [(NotFound, 404), (TooLarge, 413), (NotAnImage, 415), (BadToken, 401), (Unavailable, 503), (ViscnnError, 400)]
 NO_PAGE = """<!doctype html><meta charset="utf-8"><title>viscnn</title>
 <p>The viscnn page is not built ({where} is missing): run <code>bash scripts/setup.sh</code>.
@@ -104,6 +105,17 @@ def create_app(state: ServerState, web_dir: Path | None = None, render_steps: in
             return JSONResponse({"detail": f"the upload is {int(length) / 1e6:.1f} MB; the limit is "
                                            f"{state.max_upload_bytes / 1e6:.0f} MB"}, status_code=413)
         return await call_next(request)
+
+    if not state.token:
+        @app.middleware("http")
+        async def local_hosts_only(request: Request, call_next: Callable) -> Response:
+            # without a token the server trusts whoever reaches it, so only by a local name: a web page whose
+            # DNS name was rebound to 127.0.0.1 arrives with its own Host header and is turned away
+            host = request.url.hostname or ""
+            if host not in LOCAL_NAMES:
+                return JSONResponse({"detail": f"host {host[:60]!r} is not this machine's local name: open "
+                                               f"http://127.0.0.1:PORT/ (or start the server with --token)"}, status_code=400)
+            return await call_next(request)
 
     if state.token:
         @app.middleware("http")
