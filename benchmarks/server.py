@@ -106,6 +106,20 @@ def main() -> None:
                 return median
 
             repeat("same query again (memory)", lambda k: body)
+            image = client.get(f"{base}/api/images").json()[0]["id"]
+            layer = "_blocks.10._expand_conv" if "_blocks.10._expand_conv" in state.graph else state.graph.conv_layers[-1].name
+            gets = {"GET /api/model": "/api/model", "GET /api/layout (grid)": "/api/layout",
+                    "GET node + top 20 incoming (by query)": f"/api/nodes/{layer}/5?query={result['key']}",
+                    "GET activation map (JSON)": f"/api/activation?image={image}&layer={layer}&channel=5",
+                    "GET single-kernel output PNG": f"/api/edges/{layer}/5/3/output.png?image={image}"}
+            for label, path in gets.items():
+                times = []
+                for k in range(args.repeats):
+                    start = time.perf_counter()
+                    reply = client.get(f"{base}{path}", timeout=600)
+                    times.append(time.perf_counter() - start)
+                    assert reply.status_code == 200, reply.text[:200]
+                rows.append((f"{label} ({len(reply.content) / 1e3:,.0f} kB)", statistics.median(times), "-"))
             repeat("new thresholds (re-pruned)", lambda k: {**body, "edge_fraction": 0.01 + 0.01 * k})
             size = len(client.post(f"{base}/api/query", json=body, timeout=600).content)
             # 2. the sets' scores are now in the store: a fresh server (empty memory) answers from it

@@ -47,7 +47,7 @@ class Layouts:
         self.state = state
         grid = assemble(state.graph, grid_projections(state.graph), smooth=False, rotate=False, projection="grid",
                         model=state.loaded.name, fingerprint=state.fingerprint)
-        self._ready: dict[str, dict] = {"grid": grid.to_json()}
+        self._ready: dict[str, dict] = {"grid": self._wrap("grid", grid.to_json())}  # kind -> the answer
         self._lock = threading.Lock()
 
     def _preparer(self, kind: str, context: JobContext | None = None) -> Preparer:
@@ -65,17 +65,17 @@ class Layouts:
         with self._lock:
             ready = self._ready.get(kind)
         if ready is not None:
-            return FastJSON(self._wrap(kind, ready))
+            return FastJSON(ready)
         if self.state.store is None:
             raise Unavailable(f"layout {kind!r} needs a store to prepare it in (this server runs with --no-cache)")
         preparer = self._preparer(kind)
         if ("layout", preparer.layout_key()) in self.state.store:
-            return FastJSON(self._wrap(kind, self._remember(kind, preparer.layout().to_json())))
+            return FastJSON(self._remember(kind, preparer.layout().to_json()))
 
         def work(context: JobContext) -> dict:
             prepared = self._preparer(kind, context)
             prepared.run()
-            return self._wrap(kind, self._remember(kind, prepared.layout().to_json()))
+            return self._remember(kind, prepared.layout().to_json())
 
         return pending(self.state.jobs.submit("layout", work, f"{kind} layout (with dataset examples)", key=f"layout|{kind}",
                                               background=background))
@@ -86,9 +86,10 @@ class Layouts:
             self.answer(kind, background=True)
 
     def _remember(self, kind: str, data: dict) -> dict:
+        answer = self._wrap(kind, data)
         with self._lock:
-            self._ready[kind] = data
-        return data
+            self._ready[kind] = answer
+        return answer
 
     @staticmethod
     def _wrap(kind: str, data: dict[str, Any]) -> dict:
