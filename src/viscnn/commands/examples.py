@@ -48,7 +48,8 @@ def parse_channels(text: str, count: int, layer: str) -> list[int]:
         if last < first:
             raise ViscnnError(f"empty channel range {part.strip()!r} in --nodes {text!r}")
         if last >= count:
-            raise ViscnnError(f"channel {last} is out of range: layer {layer} has {count} channels")
+            raise ViscnnError(f"channel {last} is out of range: layer {layer} has {count} channels "
+                              "(--nodes applies to every layer named; 'all' takes each layer's own)")
         channels.extend(range(first, last + 1))
     return list(dict.fromkeys(channels))
 

@@ -113,6 +113,25 @@ def node_patches(examples: LayerExamples, rf: ReceptiveField | None, channel: in
     return side(examples.excite), side(examples.inhibit)
 
 
+def _field_text(rf: ReceptiveField | None, patch_hw: tuple[int, int]) -> str:
+    h, w = patch_hw
+    if rf is not None and not rf.whole_image and (rf.size[0] > h or rf.size[1] > w):
+        return f"receptive field {rf.size[0]:g} px, shown {h}x{w} px around the unit (red: its {rf.stride[0]:g} px cell)"
+    return f"receptive field {h}x{w} px"
+
+
+def mark_unit(tile: Image.Image, rf: ReceptiveField | None, patch_hw: tuple[int, int]) -> Image.Image:
+    """Outline the unit's own cell (its map stride, at the patch centre) when its field was cut to the image's
+    size: such patches hold far more than the unit mostly looks at."""
+    if rf is None or rf.whole_image or (rf.size[0] <= patch_hw[0] and rf.size[1] <= patch_hw[1]):
+        return tile
+    sy, sx = tile.height / patch_hw[0], tile.width / patch_hw[1]
+    half_h, half_w = max(rf.stride[0], 2.0) / 2 * sy, max(rf.stride[1], 2.0) / 2 * sx
+    cy, cx = tile.height / 2, tile.width / 2
+    ImageDraw.Draw(tile).rectangle([cx - half_w, cy - half_h, cx + half_w - 1, cy + half_h - 1], outline=(255, 40, 40))
+    return tile
+
+
 def node_grid(examples: LayerExamples, rf: ReceptiveField | None, channel: int, pixels: Pixels,
               image_hw: tuple[int, int], cell: int = 80, set_name: str = "") -> Image.Image:
     """One node's examples as a PNG-ready picture: exciting patches above, inhibiting ones below,
@@ -134,7 +153,7 @@ def node_grid(examples: LayerExamples, rf: ReceptiveField | None, channel: int, 
             array = (np.clip(patch, 0, 1) * 255).round().astype(np.uint8)
             tile = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
             resample = Image.NEAREST if scale >= 1 else Image.BILINEAR
-            tile = tile.convert("RGB").resize(size, resample)
+            tile = mark_unit(tile.convert("RGB").resize(size, resample), rf, (h, w))
             x0 = label_w + r * (size[0] + 4)
             body.paste(tile, (x0, y0))
             text = f"{top.values[channel, r]:.3g} #{int(top.images[channel, r])}"
@@ -144,7 +163,7 @@ def node_grid(examples: LayerExamples, rf: ReceptiveField | None, channel: int, 
                for top in (examples.excite, examples.inhibit) for r in range(k)]
     outside = any(t < 0 or l < 0 or b > image_hw[0] or r > image_hw[1] for t, l, b, r in windows)
     title = (f"{examples.layer}:{channel}  top {k} exciting / inhibiting of {examples.image_count} images{where}; "
-             f"receptive field {h}x{w} px{' (grey: outside the image)' if outside else ''}")
+             f"{_field_text(rf, (h, w))}{'; grey: outside the image' if outside else ''}")
     return draw.framed(body, title)
 
 
@@ -167,7 +186,8 @@ def layer_sheet(examples: LayerExamples, rf: ReceptiveField | None, pixels: Pixe
         window = patch_window(rf, int(top.ys[channel, 0]), int(top.xs[channel, 0]), image_hw)
         patch = (np.clip(cut(pixels[int(top.images[channel, 0])], window), 0, 1) * 255).round().astype(np.uint8)
         tile = Image.fromarray(patch[:, :, 0] if patch.shape[2] == 1 else patch).convert("RGB")
-        tiles[k, :cell] = np.asarray(tile.resize((cell, cell), Image.NEAREST if tile.width <= cell else Image.BILINEAR))
+        tile = tile.resize((cell, cell), Image.NEAREST if tile.width <= cell else Image.BILINEAR)
+        tiles[k, :cell] = np.asarray(mark_unit(tile, rf, patch.shape[:2]))
     columns = max(1, min(len(chosen), int(math.ceil(math.sqrt(len(chosen) * (cell + label) / cell)))))
     body = Image.fromarray(draw.tile(tiles, columns, gap=3, gap_colour=draw.BACKGROUND))
     painter = ImageDraw.Draw(body)
@@ -176,4 +196,4 @@ def layer_sheet(examples: LayerExamples, rf: ReceptiveField | None, pixels: Pixe
         painter.text((x0, y0), str(channel), fill=(60, 60, 60), font=draw.font(9))
     where = f" ({set_name})" if set_name else ""
     return draw.framed(body, f"{examples.layer}: each node's most exciting patch of {examples.image_count} images{where}; "
-                             f"receptive field {'x'.join(map(str, patch_size(rf, image_hw)))} px")
+                             f"{_field_text(rf, patch_size(rf, image_hw))}")
