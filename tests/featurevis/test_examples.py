@@ -174,6 +174,11 @@ def test_grid_picture(fmnist, tmp_path: Path) -> None:
     assert picture.width > 4 * 48 and picture.height > 2 * 48
     array = np.asarray(picture)
     assert array.std() > 20  # not blank
+    red = np.array([255, 40, 40])
+    assert not (array == red).all(axis=2).any()  # a 24 px field fits the 28 px image: no unit cell marked
+    deep = compute_examples(loaded.module, graph, images, loaded.preprocess, ["features.10"], k=2)["features.10"]
+    marked = np.asarray(node_grid(deep, graph["features.10"].receptive_field, 0, pixels, (28, 28), cell=48))
+    assert (marked == red).all(axis=2).sum() >= 4 * 12  # 40 px field cut to 28 px: each patch marks its unit's cell
     sheet = layer_sheet(found, graph["features.6"].receptive_field, pixels, (28, 28), range(10), cell=32)
     assert sheet.width > 3 * 32 and np.asarray(sheet).std() > 20
     with pytest.raises(ViscnnError, match="channel 96 is out of range"):
