@@ -23,6 +23,12 @@ def one_thread():
     torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def private_store(monkeypatch, tmp_path: Path) -> None:
+    """Commands run without --store use a store of the test's own, never the user's."""
+    monkeypatch.setenv("VISCNN_STORE", str(tmp_path / "default-store"))
+
+
 @pytest.fixture(scope="module")
 def shirt(tmp_path_factory) -> Path:
     """A Fashion-MNIST test image saved as a PNG file."""
