@@ -96,3 +96,17 @@ def test_decompression_bomb_is_413(client):
 def test_upload_without_file_field_is_400(client):
     answer = client.post("/api/images", data={"something": "else"})
     assert answer.status_code == 400 and "file" in answer.json()["detail"]
+
+
+def test_an_uploaded_image_works_everywhere_an_id_does(client):
+    from tests.server.conftest import wait
+
+    body = client.post("/api/images", files={"file": ("shoe.png", png_bytes((64, 48), (90, 90, 90)), "image/png")}).json()
+    activation = client.get("/api/activation", params={"image": body["id"], "layer": "features.3", "channel": 1})
+    assert activation.status_code == 200 and activation.json()["height"] == 14
+    edge = client.get("/api/edges/features.3/1/0/output.png", params={"image": body["id"]})
+    assert edge.status_code == 200
+    job = wait(client, client.get("/api/composition", params={"image": body["id"], "unit": "features.3:1", "depth": 1}))
+    assert job["state"] == "done" and job["result"]["image_id"] == body["id"]
+    query = wait(client, client.post("/api/query", json={"images": "uploads", "target": "loss"}))
+    assert query["state"] == "done" and query["result"]["n_images"] >= 1
