@@ -87,3 +87,19 @@ def test_lite0_smoke(tmp_path):
         assert client.get(f"/api/edges/{depthwise['name']}/7/7/output.png", params={"image": image}).status_code == 200
         assert client.get(f"/api/edges/{depthwise['name']}/7/8").status_code == 404
         assert client.get(f"/api/images/{image}.png").status_code == 200
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--images", "/no/such/folder"], "does not exist"),
+    (["--render-steps", "0"], "--render-steps"),
+    (["--port", "70000"], "--port"),
+    (["--host", "0.0.0.0", "--token", "short"], "at least 8"),
+    (["--model", "no-such-model"], "unknown model"),
+])
+def test_serve_faults_are_one_line_and_exit_2(capsys, extra, message):
+    from viscnn import cli
+
+    args = ["serve", "--model", "fmnist-convnet", "--port", str(free_port()), "--prepare", "none"]
+    assert cli.main(args + extra) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
