@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from viscnn.errors import ViscnnError
+from viscnn.featurevis import cache as cache_module
 from viscnn.featurevis.cache import cache_key, cached_arrays, cached_image, cached_json, read_png_meta, to_pil
 from viscnn.store import Store
 
@@ -84,6 +85,7 @@ def test_threads_render_once(store: Store) -> None:
     for thread in threads:
         thread.join()
     assert calls == [1]
+    assert not cache_module._LOCKS  # no lock outlives its users
 
 
 def test_json_and_arrays(store: Store) -> None:

@@ -27,7 +27,7 @@ from PIL import Image, PngImagePlugin
 from viscnn.store import Store
 
 PNG_TEXT_KEY = "viscnn"
-_LOCKS: dict[tuple[str, str, str], threading.Lock] = {}
+_LOCKS: dict[tuple[str, str, str], list] = {}  # key -> [lock, holders and waiters]
 _LOCKS_GUARD = threading.Lock()
 
 ImageLike = Image.Image | np.ndarray
@@ -43,9 +43,16 @@ def _key_lock(store: Store, kind: str, key: str) -> Iterator[None]:
     """Serialise work on one (store, kind, key) within this process."""
     ident = (str(store.root), kind, key)
     with _LOCKS_GUARD:
-        lock = _LOCKS.setdefault(ident, threading.Lock())
-    with lock:
-        yield
+        entry = _LOCKS.setdefault(ident, [threading.Lock(), 0])
+        entry[1] += 1  # holders and waiters: the last one out forgets the lock, so the table stays small
+    try:
+        with entry[0]:
+            yield
+    finally:
+        with _LOCKS_GUARD:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _LOCKS[ident]
 
 
 def to_pil(image: ImageLike) -> Image.Image:
