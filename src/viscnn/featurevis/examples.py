@@ -68,6 +68,7 @@ class LayerExamples:
     inhibit: TopK  # lowest minima first
     map_size: tuple[int, int]
     image_count: int
+    cache_ids: tuple[str, str] | None = None  # (model fingerprint, image-set hash) when they came through the store
 
     @property
     def channels(self) -> int:
@@ -240,6 +241,7 @@ def dataset_examples(store: Store | None, loaded: LoadedModel, graph: Graph, ima
         stored = load_arrays(store, KIND, _parts(fingerprint, images_hash, name, k))
         if stored is not None:
             found[name] = LayerExamples.from_arrays(name, stored[0])
+            found[name].cache_ids = (fingerprint, images_hash)
     missing = [name for name in names if name not in found]
     if missing:
         computed = compute_examples(loaded.module, graph, image_set, loaded.preprocess, missing, k, batch_size,
@@ -247,6 +249,7 @@ def dataset_examples(store: Store | None, loaded: LoadedModel, graph: Graph, ima
         for name, result in computed.items():
             meta = {"model": loaded.name, "layer": name, "k": k, "images": image_set.name, "image_count": len(image_set)}
             store_arrays(store, KIND, _parts(fingerprint, images_hash, name, k), result.to_arrays(), meta)
+            result.cache_ids = (fingerprint, images_hash)
         found.update(computed)
     return {name: found[name] for name in names}
 
@@ -259,17 +262,18 @@ def examples_png(store: Store, loaded: LoadedModel, graph: Graph, image_set: Ima
                  channel: int, cell: int = 80, pixels: PixelCache | None = None) -> tuple[Path, dict[str, Any]]:
     """The cached PNG (path, metadata) of one node's example grid; rendered once per model, set, k and cell.
 
-    Give a `PixelCache` of `image_set` when drawing many nodes, so each image is decoded once."""
+    Give a `PixelCache` of `image_set` when drawing many nodes, so each image is decoded once. Examples from
+    `dataset_examples` with a store carry the model's and the set's hashes, which are then not recomputed."""
     node = examples.node(channel)  # checks the channel
     images = [e["image"] for e in node["excite"] + node["inhibit"]]
-    parts = {**_parts(loaded.fingerprint(), image_set.hash(), examples.layer, examples.excite.k),
-             "channel": channel, "cell": cell}
+    fingerprint, images_hash = examples.cache_ids or (loaded.fingerprint(), image_set.hash())
+    parts = {**_parts(fingerprint, images_hash, examples.layer, examples.excite.k), "channel": channel, "cell": cell}
 
     def render() -> tuple[Image.Image, dict[str, Any]]:
         rf = graph[examples.layer].receptive_field
         source = pixels if pixels is not None else model_pixels(image_set, loaded.preprocess, images)
         picture = node_grid(examples, rf, channel, source, loaded.input_shape[1:], cell, image_set.name)
-        return picture, {k: v for k, v in node.items() if k != "node"} | {"node": node["node"]}
+        return picture, node
 
     return cached_image(store, GRID_KIND, parts, render)
 
