@@ -10,8 +10,9 @@ from viscnn.data import open_image_sets
 from viscnn.data.imageset import read_image
 from viscnn.errors import ViscnnError
 from viscnn.featurevis import draw
-from viscnn.featurevis.views import (activation_grid, activation_maps, draw_box, image_input, kernel_grid,
-                                     kernel_heatmap, kernels, receptive_box)
+from viscnn.featurevis.views import (activation_grid, activation_maps, cached_kernel_grid, draw_box, image_input,
+                                     kernel_grid, kernel_heatmap, kernels, receptive_box)
+from viscnn.store import Store
 from viscnn.graph import build_graph
 from viscnn.models import load_model
 
@@ -161,3 +162,12 @@ def test_receptive_box(lite0, goldfish) -> None:
     picture = draw_box(goldfish[1], (10, 20, 50, 60), zoom=2)
     array = np.asarray(picture)
     assert picture.size == (448, 448) and tuple(array[20, 60]) == (255, 40, 40)
+
+
+def test_cached_kernel_grid(fmnist, tmp_path, monkeypatch) -> None:
+    loaded, graph = fmnist
+    with Store(tmp_path / "store") as store:
+        path, meta = cached_kernel_grid(store, loaded, graph, "features.3", "layer")
+        assert meta["out_channels"] == 64 and Image.open(path).width > 100
+        monkeypatch.setattr("viscnn.featurevis.views.kernel_grid", lambda *a, **k: pytest.fail("drawn twice"))
+        assert cached_kernel_grid(store, loaded, graph, "features.3", "layer")[0] == path

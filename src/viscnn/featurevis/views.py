@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -18,10 +19,15 @@ from torch import nn
 
 from viscnn.errors import ViscnnError
 from viscnn.featurevis import draw
+from viscnn.featurevis.cache import cached_image
 from viscnn.featurevis.examples import check_layers
 from viscnn.graph import INPUT, Graph, Layer
 from viscnn.models.preprocess import Preprocess
 from viscnn.scoring.recorder import Recorder, StopForward
+
+if TYPE_CHECKING:
+    from viscnn.models import LoadedModel
+    from viscnn.store import Store
 
 Scaling = Literal["layer", "filter", "kernel"]
 MapScaling = Literal["layer", "map"]
@@ -160,6 +166,20 @@ def kernel_grid(model: nn.Module, graph: Graph, layer: str, scaling: Scaling = "
         return draw.framed(picture, title, footer)
     return draw.framed(picture, title, footer, left_label="output channel", top_label="input channel (of this group)"
                        if spec.groups > 1 else "input channel")
+
+
+def cached_kernel_grid(store: Store, loaded: LoadedModel, graph: Graph, layer: str, scaling: Scaling = "filter",
+                       fold_bn: bool = True) -> tuple[Path, dict]:
+    """`kernel_grid` as a PNG in the store (path, metadata), drawn once per model, layer and settings."""
+    spec = conv_layer(graph, layer)
+    parts = {"model": loaded.fingerprint(), "layer": spec.name, "scaling": scaling, "fold_bn": fold_bn, "version": 1}
+
+    def render() -> tuple[Image.Image, dict]:
+        picture = kernel_grid(loaded.module, graph, spec.name, scaling, fold_bn)
+        return picture, {"layer": spec.name, "scaling": scaling, "fold_bn": fold_bn, "out_channels": spec.out_channels,
+                         "in_per_group": spec.in_per_group, "kernel_size": list(spec.kernel_size)}
+
+    return cached_image(store, "kernel-grid", parts, render)
 
 
 def _ranges(values: np.ndarray) -> str:
