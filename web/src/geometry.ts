@@ -61,7 +61,7 @@ export function place(index: NodeIndex, layout: LayoutInfo | null): Placement {
   });
   const maxWidth = Math.max(1, ...widths);
   const maxDepth = Math.max(1, ...index.layers.map((l) => l.depth));
-  const spacing = Math.max(2, (3 * maxWidth) / maxDepth);
+  const spacing = Math.max(3, (5 * maxWidth) / maxDepth);
   // Layers at the same depth (parallel branches) sit side by side along z.
   const byDepth = new Map<number, number[]>();
   index.layers.forEach((l, i) => byDepth.set(l.depth, [...(byDepth.get(l.depth) ?? []), i]));

@@ -82,9 +82,17 @@ export class NetworkGraph {
   /** Until the user moves the camera, a resize refits the view. */
   private moved = false;
   frames = 0;
+  /** Edges drawn per frame while the camera moves: adapted to keep about 30 frames per second. */
+  lodEdges = 20000;
+  private moving = false;
+  private wasMoving = false;
+  private coarse = false;
+  private lastFrame = 0;
+  private settle: number | undefined;
+  private edgesPainted = false;
 
   constructor(private readonly host: HTMLElement, private readonly callbacks: GraphCallbacks) {
-    this.renderer = new THREE.WebGLRenderer({ antialias: true, alpha: false, preserveDrawingBuffer: true });
+    this.renderer = new THREE.WebGLRenderer({ antialias: false, alpha: false, preserveDrawingBuffer: true });
     this.renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
     this.renderer.setClearColor(0x11141b);
     this.canvas = this.renderer.domElement;
@@ -94,8 +102,13 @@ export class NetworkGraph {
     this.labels.className = "graph-labels";
     host.appendChild(this.labels);
     this.controls = new OrbitControls(this.camera, this.canvas);
+    this.controls.zoomToCursor = true;
     this.controls.addEventListener("change", () => this.requestRender());
-    this.controls.addEventListener("start", () => (this.moved = true));
+    this.controls.addEventListener("start", () => {
+      this.moved = true;
+      this.setMoving(true);
+    });
+    this.controls.addEventListener("end", () => this.setMoving(false));
     this.nodeMaterial = new THREE.ShaderMaterial({
       vertexShader: NODE_VERTEX, fragmentShader: NODE_FRAGMENT, transparent: true, depthWrite: false,
       uniforms: { uScale: { value: 600 }, uRing: { value: -1 } },
@@ -172,6 +185,7 @@ export class NetworkGraph {
       this.edgeMesh = null;
     }
     this.segs = segs;
+    this.edgesPainted = false;
     if (!segs || segs.count === 0 || !this.placement) return this.requestRender();
     const pos = this.placement.positions;
     const n = segs.count;
@@ -187,12 +201,15 @@ export class NetworkGraph {
       const norm = normalise(members.map((i) => segs.score[i]));
       members.forEach((i, k) => (strength[i] = norm[k]));
     }
-    for (let i = 0; i < n; i++) {
-      begin.set(pos.subarray(segs.from[i] * 3, segs.from[i] * 3 + 3), i * 3);
-      end.set(pos.subarray(segs.to[i] * 3, segs.to[i] * 3 + 3), i * 3);
+    // Strongest first: while the camera moves, drawing the first K instances draws the K strongest edges.
+    const order = Uint32Array.from({ length: n }, (_, i) => i).sort((a, b) => strength[b] - strength[a]);
+    for (let k = 0; k < n; k++) {
+      const i = order[k];
+      begin.set(pos.subarray(segs.from[i] * 3, segs.from[i] * 3 + 3), k * 3);
+      end.set(pos.subarray(segs.to[i] * 3, segs.to[i] * 3 + 3), k * 3);
       const [r, g, b] = SIGN_RGB[segs.sign[i] as Sign];
-      colour.set([r, g, b, 0.12 + 0.75 * strength[i]], i * 4);
-      width[i] = 0.8 + 3.2 * strength[i];
+      colour.set([r, g, b, 0.12 + 0.75 * strength[i]], k * 4);
+      width[k] = 0.7 + 2.6 * strength[i] * strength[i];
     }
     const geometry = new THREE.InstancedBufferGeometry();
     geometry.setAttribute("corner", new THREE.BufferAttribute(new Float32Array([0, -1, 1, -1, 1, 1, 0, 1]), 2));
@@ -238,31 +255,103 @@ export class NetworkGraph {
     });
   }
 
-  /** Orbits the camera for `ms` milliseconds, drawing every frame; returns frames per second. */
-  orbit(ms: number): Promise<number> {
+  /**
+   * Orbits the camera about the vertical axis for `ms` milliseconds, drawing every frame, as a drag would.
+   * With `lod` false every edge is drawn in every frame. Returns frames per second and edges per frame.
+   */
+  orbit(ms: number, lod = true): Promise<{ fps: number; edges: number }> {
     return new Promise((resolve) => {
       const t0 = performance.now();
       const frames0 = this.frames;
+      let edges = 0;
+      const saved = this.lodEdges;
+      if (!lod) this.lodEdges = Number.MAX_SAFE_INTEGER;
+      this.moving = true;
+      const axis = new THREE.Vector3(0, 1, 0);
+      let last = t0;
       const step = (now: number) => {
-        const angle = ((now - t0) / 4000) * Math.PI * 2 * 0.25;
         const offset = this.camera.position.clone().sub(this.controls.target);
-        offset.applyAxisAngle(new THREE.Vector3(1, 0, 0), angle * 0.02 + 0.004);
+        offset.applyAxisAngle(axis, ((now - last) / 1000) * 0.6); // 0.6 rad/s
+        last = now;
         this.camera.position.copy(this.controls.target).add(offset);
         this.camera.lookAt(this.controls.target);
         this.render();
+        edges += this.drawnEdges;
         if (now - t0 < ms) requestAnimationFrame(step);
-        else resolve(((this.frames - frames0) * 1000) / (now - t0));
+        else {
+          const frames = this.frames - frames0;
+          this.moving = false;
+          if (!lod) this.lodEdges = saved;
+          this.requestRender();
+          resolve({ fps: (frames * 1000) / (now - t0), edges: edges / Math.max(frames, 1) });
+        }
       };
       requestAnimationFrame(step);
     });
   }
 
+  /**
+   * While the camera moves only the strongest `lodEdges` edges are drawn, so orbiting stays fluid with
+   * 10^5 edges even on a software renderer; all of them are drawn once it stops.
+   */
+  private setMoving(on: boolean): void {
+    window.clearTimeout(this.settle);
+    if (on) {
+      this.moving = true;
+      return;
+    }
+    this.settle = window.setTimeout(() => {
+      this.moving = false;
+      this.requestRender();
+    }, 200);
+  }
+
+  private adapt(now: number): void {
+    const dt = now - this.lastFrame;
+    const first = !this.wasMoving;
+    this.lastFrame = now;
+    this.wasMoving = this.moving;
+    if (!this.moving) {
+      if (this.coarse) this.setCoarse(false);
+      return;
+    }
+    if (first) return; // dt spans the idle time before the motion
+    const total = this.segs?.count ?? 0;
+    if (dt > 45) {
+      if (this.lodEdges <= 1000 || this.lodEdges >= total) this.setCoarse(true); // edges are not the cost: pixels are
+      this.lodEdges = Math.max(1000, Math.round(Math.min(this.lodEdges, total) * Math.max(0.1, Math.min(0.8, 33 / dt))));
+    } else if (dt < 25 && this.lodEdges < total) this.lodEdges = Math.round(this.lodEdges * 1.25);
+  }
+
+  /** Half the pixels while moving, when even few edges are too slow (a software renderer). */
+  private setCoarse(on: boolean): void {
+    this.coarse = on;
+    const ratio = Math.min(window.devicePixelRatio || 1, 2) * (on ? 0.5 : 1);
+    this.renderer.setPixelRatio(ratio);
+    this.renderer.setSize(Math.max(1, this.host.clientWidth), Math.max(1, this.host.clientHeight));
+  }
+
+  /** Edges drawn in the last frame. */
+  get drawnEdges(): number {
+    return this.edgeMesh ? (this.edgeMesh.geometry as THREE.InstancedBufferGeometry).instanceCount : 0;
+  }
+
   private render(): void {
+    const now = performance.now();
+    this.adapt(now);
+    if (this.edgeMesh && this.segs) {
+      (this.edgeMesh.geometry as THREE.InstancedBufferGeometry).instanceCount = this.moving ? Math.min(this.segs.count, this.lodEdges) : this.segs.count;
+    }
     const size = this.renderer.getSize(new THREE.Vector2());
     if (this.edgeMesh) (this.edgeMesh.material as THREE.ShaderMaterial).uniforms.uResolution.value.set(size.x, size.y);
     this.nodeMaterial.uniforms.uScale.value = (size.y * this.renderer.getPixelRatio()) / (2 * Math.tan((this.camera.fov * Math.PI) / 360));
     this.renderer.render(this.scene, this.camera);
-    this.frames++;
+    if (this.frames === 0 && this.index) performance.mark("viscnn-first-frame");
+    if (this.edgeMesh && !this.edgesPainted) {
+      this.edgesPainted = true;
+      performance.mark("viscnn-edges-frame");
+    }
+    if (this.index) this.frames++;
     this.screenStale = true;
     this.placeLabels();
   }
@@ -283,9 +372,10 @@ export class NetworkGraph {
     const span = Math.max(lx, ly, lz);
     // Far enough that the whole length (x) fits the width and the layers' extent fits the height.
     const tan = Math.tan((this.camera.fov * Math.PI) / 360);
-    const distance = 1.05 * Math.max(lx / 2 / (tan * this.camera.aspect), Math.max(ly, lz) / 2 / tan) + Math.max(ly, lz) / 2;
-    this.controls.target.set(0, 0, 0);
-    this.camera.position.set(-0.55, 0.4, 1).normalize().multiplyScalar(distance);
+    const distance = 0.95 * Math.max(lx / 2 / (tan * this.camera.aspect), Math.max(ly, lz) / 2 / tan) + Math.max(ly, lz) / 2;
+    // The camera looks from the input's side, which perspective enlarges: aim a little towards it.
+    this.controls.target.set(-0.06 * lx, 0, 0);
+    this.camera.position.set(-0.55, 0.4, 1).normalize().multiplyScalar(distance).add(this.controls.target);
     this.camera.near = span / 1000;
     this.camera.far = span * 20;
     this.camera.updateProjectionMatrix();
@@ -407,7 +497,6 @@ export class NetworkGraph {
     if (!this.placement || !this.index) return;
     const w = this.canvas.clientWidth, h = this.canvas.clientHeight;
     const v = new THREE.Vector3();
-    let lastX = -Infinity;
     const order = this.labelEls.map((_, i) => i);
     const spots = order.map((i) => {
       const [cx, , cz] = this.placement!.centres[i];
@@ -416,15 +505,20 @@ export class NetworkGraph {
       v.set(cx, -half, cz).project(this.camera);
       return [((v.x + 1) / 2) * w, ((1 - v.y) / 2) * h, v.z] as const;
     });
-    order.sort((a, b) => spots[a][0] - spots[b][0]);
+    // Wider layers first; a label that would overlap one already placed is hidden.
+    order.sort((a, b) => this.index!.layers[b].out_channels - this.index!.layers[a].out_channels || a - b);
+    const placed: [number, number, number, number][] = [];
     for (const i of order) {
       const [x, y, z] = spots[i];
       const el = this.labelEls[i];
-      const visible = z < 1 && x > 0 && x < w && y > 0 && y < h && x - lastX > 70;
+      const half = (this.index.layers[i].name.length * 6.7) / 2 + 4;
+      const box: [number, number, number, number] = [x - half, y, x + half, y + 18];
+      const visible = z < 1 && x > 0 && x < w && y > 0 && y < h
+        && !placed.some((p) => box[0] < p[2] && p[0] < box[2] && box[1] < p[3] && p[1] < box[3]);
       el.style.display = visible ? "" : "none";
       if (visible) {
         el.style.transform = `translate(${x.toFixed(1)}px, ${y.toFixed(1)}px) translate(-50%, 4px)`;
-        lastX = x;
+        placed.push(box);
       }
     }
   }

@@ -148,7 +148,9 @@ class App {
       const wall = (performance.now() - t0) / 1000;
       this.result = result;
       this.lastQuery = key;
+      const drawStart = performance.now();
       this.showResult(result);
+      performance.measure("viscnn-draw-query", { start: drawStart, end: performance.now() });
       time.replaceChildren(h("span", { id: "q-took" }, `${fmt(wall)} s`),
         ` (server ${fmt(result.seconds)} s${result.computed?.length ? `, computed ${result.computed.join(", ")}` : ", cached"}) · ${result.num_edges.toLocaleString()} of ${result.num_edges_total.toLocaleString()} kernels drawn · ${result.n_images} images`);
       document.body.dataset.query = result.key;
@@ -350,7 +352,7 @@ class App {
         const id = this.nodeId(layer, channel);
         return id === null ? null : this.graph.nodeOnScreen(id);
       },
-      orbit: (ms: number) => this.graph.orbit(ms),
+      orbit: (ms: number, lod = true) => this.graph.orbit(ms, lod),
       state: () => ({ ...this.state }),
       segments: () => this.graph.segments?.count ?? 0,
     };
