@@ -210,3 +210,51 @@ def test_old_results_are_forgotten_and_their_keys_freed():
     kept = manager.jobs()
     assert len(kept) <= 6 and newest in kept and later not in kept  # the oldest finished ones are gone
     manager.shutdown()
+
+
+def test_background_work_pauses_while_a_user_job_runs(state):
+    from viscnn.server.jobs import JobManager
+
+    manager = JobManager()
+    convs, gate = [], threading.Event()
+
+    def background(context):
+        x = torch.zeros(1, 1, 28, 28)
+        for _ in range(400):
+            state.loaded.module.features[0](x)
+            convs.append(time.perf_counter())
+
+    def user(context):
+        started = time.perf_counter()
+        gate.wait(10)
+        return started
+
+    first = manager.submit("user", user)
+    time.sleep(0.1)
+    back = manager.submit("prepare", background, background=True)
+    time.sleep(0.3)
+    assert back.state == "running" and not convs  # held at its first conv call
+    gate.set()
+    deadline = time.time() + 20
+    while back.state != "done" and time.time() < deadline:
+        time.sleep(0.02)
+    assert first.state == "done" and back.state == "done" and len(convs) == 400
+    manager.shutdown()
+
+
+def test_a_paused_background_job_can_be_cancelled(state):
+    from viscnn.server.jobs import JobManager
+
+    manager = JobManager()
+    gate = threading.Event()
+    manager.submit("user", lambda context: gate.wait(10))
+    time.sleep(0.05)
+    back = manager.submit("prepare", lambda context: state.loaded.module(torch.zeros(1, 1, 28, 28)), background=True)
+    time.sleep(0.2)
+    manager.cancel(back.id)
+    deadline = time.time() + 5
+    while back.state != "cancelled" and time.time() < deadline:
+        time.sleep(0.02)
+    assert back.state == "cancelled"
+    gate.set()
+    manager.shutdown()

@@ -29,17 +29,23 @@ class Cancelled(Exception):
 
 
 class _CancelCheck(TorchFunctionMode):
-    def __init__(self, event: threading.Event) -> None:
+    """At every conv call: stop if the job was cancelled; for a background job, wait while `go` is clear."""
+
+    def __init__(self, event: threading.Event, go: threading.Event | None = None) -> None:
         super().__init__()
         self.event = event
+        self.go = go
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        if self.event.is_set() and getattr(func, "__name__", "") == "conv2d":
-            raise Cancelled
+        if getattr(func, "__name__", "") == "conv2d":
+            while self.go is not None and not self.go.is_set() and not self.event.is_set():
+                self.go.wait(0.5)
+            if self.event.is_set():
+                raise Cancelled
         return func(*args, **(kwargs or {}))
 
 
-@dataclass
+@dataclass(eq=False)
 class Job:
     """One unit of long work; `version` grows with every change so event streams know what is new."""
 
@@ -123,7 +129,8 @@ class JobManager:
     """Runs jobs one at a time (the CPU is shared) in a worker thread and keeps the recent ones.
 
     Background jobs (the precompute `viscnn serve` starts) have a worker of their own, so what the
-    user asks for never waits behind them.
+    user asks for never waits behind them, and they pause at their next conv call while a job of the
+    user's runs, so they do not slow it down either.
     """
 
     def __init__(self, workers: int = 1, keep: int = 200, keep_results: int = 20) -> None:
@@ -135,6 +142,9 @@ class JobManager:
         self._keep = keep
         self._keep_results = keep_results
         self._by_key: dict[str, Job] = {}
+        self._user_idle = threading.Event()  # set while no job of the user's runs
+        self._user_idle.set()
+        self._user_running = 0
 
     def submit(self, kind: str, function: Callable[[JobContext], Any], description: str = "",
                key: str | None = None, background: bool = False) -> Job:
@@ -147,7 +157,7 @@ class JobManager:
             if key is not None:
                 self._by_key[key] = job
             self._trim()
-        (self._background if background else self._pool).submit(self._run, job, function)
+        (self._background if background else self._pool).submit(self._run, job, function, background)
         return job
 
     def _trim(self) -> None:
@@ -157,18 +167,36 @@ class JobManager:
         for job in old:
             job.result = None
         if old:
-            self._by_key = {k: j for k, j in self._by_key.items() if j not in old}
+            gone = {id(j) for j in old}
+            self._by_key = {k: j for k, j in self._by_key.items() if id(j) not in gone}
         for job in finished[: max(0, len(self._jobs) - self._keep)]:
             del self._jobs[job.id]
 
-    def _run(self, job: Job, function: Callable[[JobContext], Any]) -> None:
+    def _run(self, job: Job, function: Callable[[JobContext], Any], background: bool = False) -> None:
         with job.changed:  # the queued -> running step and cancel() must not interleave
             if job.cancel_event.is_set():
                 return  # cancelled while queued: cancel() already said so
             job.update(state="running", started=time.time(), message="started")
+        if not background:
+            self._user_job(+1)
+        try:
+            self._work(job, function, self._user_idle if background else None)
+        finally:
+            if not background:
+                self._user_job(-1)
+
+    def _user_job(self, change: int) -> None:
+        with self._lock:
+            self._user_running += change
+            if self._user_running:
+                self._user_idle.clear()
+            else:
+                self._user_idle.set()
+
+    def _work(self, job: Job, function: Callable[[JobContext], Any], go: threading.Event | None) -> None:
         context = JobContext(job)
         try:
-            with _CancelCheck(job.cancel_event):
+            with _CancelCheck(job.cancel_event, go):
                 result = function(context)
         except Cancelled:
             job.update(state="cancelled", message="cancelled", finished=time.time())
