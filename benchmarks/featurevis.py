@@ -1,0 +1,251 @@
+"""Feature visualisation: render quality and batched-rendering speed, measured in one run; contact sheet.
+
+    .venv/bin/python benchmarks/featurevis.py quality [--model efficientnet-lite0] [--steps 128] [--size 128]
+    .venv/bin/python benchmarks/featurevis.py speed   [--model efficientnet-lite0] [--steps 16] [--size 224]
+    .venv/bin/python benchmarks/featurevis.py sheet   [--steps 256] [--out docs/featurevis-lite0-sheet.png]
+
+quality: --nodes random nodes per layer kind (Lite0: stem, expand 1x1, depthwise, project 1x1, head 1x1;
+fmnist-convnet: conv5x5, conv3x3) and --nodes random edges (kernels of non-depthwise layers), each
+rendered (a kind per batch) and measured on its own render; the ratio is that value over the 99th
+percentile of the same objective over natural images (the 39 demo photos at 224 px for Lite0,
+--fmnist-images Fashion-MNIST test images for fmnist). Objectives whose natural p99 is <= 0 have no
+ratio; they are counted, with how many renders beat every natural image.
+
+speed: the same --nodes channel objectives of one layer rendered as one batch and one at a time
+(batch=1, same code, steps and size), per-channel throughput ratio; torch runs on one thread.
+
+sheet: Lite0 renders of a layer's channels and of class logits, saved as one labelled PNG.
+
+circuits: the paper's Fig. 9 on fmnist-convnet: nodes rendered through best (actgrad) / random / worst
+circuits, and through sparser and sparser actgrad circuits; each render's value in the FULL model says
+how much of the node's feature the circuit's render still carries.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from viscnn.data import imagenet_classes, open_image_sets
+from viscnn.errors import ViscnnError
+from viscnn.featurevis import RenderSettings, measure, parse_objective, render
+from viscnn.graph import build_graph
+from viscnn.models import load_model
+
+SHEET_CLASSES = [1, 130, 323, 949, 951, 985, 980, 88, 963, 852, 291, 954, 417, 945, 207, 430]
+
+
+def layer_kind(graph, layer) -> str:  # noqa: ANN001
+    if layer.index == 1 or not graph.upstream(layer.name)[1:]:
+        return "stem"
+    if layer.groups > 1 and layer.in_per_group == 1:
+        return "depthwise"
+    for suffix in ("expand_conv", "project_conv", "conv_head"):
+        if layer.name.endswith(suffix):
+            return suffix.replace("_conv", "").replace("conv_", "")
+    return f"conv{layer.kernel_size[0]}x{layer.kernel_size[1]}"
+
+
+def natural_images(loaded, count: int) -> torch.Tensor:  # noqa: ANN001
+    spec = "demo" if loaded.name == "efficientnet-lite0" else f"fashion-mnist:test:{count}"
+    return torch.cat([x for x, _ in open_image_sets(spec)["overall"].batches(loaded.preprocess, 64)])
+
+
+def sample_objectives(graph, count: int, seed: int) -> dict[str, list[str]]:  # noqa: ANN001
+    rng = random.Random(seed)
+    by_kind: dict[str, list] = {}
+    for layer in graph.conv_layers:
+        by_kind.setdefault(layer_kind(graph, layer), []).append(layer)
+    groups = {}
+    for kind, layers in by_kind.items():
+        picks = [rng.choice(layers) for _ in range(count)]
+        groups[f"node {kind}"] = [f"{layer.name}:{rng.randrange(layer.out_channels)}" for layer in picks]
+    dense = [layer for layer in graph.conv_layers if layer.in_per_group > 1]
+    edges = []
+    for _ in range(count):
+        layer = rng.choice(dense)
+        out = rng.randrange(layer.out_channels)
+        edges.append(f"{layer.name}:{out}<-{layer.input_channel(out, rng.randrange(layer.in_per_group))}")
+    groups["edge"] = edges
+    groups["edge neuron"] = [f"{e}:neuron" for e in edges]
+    return groups
+
+
+def quality(args: argparse.Namespace) -> None:
+    loaded = load_model(args.model)
+    graph = build_graph(loaded.module, loaded.input_shape, loaded.name)
+    natural = natural_images(loaded, args.fmnist_images)
+    settings = RenderSettings(steps=args.steps, size=args.size, lr=args.lr, batch=args.nodes)
+    print(f"{loaded.name}: {args.nodes} objectives per group, {settings.steps} steps, "
+          f"{settings.size or loaded.preprocess.size} px renders, lr {settings.lr}; natural: {natural.shape[0]} images")
+    print(f"{'group':<18} {'median ratio':>12} {'min':>7} {'max':>8} {'p99<=0':>6} {'beat max':>8} {'s':>6}")
+    all_ratios: dict[str, list[float]] = {}
+    for group, texts in sample_objectives(graph, args.nodes, args.seed).items():
+        if args.only and not any(o in group for o in args.only.split(",")):
+            continue
+        objectives = [parse_objective(t, graph) for t in texts]
+        start = time.perf_counter()
+        result = render(loaded.module, graph, loaded.preprocess, objectives, settings)
+        seconds = time.perf_counter() - start
+        ratios, nonpositive, beat = [], 0, 0
+        for objective, value in zip(objectives, result.values.tolist()):
+            own = measure(loaded.module, graph, objective, natural)
+            p99 = float(own.quantile(0.99))
+            beat += value > float(own.max())
+            if p99 > 0:
+                ratios.append(value / p99)
+            else:
+                nonpositive += 1
+        all_ratios.setdefault("edge neuron" if group == "edge neuron" else group.split()[0], []).extend(ratios)
+        med = statistics.median(ratios) if ratios else float("nan")
+        print(f"{group:<18} {med:>12.1f} {min(ratios, default=float('nan')):>7.1f} {max(ratios, default=float('nan')):>8.1f} "
+              f"{nonpositive:>6} {beat:>5}/{len(objectives):<2} {seconds:>6.0f}", flush=True)
+    for name, ratios in all_ratios.items():
+        if ratios:
+            print(f"median ratio, all {name} objectives: {statistics.median(ratios):.1f} ({len(ratios)} with p99 > 0)")
+
+
+def speed(args: argparse.Namespace) -> None:
+    loaded = load_model(args.model)
+    graph = build_graph(loaded.module, loaded.input_shape, loaded.name)
+    layer = args.layer or ("_blocks.6._expand_conv" if loaded.name == "efficientnet-lite0" else "features.8")
+    objectives = [parse_objective(f"{layer}:{c}", graph) for c in range(args.nodes)]
+    size = args.size or loaded.preprocess.size
+    times = {}
+    for name, batch in (("one at a time", 1), ("batched", args.nodes)):
+        settings = RenderSettings(steps=args.steps, size=size, batch=batch)
+        render(loaded.module, graph, loaded.preprocess, objectives[:1], RenderSettings(steps=1, size=size))  # warm-up
+        start = time.perf_counter()
+        render(loaded.module, graph, loaded.preprocess, objectives, settings)
+        times[name] = (time.perf_counter() - start) / len(objectives)
+    print(f"{loaded.name} {layer}: {len(objectives)} channels, {args.steps} steps, {size} px, 1 thread")
+    for name, seconds in times.items():
+        print(f"  {name:<14} {seconds:7.2f} s per channel ({seconds / args.steps * 256:6.1f} s per channel for 256 steps)")
+    print(f"  per-channel throughput, batched / one at a time: {times['one at a time'] / times['batched']:.1f}x")
+
+
+def sheet(args: argparse.Namespace) -> None:
+    from PIL import Image, ImageDraw
+
+    loaded = load_model("efficientnet-lite0")
+    graph = build_graph(loaded.module, loaded.input_shape, loaded.name)
+    names = imagenet_classes()
+    rows = [(f"{args.layer}:{c}", f"{args.layer}:{c}") for c in range(8)]
+    rows += [(f"logit:{k}", names[k]) for k in SHEET_CLASSES[:args.classes]]
+    objectives = [parse_objective(text, graph) for text, _ in rows]
+    settings = RenderSettings(steps=args.steps, size=args.size, lr=args.lr, batch=args.batch)
+    start = time.perf_counter()
+    result = render(loaded.module, graph, loaded.preprocess, objectives, settings, progress=True)
+    print(f"rendered {len(objectives)} objectives, {settings.steps} steps, {settings.size or 224} px in "
+          f"{time.perf_counter() - start:.0f} s")
+    tile, label, columns = result.images.shape[-1], 16, 8
+    canvas = Image.new("RGB", (columns * tile, (len(rows) // columns) * (tile + label)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for k, ((text, caption), image) in enumerate(zip(rows, result.images)):
+        x, y = (k % columns) * tile, (k // columns) * (tile + label)
+        pixels = (image.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
+        canvas.paste(Image.fromarray(pixels), (x, y + label))
+        draw.text((x + 3, y + 2), f"{caption[:26]} {result.values[k]:.1f}", fill="black")
+    canvas.save(args.out)
+    print(f"wrote {args.out}")
+    for (text, caption), value in zip(rows, result.values.tolist()):
+        print(f"  {caption:<30} {value:8.2f}")
+
+
+def circuits(args: argparse.Namespace) -> None:
+    """The paper's Fig. 9 on fmnist-convnet: a node rendered through its best / random / worst circuits
+    at one kept fraction (row a), and through ever sparser best circuits (row b)."""
+    from PIL import Image, ImageDraw
+
+    from viscnn.circuits import extract_circuit
+    from viscnn.scoring import parse_target
+
+    loaded = load_model("fmnist-convnet")
+    graph = build_graph(loaded.module, loaded.input_shape, loaded.name)
+    data = open_image_sets("fashion-mnist:test:20")["overall"]
+    batches = list(data.batches(loaded.preprocess, 100))
+    settings = RenderSettings(steps=args.steps, lr=args.lr)
+    rows = []
+    targets = args.targets.split(",")
+    if args.targets == "auto":  # the two features.10 nodes whose renders reach the highest values
+        layer = graph["features.10"]
+        probe = render(loaded.module, graph, loaded.preprocess,
+                       [parse_objective(f"features.10:{c}", graph) for c in range(layer.out_channels)],
+                       RenderSettings(steps=32, batch=layer.out_channels))
+        targets = [f"features.10:{int(c)}" for c in probe.values.argsort(descending=True)[:2]]
+    for text in targets:
+        target, objective = parse_target(text, graph), parse_objective(text, graph)
+        full = render(loaded.module, graph, loaded.preprocess, [objective], settings)
+        row = [("full model", full.images[0], float(full.values[0]))]
+        plan = [(m, args.keep) for m in ("actgrad", "random", "worst")] + [("actgrad", k) for k in (0.1, 0.03, 0.01)]
+        for method, keep in plan:
+            try:
+                circuit = extract_circuit(loaded.module, graph, batches, target, keep, method)
+            except ViscnnError as exc:  # a random or worst pick may not connect the input to the node at all
+                print(f"{text}: {method:8} keep {keep:<5g} {exc}")
+                row.append((f"{method} {keep:g}: empty", torch.full_like(full.images[0], 0.5), float("nan")))
+                continue
+            through = render(circuit.module(loaded.module, graph), graph, loaded.preprocess, [objective], settings)
+            in_full = float(measure(loaded.module, graph, objective, loaded.preprocess.normalize(through.images))[0])
+            row.append((f"{method} {keep:g}", through.images[0], in_full))
+            print(f"{text}: {method:8} keep {keep:<5g} {circuit.num_edges:>6} kernels; the render drives the full "
+                  f"model's node to {in_full:7.2f} (its own render: {float(full.values[0]):.2f})", flush=True)
+        rows.append((text, row))
+    tile, label = 112, 28
+    canvas = Image.new("RGB", (len(rows[0][1]) * tile, len(rows) * (tile + label)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for r, (text, row) in enumerate(rows):
+        for c, (caption, image, value) in enumerate(row):
+            x, y = c * tile, r * (tile + label)
+            grey = Image.fromarray((image[0].clamp(0, 1) * 255).round().byte().numpy()).resize((tile, tile), Image.NEAREST)
+            canvas.paste(grey.convert("RGB"), (x, y + label))
+            draw.text((x + 3, y + 2), f"{text if c == 0 else caption}", fill="black")
+            draw.text((x + 3, y + 14), f"{caption if c == 0 else ''} {value:.2f}".strip(), fill="black")
+    canvas.save(args.out)
+    print(f"wrote {args.out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["quality", "speed", "sheet", "circuits"])
+    parser.add_argument("--model", default="efficientnet-lite0")
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--size", type=int)
+    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--nodes", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--layer")
+    parser.add_argument("--classes", type=int, default=8, help="sheet: how many class logits (up to 16)")
+    parser.add_argument("--only", help="quality: only groups containing one of these words (comma-separated)")
+    parser.add_argument("--fmnist-images", type=int, default=100, help="per class")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", help="sheet / circuits: the PNG to write")
+    parser.add_argument("--targets", default="auto", help="circuits: fmnist node targets (auto: two of features.10)")
+    parser.add_argument("--keep", type=float, default=0.3, help="circuits: kept fraction of row a")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.what == "quality":
+        args.steps = args.steps or 128
+        args.size = args.size or (128 if args.model == "efficientnet-lite0" else None)
+        quality(args)
+    elif args.what == "speed":
+        args.steps = args.steps or 16
+        speed(args)
+    elif args.what == "circuits":
+        args.steps = args.steps or 128
+        args.out = args.out or "docs/featurevis-fmnist-circuits.png"
+        circuits(args)
+    else:
+        args.steps = args.steps or 256
+        args.layer = args.layer or "_blocks.11._expand_conv"
+        args.out = args.out or "docs/featurevis-lite0-sheet.png"
+        sheet(args)
+
+
+if __name__ == "__main__":
+    main()
