@@ -186,16 +186,17 @@ def render(module: nn.Module, graph: Graph, preprocess: Preprocess, objectives: 
     """Render every objective (settings.copies images each), settings.batch objectives per optimisation.
 
     `module` is the model (or a circuit's masked model, `Circuit.module(...)`), `graph` its kernel graph,
-    `preprocess` its input normalisation (applied inside: the image is optimised as 0-1 pixels). With
-    `progress`, a tqdm bar counts image-steps.
+    `preprocess` its input normalisation (applied inside: the image is optimised as 0-1 pixels), `device`
+    where the images live (default: the model's device). With `progress`, a tqdm bar counts image-steps.
     """
     settings = settings or RenderSettings()
     check_settings(settings)
     if not objectives:
         raise ViscnnError("nothing to render: give at least one objective")
-    if device is None:
-        device = next((p.device for p in module.parameters()), torch.device("cpu"))
-    device = torch.device(device)
+    own = next((p.device for p in module.parameters()), torch.device("cpu"))
+    device = torch.device(device) if device is not None else own
+    if device.type != own.type:
+        raise ViscnnError(f"the model is on {own} but rendering was asked on {device}: load the model there")
     size = settings.size or preprocess.size
     check_size(module, graph, preprocess, size, device)
     transforms = list(transforms) if transforms is not None else standard_transforms(size)
