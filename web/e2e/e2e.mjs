@@ -126,15 +126,50 @@ try {
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.waitForTimeout(200);
     await page.screenshot({ path: join(shots, "circuit.png") });
+    await page.check("#circuit-3d");
+    await page.click("[data-view='graph']");
+    await page.waitForFunction(() => window.viscnn.segments() > 0 && window.viscnn.segments() < 600, null, { timeout: 5000 });
+    await page.waitForTimeout(300);
+    await page.locator("section.view").screenshot({ path: join(shots, "circuit3d.png") });
+    await page.uncheck("#circuit-3d");
+    await page.click("[data-view='circuit']");
+  });
+
+  await step("compose the selected unit on the image, and chart the target's circuits' faithfulness", async () => {
+    await page.click("#btn-composition");
+    await page.waitForSelector("#analysis-out .comp-tree a", { timeout: 60000 });
+    const root = await page.textContent("#analysis-out .comp-tree a");
+    expect(root.startsWith("features.6:5:"), `composition root is '${root}'`);
+    await page.click("#btn-faithfulness");
+    await page.waitForSelector("#analysis-out svg.chart polyline", { timeout: 90000 });
+    await page.locator("#analysis-panel").screenshot({ path: join(shots, "faithfulness.png") });
+  });
+
+  await step("pick the output by clicking a node", async () => {
+    await page.click("[data-view='graph']");
+    await page.click("#q-pick");
+    const [x, y] = await page.evaluate(() => window.viscnn.nodeOnScreen("features.8", 3));
+    const box = await page.locator("#graph canvas").boundingBox();
+    const before = await page.getAttribute("body", "data-query");
+    await page.mouse.click(box.x + x, box.y + y);
+    expect((await page.inputValue("#q-target")) === "features.8:3", "picking did not set the output");
+    await page.waitForFunction((key) => document.body.dataset.query !== key, before, { timeout: 30000 });
+  });
+
+  await step("upload an input image", async () => {
+    await page.setInputFiles("#img-upload", join(shots, "query.png"));
+    await page.waitForSelector(".current-image img[alt^='u']", { timeout: 15000 });
+    expect(/img=u/.test(page.url()), "uploaded image not in the URL");
   });
 
   await step("reload the bookmarked URL and get the same view", async () => {
     const bookmarked = page.url();
     await page.goto(bookmarked);
     await page.waitForSelector("body[data-ready='1']", { timeout: 20000 });
+    await page.click("[data-view='circuit']");
     await page.waitForSelector("#circuit svg .node", { timeout: 40000 });
     expect((await page.inputValue("#q-images")) === "sandal", "expression lost on reload");
-    expect((await page.inputValue("#q-target")) === "features.8:7", "target lost on reload");
+    expect((await page.inputValue("#q-target")) === "features.8:3", "target lost on reload");
     expect((await page.textContent("#node-panel h2 .id")) === "features.6:5", "selection lost on reload");
   });
 

@@ -14,8 +14,10 @@ function s<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, s
 }
 
 /** Median held-out r of each method's circuits against the kept fraction (log axis), AUC in the legend. */
-export function faithfulnessChart(evaluation: Evaluation, width = 420, height = 240): SVGSVGElement {
-  const pad = { l: 44, r: 12, t: 12, b: 34 };
+export function faithfulnessChart(evaluation: Evaluation, width = 420, plotHeight = 220): SVGSVGElement {
+  const legendRows = Math.ceil(evaluation.methods.length / 2);
+  const height = plotHeight + 16 * legendRows + 6;
+  const pad = { l: 44, r: 12, t: 12, b: 34 + 16 * legendRows + 6 };
   const fractions = [...evaluation.fractions].sort((a, b) => a - b);
   const lo = Math.log10(fractions[0] ?? 0.01), hi = Math.log10(fractions[fractions.length - 1] ?? 1);
   const x = (f: number) => pad.l + ((Math.log10(f) - lo) / (hi - lo || 1)) * (width - pad.l - pad.r);
@@ -28,15 +30,17 @@ export function faithfulnessChart(evaluation: Evaluation, width = 420, height = 
     s("text", { x: pad.l - 6, y: y(r) + 4, "text-anchor": "end", class: "tick" }, svg).textContent = r.toFixed(1);
   }
   for (const f of fractions) s("text", { x: x(f), y: height - pad.b + 16, "text-anchor": "middle", class: "tick" }, svg).textContent = `${+(f * 100).toPrecision(2)}%`;
-  s("text", { x: (width + pad.l) / 2, y: height - 4, "text-anchor": "middle", class: "axis" }, svg).textContent = "kernels kept (log)";
-  s("text", { x: 12, y: height / 2, transform: `rotate(-90 12 ${height / 2})`, "text-anchor": "middle", class: "axis" }, svg).textContent = "median r (held out)";
+  s("text", { x: (width + pad.l) / 2, y: height - pad.b + 30, "text-anchor": "middle", class: "axis" }, svg).textContent = "kernels kept (log)";
+  const mid = (pad.t + height - pad.b) / 2;
+  s("text", { x: 12, y: mid, transform: `rotate(-90 12 ${mid})`, "text-anchor": "middle", class: "axis" }, svg).textContent = "median r (held out)";
   evaluation.methods.forEach((method, i) => {
     const colour = PALETTE[i % PALETTE.length];
     const points = fractions.map((f) => [f, medianAt(evaluation, method, f)] as const)
       .filter((p): p is readonly [number, number] => p[1] !== null && Number.isFinite(p[1]));
     if (points.length) s("polyline", { points: points.map(([f, r]) => `${x(f)},${y(r)}`).join(" "), stroke: colour, fill: "none", "stroke-width": 2 }, svg);
     for (const [f, r] of points) s("circle", { cx: x(f), cy: y(r), r: 3, fill: colour }, svg);
-    s("text", { x: pad.l + 8, y: pad.t + 14 + 14 * i, fill: colour, class: "legend" }, svg).textContent =
+    const column = i % 2, row = Math.floor(i / 2);
+    s("text", { x: pad.l + column * ((width - pad.l) / 2), y: height - pad.b + 50 + 16 * row, fill: colour, class: "legend" }, svg).textContent =
       `${method}  AUC ${fmt(evaluation.summary[method]?.auc ?? null)}`;
   });
   return svg;

@@ -30,8 +30,8 @@ describe("2D circuit diagram", () => {
     expect(f0.map((p) => p[0])).toEqual([1, 3]);
     expect(f0[0][1]).toBeLessThan(f0[1][1]);
     expect(d.edges).toHaveLength(3);
-    // the sign comes from the circuit JSON when it has one, else from the query's signs, else mixed
-    expect(d.edges.map((e) => [e.in, e.sign])).toEqual([[1, -1], [0, 0], [3, 1]]);
+    // the sign comes from the circuit JSON when it has one, else from the query's signs, else unknown
+    expect(d.edges.map((e) => [e.in, e.sign])).toEqual([[1, -1], [0, null], [3, 1]]);
   });
 
   it("draws clickable nodes and edges and marks the target", () => {

@@ -9,7 +9,8 @@ export interface DiagramNode { layer: string; channel: number; score: number; x:
 export interface Diagram {
   columns: { layer: string; x: number }[];
   nodes: DiagramNode[];
-  edges: { from: DiagramNode; to: DiagramNode; score: number; sign: number; layer: string; out: number; in: number }[];
+  /** `sign` is null when neither the circuit nor the query says it (drawn dashed). */
+  edges: { from: DiagramNode; to: DiagramNode; score: number; sign: number | null; layer: string; out: number; in: number }[];
   width: number;
   height: number;
   dropped: number;
@@ -69,7 +70,7 @@ export function arrange(circuit: Circuit, layers: LayerInfo[], width: number, si
     nodes: [...at.values()],
     edges: pairs.map(({ from, to, e }) => ({
       from: at.get(from.join(":"))!, to: at.get(to.join(":"))!, score: e.score, layer: e.layer, out: e.out, in: e.in,
-      sign: e.sign ?? signs.get(`${e.layer}:${e.out}:${e.in}`) ?? 0,
+      sign: e.sign ?? signs.get(`${e.layer}:${e.out}:${e.in}`) ?? null,
     })),
     width,
     height,
@@ -104,10 +105,10 @@ export function drawCircuit(host: HTMLElement, circuit: Circuit, layers: LayerIn
     const mx = (e.from.x + e.to.x) / 2;
     const path = el("path", {
       d: `M${e.from.x},${e.from.y} C${mx},${e.from.y} ${mx},${e.to.y} ${e.to.x},${e.to.y}`,
-      stroke: signCss(e.sign), "stroke-width": (0.6 + 3.4 * strength[i]).toFixed(2), "stroke-opacity": (0.3 + 0.65 * strength[i]).toFixed(2),
+      stroke: e.sign === null ? "#8a8f99" : signCss(e.sign), ...(e.sign === null ? { "stroke-dasharray": "3 3" } : {}), "stroke-width": (0.6 + 3.4 * strength[i]).toFixed(2), "stroke-opacity": (0.3 + 0.65 * strength[i]).toFixed(2),
       fill: "none", class: "edge", "data-from": `${e.from.layer}:${e.from.channel}`, "data-to": `${e.to.layer}:${e.to.channel}`,
     }, edgeLayer);
-    el("title", {}, path).textContent = `${e.layer} ${e.in}→${e.out}  score ${fmt(e.score)}  ${signName(e.sign)}`;
+    el("title", {}, path).textContent = `${e.layer} ${e.in}→${e.out}  score ${fmt(e.score)}  ${e.sign === null ? "sign unknown" : signName(e.sign)}`;
     path.addEventListener("click", () => callbacks.selectEdge(e.layer, e.out, e.in));
   });
   const nodeScores = normalise(d.nodes.map((n) => n.score));

@@ -6,7 +6,7 @@ import { drawCircuit } from "./circuit2d";
 import { fmt, signName } from "./colors";
 import { h, status, statusOf } from "./dom";
 import { EdgePanel } from "./edgePanel";
-import { indexNodes, place, segments, type NodeIndex } from "./geometry";
+import { groupEdges, indexNodes, place, segments, type NodeIndex } from "./geometry";
 import { NetworkGraph, type Pick } from "./graph3d";
 import { ImagePicker } from "./imagePicker";
 import { JobsView } from "./jobsView";
@@ -57,6 +57,7 @@ class App {
     });
     this.picker = new ImagePicker($("image-panel"), this.api, (id) => this.set({ image: id, unit: null }));
     this.setupTabs();
+    $("circuit-3d").addEventListener("change", () => this.restyle());
     this.setupAnalysis();
     this.jobs.start();
     window.addEventListener("popstate", () => this.apply(decodeState(location.search), true));
@@ -180,6 +181,7 @@ class App {
   }
 
   private restyle(): void {
+    if (this.circuit && ($("circuit-3d") as HTMLInputElement).checked) return this.circuitIn3d(this.circuit);
     if (!this.result) return;
     const n = this.index.count;
     const scores = new Float32Array(n).fill(NaN);
@@ -198,6 +200,22 @@ class App {
     document.body.dataset.kept = String(kept.reduce((a, b) => a + b, 0));
   }
 
+  /** The circuit's nodes and kernels in the 3D view, in place of the query's. */
+  private circuitIn3d(circuit: Circuit): void {
+    const n = this.index.count;
+    const scores = new Float32Array(n).fill(NaN);
+    const kept = new Uint8Array(n);
+    for (const node of circuit.nodes) {
+      const id = this.nodeId(node.layer, node.channel);
+      if (id === null) continue;
+      scores[id] = node.score;
+      kept[id] = 1;
+    }
+    this.graph.setStyle({ scores, kept, signed: false });
+    const edges = circuit.edges.map((e) => ({ ...e, sign: e.sign ?? this.signs.get(`${e.layer}:${e.out}:${e.in}`) ?? 0 }));
+    this.graph.setSegments(segments(this.index, groupEdges(edges)));
+  }
+
   private async extractCircuit(): Promise<void> {
     const s = this.state;
     const host = $("circuit");
@@ -209,8 +227,11 @@ class App {
       const answer = await this.api.circuit({ images: s.images, target: s.target, method: s.method, keep: s.keep });
       const circuit = await this.api.follow(answer, (job) => this.progress(job, host));
       this.circuit = circuit;
+      ($("circuit-3d") as HTMLInputElement).disabled = false;
+      this.restyle();
       this.drawCircuit();
-      $("circuit-info").textContent = `${circuit.method} circuit for ${circuit.target.text}: ${circuit.edges.length.toLocaleString()} kernels, ${circuit.nodes.length} nodes, kept ${fmt(circuit.kept_fraction * 100)}% of ${circuit.upstream_edges.toLocaleString()} upstream kernels · ${fmt((performance.now() - t0) / 1000)} s`;
+      const unknown = circuit.edges.filter((e) => e.sign === undefined && !this.signs.has(`${e.layer}:${e.out}:${e.in}`)).length;
+      $("circuit-info").textContent = `${circuit.method} circuit for ${circuit.target.text}: ${circuit.edges.length.toLocaleString()} kernels, ${circuit.nodes.length} nodes, kept ${fmt(circuit.kept_fraction * 100)}% of ${circuit.upstream_edges.toLocaleString()} upstream kernels · ${fmt((performance.now() - t0) / 1000)} s${unknown ? ` · dashed: ${unknown} kernels whose sign the query did not return` : ""}`;
       document.body.dataset.circuit = String(circuit.edges.length);
     } catch (error) {
       host.replaceChildren(statusOf(error));
