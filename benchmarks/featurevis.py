@@ -12,7 +12,8 @@ percentile of the same objective over natural images (the 39 demo photos at 224 
 ratio; they are counted, with how many renders beat every natural image.
 
 speed: the same --nodes channel objectives of one layer rendered as one batch and one at a time
-(batch=1, same code, steps and size), per-channel throughput ratio; torch runs on one thread.
+(batch=1, same code, steps and size), in --rounds interleaved rounds; per-channel throughput ratio in
+CPU time of this process (torch on one thread, so other jobs on the machine do not count) and in wall time.
 
 sheet: Lite0 renders of a layer's channels and of class logits, saved as one labelled PNG.
 
@@ -115,17 +116,23 @@ def speed(args: argparse.Namespace) -> None:
     layer = args.layer or ("_blocks.6._expand_conv" if loaded.name == "efficientnet-lite0" else "features.8")
     objectives = [parse_objective(f"{layer}:{c}", graph) for c in range(args.nodes)]
     size = args.size or loaded.preprocess.size
-    times = {}
-    for name, batch in (("one at a time", 1), ("batched", args.nodes)):
-        settings = RenderSettings(steps=args.steps, size=size, batch=batch)
-        render(loaded.module, graph, loaded.preprocess, objectives[:1], RenderSettings(steps=1, size=size))  # warm-up
-        start = time.perf_counter()
-        render(loaded.module, graph, loaded.preprocess, objectives, settings)
-        times[name] = (time.perf_counter() - start) / len(objectives)
-    print(f"{loaded.name} {layer}: {len(objectives)} channels, {args.steps} steps, {size} px, 1 thread")
-    for name, seconds in times.items():
-        print(f"  {name:<14} {seconds:7.2f} s per channel ({seconds / args.steps * 256:6.1f} s per channel for 256 steps)")
-    print(f"  per-channel throughput, batched / one at a time: {times['one at a time'] / times['batched']:.1f}x")
+    cpu = {"one at a time": 0.0, "batched": 0.0}
+    wall = dict(cpu)
+    render(loaded.module, graph, loaded.preprocess, objectives[:1], RenderSettings(steps=1, size=size))  # warm-up
+    for _ in range(args.rounds):  # interleaved rounds, so a change in the machine's load hits both alike
+        for name, batch in (("one at a time", 1), ("batched", args.nodes)):
+            settings = RenderSettings(steps=args.steps, size=size, batch=batch)
+            start_cpu, start_wall = time.process_time(), time.perf_counter()
+            render(loaded.module, graph, loaded.preprocess, objectives, settings)
+            cpu[name] += (time.process_time() - start_cpu) / len(objectives) / args.rounds
+            wall[name] += (time.perf_counter() - start_wall) / len(objectives) / args.rounds
+    print(f"{loaded.name} {layer}: {len(objectives)} channels, {args.steps} steps, {size} px, 1 thread, "
+          f"{args.rounds} interleaved rounds")
+    for name in cpu:
+        print(f"  {name:<14} {cpu[name]:7.2f} CPU s per channel ({cpu[name] / args.steps * 256:6.1f} CPU s per channel "
+              f"for 256 steps; wall {wall[name]:.2f} s)")
+    print(f"  per-channel throughput, batched / one at a time: {cpu['one at a time'] / cpu['batched']:.1f}x in CPU time, "
+          f"{wall['one at a time'] / wall['batched']:.1f}x in wall time")
 
 
 def sheet(args: argparse.Namespace) -> None:
@@ -227,6 +234,7 @@ def main() -> None:
     parser.add_argument("--targets", default="auto", help="circuits: fmnist node targets (auto: two of features.10)")
     parser.add_argument("--keep", type=float, default=0.3, help="circuits: kept fraction of row a")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=2, help="speed: interleaved rounds")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.what == "quality":
