@@ -316,6 +316,7 @@ export class NetworkGraph {
       return;
     }
     if (first) return; // dt spans the idle time before the motion
+    if (this.lodEdges >= Number.MAX_SAFE_INTEGER) return; // full detail asked for (benchmark)
     const total = this.segs?.count ?? 0;
     if (dt > 45) {
       if (this.lodEdges <= 1000 || this.lodEdges >= total) this.setCoarse(true); // edges are not the cost: pixels are
