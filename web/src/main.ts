@@ -374,6 +374,7 @@ class App {
         return id === null ? null : this.graph.nodeOnScreen(id);
       },
       orbit: (ms: number, lod = true) => this.graph.orbit(ms, lod),
+      pick: (x: number, y: number) => this.graph.pick(x, y),
       state: () => ({ ...this.state }),
       segments: () => this.graph.segments?.count ?? 0,
     };

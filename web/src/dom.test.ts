@@ -1,0 +1,48 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { Api } from "./api";
+import { image } from "./dom";
+
+const json = (status: number, body: unknown) => new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+const png = () => new Response(new Uint8Array([137, 80, 78, 71]), { status: 200, headers: { "content-type": "image/png" } });
+
+describe("images that may be unavailable or still computing", () => {
+  afterEach(() => vi.unstubAllGlobals());
+
+  it("follows a render job (202) and shows the picture when it is done", async () => {
+    vi.stubGlobal("EventSource", undefined);
+    const answers = [json(202, { job: "r1", state: "running", result: null }), json(200, { id: "r1", state: "done", progress: 1, message: "", result: null }), png()];
+    const fetched: string[] = [];
+    vi.stubGlobal("fetch", async (url: string) => {
+      fetched.push(String(url));
+      return answers.shift();
+    });
+    const host = document.createElement("div");
+    const img = await image(new Api(""), host, "/api/nodes/a/1/render.png", "render");
+    expect(img).not.toBeNull();
+    expect(host.querySelector("img")).toBe(img);
+    expect(fetched).toEqual(["/api/nodes/a/1/render.png", "/api/jobs/r1", "/api/nodes/a/1/render.png"]);
+  });
+
+  it("shows the server's reason when a part is unavailable, in a word when compact", async () => {
+    vi.stubGlobal("fetch", async () => json(503, { detail: "renders need a store (this server runs with --no-cache)" }));
+    const host = document.createElement("div");
+    expect(await image(new Api(""), host, "/x.png", "x")).toBeNull();
+    expect(host.querySelector(".status-unavailable")?.textContent).toContain("renders need a store");
+    const small = document.createElement("div");
+    await image(new Api(""), small, "/x.png", "x", "", true);
+    expect(small.textContent).toBe("n/a");
+    expect(small.querySelector("span")?.title).toContain("renders need a store");
+  });
+
+  it("reports an error (not 'unavailable') for a bad request, and a server that does not answer", async () => {
+    vi.stubGlobal("fetch", async () => json(404, { detail: "unknown image id 'zz'" }));
+    const host = document.createElement("div");
+    await image(new Api(""), host, "/x.png", "x");
+    expect(host.querySelector(".status-error")?.textContent).toBe("unknown image id 'zz'");
+    vi.stubGlobal("fetch", async () => {
+      throw new TypeError("Failed to fetch");
+    });
+    await image(new Api(""), host, "/x.png", "x");
+    expect(host.textContent).toMatch(/does not answer/);
+  });
+});
