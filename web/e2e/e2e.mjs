@@ -105,6 +105,15 @@ try {
     await page.screenshot({ path: join(shots, "node.png"), fullPage: true });
   });
 
+  await step("open a dataset example at the unit where the node peaks", async () => {
+    await page.waitForSelector("#node-panel .example-links button", { timeout: 30000 });
+    const title = await page.getAttribute("#node-panel .example-links button >> nth=0", "title");
+    const [, id, y, x] = /open (\S+) at unit \((\d+),(\d+)\)/.exec(title);
+    await page.click("#node-panel .example-links button >> nth=0");
+    await page.waitForFunction(([id, y, x]) => location.search.includes(`img=${id}`) && location.search.includes(`unit=${y}%2C${x}`), [id, y, x], { timeout: 5000 });
+    await page.waitForSelector("#node-panel .rf-box:not([hidden])", { timeout: 30000 });
+  });
+
   await step("open an incoming edge", async () => {
     await page.click("#node-panel tr.edge-row >> nth=0");
     await page.waitForSelector("#edge-panel canvas.heatmap", { timeout: 30000 });

@@ -314,6 +314,7 @@ class App {
       selectEdge: (layer, out, inp) => this.set({ edge: `${layer}:${out}:${inp}` }),
       setMode: (mode) => this.set({ mode }),
       setUnit: (unit) => this.set({ unit }),
+      showExample: (image, unit) => this.set({ image, unit }),
       useAsTarget: (target) => {
         this.set({ target });
         void this.runQuery();

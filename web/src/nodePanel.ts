@@ -16,6 +16,8 @@ export interface NodeContext {
   selectEdge(layer: string, out: number, inp: number): void;
   setMode(mode: Mode): void;
   setUnit(unit: [number, number] | null): void;
+  /** Chooses an input image and a unit of this node's map at once (a dataset example's peak). */
+  showExample(image: string, unit: [number, number]): void;
   useAsTarget(target: string): void;
 }
 
@@ -63,7 +65,11 @@ export class NodePanel {
       examples.replaceChildren(status("–"));
     } else {
       void image(ctx.api, vis, ctx.api.renderUrl(layer, channel, ctx.mode), `${layer}:${channel} ${ctx.mode}`, "render");
-      void image(ctx.api, examples, ctx.api.examplesUrl(layer, channel), `${layer}:${channel} exciting (top) and inhibiting (bottom) patches`, "examples-img");
+      const picture = h("div");
+      const links = h("div", { class: "example-links" });
+      examples.replaceChildren(picture, links);
+      void image(ctx.api, picture, ctx.api.examplesUrl(layer, channel), `${layer}:${channel} exciting (top) and inhibiting (bottom) patches`, "examples-img")
+        .then((img) => img && this.exampleLinks(ctx, links, layer, channel, token));
     }
     void this.activation(ctx, activation, info, channel, token);
     try {
@@ -73,6 +79,21 @@ export class NodePanel {
       incoming.replaceChildren(this.incoming(ctx, node.incoming));
     } catch (error) {
       if (token === this.token) incoming.replaceChildren(statusOf(error));
+    }
+  }
+
+  /** Buttons that open an example image at the unit where the node peaks on it. */
+  private async exampleLinks(ctx: NodeContext, host: HTMLElement, layer: string, channel: number, token: number): Promise<void> {
+    type Example = { image_id: string; y: number; x: number; value: number };
+    try {
+      const answer = (await ctx.api.examples(layer, channel)) as { result?: { excite?: Example[]; inhibit?: Example[] } | null };
+      if (token !== this.token || !answer.result) return;
+      const row = (label: string, list: Example[] = []) => h("div", { class: "row" }, h("span", { class: "muted" }, label),
+        ...list.map((e) => h("button", { class: "small", title: `open ${e.image_id} at unit (${e.y},${e.x}): ${fmt(e.value)}`,
+          onclick: () => ctx.showExample(e.image_id, [e.y, e.x]) }, h("img", { src: ctx.api.imageUrl(e.image_id), class: "pix example-thumb", alt: e.image_id }))));
+      host.replaceChildren(row("open at its peak:", answer.result.excite), row("most inhibiting:", answer.result.inhibit));
+    } catch {
+      host.replaceChildren(); // the picture above already says what is missing
     }
   }
 
