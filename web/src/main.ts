@@ -85,7 +85,9 @@ class App {
     const before = this.state;
     this.state = next;
     const url = `${location.pathname}${encodeState(next)}`;
-    if (url !== `${location.pathname}${location.search}`) history.replaceState(null, "", url);
+    // Selecting a node or an edge, or switching views, is a step Back can undo; other changes are not.
+    const step = !force && (next.node !== before.node || next.edge !== before.edge || next.view !== before.view);
+    if (url !== `${location.pathname}${location.search}`) history[step ? "pushState" : "replaceState"](null, "", url);
     this.query?.update(next);
     if (next.layout !== before.layout) void this.loadLayout(next.layout, false).then(() => this.restyle());
     const nodeChanged = force || next.node !== before.node || next.image !== before.image || next.mode !== before.mode
