@@ -53,7 +53,9 @@ export function compositionTree(root: CompositionNode, select: (layer: string, c
     h("div", { class: "comp-row", style: `padding-left:${depth * 14}px` },
       h("a", { href: "#", onclick: (e: Event) => { e.preventDefault(); select(node.layer, node.channel, [node.y, node.x]); } }, node.unit),
       h("span", { class: "bar", style: `width:${Math.round((60 * Math.abs(node.contribution ?? 0)) / top)}px;background:${(node.contribution ?? 0) >= 0 ? "#e8574f" : "#5a8ff7"}` }),
-      h("span", { class: "muted" }, depth ? `contribution ${fmt(node.contribution)} · act ${fmt(node.activation)}` : `activation ${fmt(node.activation)}`)),
+      h("span", { class: "muted" }, depth ? `contribution ${fmt(node.contribution)} · act ${fmt(node.activation)}` : `activation ${fmt(node.activation)}`),
+      node.saliency ? h("img", { src: node.saliency, loading: "lazy", class: "saliency", alt: `saliency of ${node.unit}`,
+        title: "the input and d(parent unit)/d(input) through this unit; parent's field green, this unit's orange" }) : null),
     node.children.length ? h("ul", {}, ...node.children.map((c) => row(c, depth + 1))) : null);
   return h("ul", { class: "comp-tree" }, row(root, 0));
 }

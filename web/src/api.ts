@@ -58,6 +58,8 @@ export interface Evaluation {
 }
 export interface CompositionNode {
   unit: string; layer: string; channel: number; y: number; x: number; activation: number; contribution: number;
+  /** URL of a picture: the input image and d(parent unit)/d(input) through this node, fields boxed. */
+  saliency?: string;
   children: CompositionNode[];
 }
 export interface Composition { image: string; root: string; tree: CompositionNode; paths: string[][] }
