@@ -36,6 +36,10 @@ from viscnn.scoring import parse_target, score_batches
 from viscnn.store import Store
 
 
+def show(rows: list[str]) -> None:
+    print("\n".join(rows), flush=True)
+
+
 def timed(function):
     start = time.perf_counter()
     result = function()
@@ -50,14 +54,18 @@ def classwise_table(loops: int) -> list[str]:
     classes = sorted({label for label in images.labels if label >= 0})
     n = len(images)
     rows = ["| what (efficientnet-lite0, 39 demo photos) | classes | seconds | per class |", "|---|---|---|---|"]
+    score_batches(loaded.module, graph, batches[:1], parse_target("loss", graph), ["taylor"], edges=False)  # warm-up
     _, plain = timed(lambda: score_batches(loaded.module, graph, batches, parse_target("loss", graph), ["taylor"], edges=False))
     rows.append(f"| one ordinary node-scoring pass (loss) | 1 | {plain:.1f} | - |")
+    show(rows)
     loss, t_loss = timed(lambda: classwise_scores(loaded.module, graph, batches, "loss"))
     rows.append(f"| loss mode: every class's own images, one backward per batch | {len(loss.classes)} | {t_loss:.1f} | "
                 f"{t_loss / len(loss.classes):.2f} |")
+    show(rows[-1:])
     logit, t_logit = timed(lambda: classwise_scores(loaded.module, graph, batches, "logit", classes))
     rows.append(f"| logit mode: batched VJPs (is_grads_batched), all {n} images per class | {len(classes)} | {t_logit:.1f} | "
                 f"{t_logit / len(classes):.2f} |")
+    show(rows[-1:])
     sample = classes[:loops]
 
     def one_by_one():
@@ -66,6 +74,7 @@ def classwise_table(loops: int) -> list[str]:
 
     refs, t_loop = timed(one_by_one)
     rows.append(f"| reference: one scoring pass per class logit | {len(sample)} | {t_loop:.1f} | {t_loop / len(sample):.2f} |")
+    show(rows[-1:])
     worst = max(float((logit.nodes[name][:, k] - ref["taylor"].nodes[name]).abs().max() /
                       ref["taylor"].nodes[name].abs().max().clamp(min=1e-12))
                 for k, ref in enumerate(refs) for name in ref["taylor"].nodes)
@@ -104,6 +113,7 @@ def prepare_and_quality(name: str, spec: str, projections: list[str], root: Path
         def fmt(value):
             return f"{value:.3f}" if value is not None else "-"
 
+        show([f"{name} {projection}: prepare {seconds:.0f} s"])
         rows.append(f"| {name} | {projection} | {edge['layout']:.3f} | {edge['random']:.3f} | {edge['ratio']:.2f} | "
                     f"{fmt(trust.get('projection'))} | {fmt(trust['layout'])} | {fmt(trust['random'])} |")
         unrotated = assemble(graph, preparer.projections(), smooth=projection != "grid", rotate=False)
@@ -139,8 +149,7 @@ def main() -> None:
     if not args.quick:
         models.append(("efficientnet-lite0", "demo"))
     print(f"torch threads: {torch.get_num_threads()}\n")
-    if not args.quick:
-        print("\n".join(classwise_table(args.loops)) + "\n")
+    classwise = classwise_table(args.loops) if not args.quick else []
     prepare_rows = ["| model | images | graph | class-wise mode | prepare, fresh store (s) |", "|---|---|---|---|---|"]
     quality_rows = ["| model | projection | weighted edge length | random placement | ratio | trust. projection | "
                     "trust. layout | trust. random | ratio unrotated |", "|---|---|---|---|---|---|---|---|---|"]
@@ -149,6 +158,7 @@ def main() -> None:
             row, rows = prepare_and_quality(name, spec, ["umap", "mds", "weights", "grid"], Path(root), figures)
             prepare_rows.append(row)
             quality_rows.extend(rows)
+    print("\n" + "\n".join(classwise) + "\n")
     print("\n".join(prepare_rows) + "\n")
     print("\n".join(quality_rows) + "\n")
     print(smoothing_row())
