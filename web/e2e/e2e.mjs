@@ -95,6 +95,10 @@ try {
     await page.locator("#node-panel").scrollIntoViewIfNeeded();
     await page.waitForTimeout(300);
     await page.screenshot({ path: join(shots, "node.png"), fullPage: true });
+    await page.click("#node-panel [data-mode='neuron']");
+    await page.waitForSelector("#node-panel .vis img[alt$='neuron']", { timeout: 45000 });
+    expect(/mode=neuron/.test(page.url()), "neuron mode not in the URL");
+    await page.click("#node-panel [data-mode='channel']");
   });
 
   await step("see the node's feature visualization (rendered on demand)", async () => {
@@ -103,6 +107,10 @@ try {
     await page.locator("#node-panel").scrollIntoViewIfNeeded();
     await page.waitForTimeout(300);
     await page.screenshot({ path: join(shots, "node.png"), fullPage: true });
+    await page.click("#node-panel [data-mode='neuron']");
+    await page.waitForSelector("#node-panel .vis img[alt$='neuron']", { timeout: 45000 });
+    expect(/mode=neuron/.test(page.url()), "neuron mode not in the URL");
+    await page.click("#node-panel [data-mode='channel']");
   });
 
   await step("open a dataset example at the unit where the node peaks", async () => {
