@@ -7,8 +7,11 @@ Two targets per class:
   image's own gradient: one backward per batch gives each image's per-node score, and summing the rows
   by label gives every class at once, whatever the number of classes.
 - ``logit``: the class's logit over all images (for small sets, a few images per class). Each class
-  needs its own gradient; a chunk of classes goes through one batched vector-Jacobian product
-  (``torch.autograd.grad(..., is_grads_batched=True)``), chunks sized to a memory budget.
+  needs its own gradient; all of them reuse one forward pass (the graph is retained), and a chunk of
+  classes goes through one batched vector-Jacobian product (``torch.autograd.grad(...,
+  is_grads_batched=True)``), chunks sized to a memory budget. On CPU the batching itself buys nothing
+  (efficientnet-lite0, 4 photos x 8 classes: 2.2-2.6 CPU-s in one chunk, 1.8 in chunks of one); the
+  shared forward is what saves time over one scoring pass per class.
 
 Node maps and their gradients come from `viscnn.scoring.recorder.Recorder` (BN folded in).
 """
