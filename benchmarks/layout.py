@@ -5,7 +5,7 @@
 
 Prints markdown tables:
 1. class-wise scores for efficientnet-lite0 on the demo photos (33 labelled classes, 39 images): one
-   backward per batch for all classes (loss mode), batched VJPs over the class logits (logit mode),
+   backward per batch for all classes (loss mode), VJPs of the class logits on one shared forward (logit mode),
    and one ordinary scoring pass per class logit (what the batching replaces), on the same images;
 2. `prepare` (fresh store: overall scores with edges, class-wise scores, UMAP per layer, smoothing,
    rotation, quality, dataset examples) per model;
@@ -63,7 +63,7 @@ def classwise_table(loops: int) -> list[str]:
                 f"{t_loss / len(loss.classes):.2f} |")
     show(rows[-1:])
     logit, t_logit = timed(lambda: classwise_scores(loaded.module, graph, batches, "logit", classes))
-    rows.append(f"| logit mode: batched VJPs (is_grads_batched), all {n} images per class | {len(classes)} | {t_logit:.1f} | "
+    rows.append(f"| logit mode: one shared forward per batch, then VJPs by chunks of classes, all {n} images per class | {len(classes)} | {t_logit:.1f} | "
                 f"{t_logit / len(classes):.2f} |")
     show(rows[-1:])
     sample = classes[:loops]
@@ -79,7 +79,7 @@ def classwise_table(loops: int) -> list[str]:
                       ref["taylor"].nodes[name].abs().max().clamp(min=1e-12))
                 for k, ref in enumerate(refs) for name in ref["taylor"].nodes)
     rows.append("")
-    rows.append(f"batched logit VJPs vs one pass per class: {(t_loop / len(sample)) / (t_logit / len(classes)):.2f}x "
+    rows.append(f"logit mode vs one pass per class: {(t_loop / len(sample)) / (t_logit / len(classes)):.2f}x "
                 f"faster per class (max relative difference {worst:.1e}); loss mode vs logit mode for the same "
                 f"{len(classes)} classes: {t_logit / t_loss:.0f}x. Extrapolated to 1000 classes: logit mode "
                 f"{1000 * t_logit / len(classes) / 60:.0f} min on these {n} images; loss mode costs one pass over the "
