@@ -83,7 +83,7 @@ def test_end_to_end(node_modules: Path, tmp_path: Path) -> None:
         walk = subprocess.run(["node", str(WEB / "e2e" / "e2e.mjs"), url, str(shots)], cwd=WEB, capture_output=True, text=True, timeout=150)
         assert walk.returncode == 0, f"e2e walk failed:\n{walk.stdout[-3000:]}\n{walk.stderr[-3000:]}"
         report = json.loads(walk.stdout.strip().splitlines()[-1])
-        assert report["ok"] and len(report["steps"]) == 13
+        assert report["ok"] and len(report["steps"]) == 14
         for name in ("query.png", "node.png", "circuit.png"):
             assert (shots / name).stat().st_size > 10_000, f"{name} is empty"
     finally:

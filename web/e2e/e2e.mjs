@@ -122,6 +122,17 @@ try {
     await page.waitForSelector("#node-panel .rf-box:not([hidden])", { timeout: 30000 });
   });
 
+  await step("click an edge in the 3D graph", async () => {
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.waitForTimeout(100);
+    const spot = await page.evaluate(() => window.viscnn.edgeSpot());
+    expect(spot, "no clickable edge found");
+    const box = await page.locator("#graph canvas").boundingBox();
+    await page.mouse.click(box.x + spot.x, box.y + spot.y);
+    await page.waitForFunction((id) => new URLSearchParams(location.search).get("edge") === id, spot.edge, { timeout: 5000 });
+    await page.waitForSelector("#edge-panel canvas.heatmap", { timeout: 30000 });
+  });
+
   await step("open an incoming edge", async () => {
     await page.click("#node-panel tr.edge-row >> nth=0");
     await page.waitForSelector("#edge-panel canvas.heatmap", { timeout: 30000 });

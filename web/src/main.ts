@@ -411,6 +411,18 @@ class App {
       },
       orbit: (ms: number, lod = true) => this.graph.orbit(ms, lod),
       pick: (x: number, y: number) => this.graph.pick(x, y),
+      /** A point on the canvas where an edge (not a node) would be clicked, and that edge's id. */
+      edgeSpot: () => {
+        const sg = this.graph.segments;
+        for (let i = 0; sg && i < Math.min(sg.count, 500); i++) {
+          const a = this.graph.nodeOnScreen(sg.from[i]), b = this.graph.nodeOnScreen(sg.to[i]);
+          if (!a || !b) continue;
+          const [x, y] = [(a[0] + b[0]) / 2, (a[1] + b[1]) / 2];
+          const hit = this.graph.pick(x, y).segment;
+          if (hit !== null) return { x, y, edge: `${this.index.layers[sg.layer[hit]].name}:${sg.out[hit]}:${sg.in[hit]}` };
+        }
+        return null;
+      },
       state: () => ({ ...this.state }),
       segments: () => this.graph.segments?.count ?? 0,
     };
