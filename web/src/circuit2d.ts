@@ -49,7 +49,9 @@ export function arrange(circuit: Circuit, layers: LayerInfo[], width: number, si
     const A = info.get(a)!, B = info.get(b)!;
     return A.layer.depth - B.layer.depth || A.order - B.order;
   });
-  const margin = 60, top = 40;
+  // Long layer names on many columns: at least 110 px per column (the diagram scrolls sideways).
+  width = Math.max(width, names.length * 110);
+  const margin = 60, top = 48;
   const step = names.length > 1 ? (width - 2 * margin) / (names.length - 1) : 0;
   const tallest = Math.max(1, ...names.map((n) => wanted.get(n)!.size));
   // Rows shrink (down to 9 px) so a circuit fits the view; taller ones scroll.
@@ -96,9 +98,10 @@ export function drawCircuit(host: HTMLElement, circuit: Circuit, layers: LayerIn
   const width = Math.max(480, host.clientWidth || 800);
   const d = arrange(circuit, layers, width, signs, Math.max(360, host.clientHeight || 600));
   const svg = el("svg", { width: d.width, height: d.height, class: "circuit-svg", viewBox: `0 0 ${d.width} ${d.height}` });
-  for (const c of d.columns) {
-    el("text", { x: c.x, y: 18, class: "col-label", "text-anchor": "middle" }, svg).textContent = c.layer;
-  }
+  d.columns.forEach((c, i) => {
+    // alternate rows so neighbouring long names do not overlap
+    el("text", { x: c.x, y: 14 + (i % 2) * 14, class: "col-label", "text-anchor": "middle" }, svg).textContent = c.layer;
+  });
   const strength = normalise(d.edges.map((e) => e.score));
   const edgeLayer = el("g", { class: "edges" }, svg);
   d.edges.forEach((e, i) => {
