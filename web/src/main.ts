@@ -287,6 +287,7 @@ class App {
     const circuit = this.state.view === "circuit";
     $("graph").hidden = circuit;
     $("circuit-view").hidden = !circuit;
+    $("graph-hint").hidden = circuit;
     for (const tab of document.querySelectorAll<HTMLElement>("[data-view]")) tab.classList.toggle("on", tab.dataset.view === this.state.view);
     if (circuit) this.drawCircuit();
     else if (this.circuit === null && !this.state.circuit) $("circuit").replaceChildren(status("Extract a circuit (query panel) to see it here."));
