@@ -144,7 +144,7 @@ def sheet(args: argparse.Namespace) -> None:
     rows = [(f"{args.layer}:{c}", f"{args.layer}:{c}") for c in range(8)]
     rows += [(f"logit:{k}", names[k]) for k in SHEET_CLASSES[:args.classes]]
     objectives = [parse_objective(text, graph) for text, _ in rows]
-    settings = RenderSettings(steps=args.steps, size=args.size, lr=args.lr, batch=args.batch)
+    settings = RenderSettings(steps=args.steps, size=args.size, lr=args.lr, batch=args.batch, transforms=args.transforms)
     start = time.perf_counter()
     result = render(loaded.module, graph, loaded.preprocess, objectives, settings, progress=True)
     print(f"rendered {len(objectives)} objectives, {settings.steps} steps, {settings.size or 224} px in "
@@ -234,6 +234,7 @@ def main() -> None:
     parser.add_argument("--targets", default="auto", help="circuits: fmnist node targets (auto: two of features.10)")
     parser.add_argument("--keep", type=float, default=0.3, help="circuits: kept fraction of row a")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--transforms", default="strong", help="sheet: standard, strong or none")
     parser.add_argument("--rounds", type=int, default=2, help="speed: interleaved rounds")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

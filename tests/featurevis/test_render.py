@@ -82,8 +82,8 @@ def test_same_seed_same_images_other_seed_other_images(fmnist):
 
 def test_batched_render_reaches_what_single_renders_reach(fmnist):
     texts = ["features.6:0", "features.6:2", "features.8:4", "logit:7"]
-    batched = _render(fmnist, texts, batch=4, transforms=False)
-    single = _render(fmnist, texts, batch=1, transforms=False)
+    batched = _render(fmnist, texts, batch=4, transforms="none")
+    single = _render(fmnist, texts, batch=1, transforms="none")
     # without random transforms, image k follows the same trajectory alone or in a batch
     assert torch.allclose(batched.values, single.values, rtol=1e-3, atol=1e-3)
     assert (batched.images - single.images).abs().max() < 1e-2
@@ -136,6 +136,7 @@ def test_circuit_model_is_rendered_through(fmnist):
     ({"size": 0}, "image size must be positive"),
     ({"batch": 0}, "batch must be positive"),
     ({"param": "wavelet"}, "unknown image parametrisation"),
+    ({"transforms": "heavy"}, "unknown transforms"),
 ])
 def test_bad_settings_are_clear_errors(fmnist, settings, message):
     with pytest.raises(ViscnnError, match=message):

@@ -1,4 +1,5 @@
 """Batched random transforms: per-image randomness, seeded, differentiable, sized for the model."""
+import pytest
 import torch
 
 from viscnn.featurevis.transforms import Jitter, Pad, Resize, ScaleRotate, apply, standard_transforms
@@ -29,9 +30,10 @@ def test_same_generator_seed_same_transform():
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-def test_standard_chain_returns_the_model_size_and_passes_gradients():
+@pytest.mark.parametrize("strong", [False, True])
+def test_standard_chain_returns_the_model_size_and_passes_gradients(strong):
     x = _batch(2, 1, 28).requires_grad_(True)
-    out = apply(standard_transforms(28), x, torch.Generator().manual_seed(0))
+    out = apply(standard_transforms(28, strong), x, torch.Generator().manual_seed(0))
     assert out.shape == (2, 1, 28, 28)
     out.sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0

@@ -29,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--copies", type=int, default=1, help="images per objective (default 1)")
     parser.add_argument("--diversity", type=float, default=0.0, help="weight of the diversity term between copies")
     parser.add_argument("--param", choices=["fft", "pixel"], default="fft", help="image parametrisation (default fft)")
+    parser.add_argument("--transforms", choices=["standard", "strong", "none"], default="standard",
+                        help="random jitter/scale/rotation each step (strong: for class logits)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, metavar="DIR", help="writes one PNG per image and visualize.json")
     parser.add_argument("--store", metavar="DIR", help="cache folder (default $VISCNN_STORE or the user cache)")
@@ -71,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     from viscnn.store import Store
 
     settings = RenderSettings(steps=args.steps, size=args.size, lr=args.lr, seed=args.seed, batch=args.batch,
-                              param=args.param, copies=args.copies, diversity=args.diversity)
+                              param=args.param, copies=args.copies, diversity=args.diversity,
+                              transforms=args.transforms)
     check_settings(settings)  # before the model loads
     loaded, graph = load_with_graph(args)
     names = _class_names(loaded.classes)

@@ -26,7 +26,7 @@ from torch.overrides import TorchFunctionMode
 from viscnn.errors import ViscnnError
 from viscnn.featurevis.objectives import Objective, deepest, forward
 from viscnn.featurevis.param import image_param
-from viscnn.featurevis.transforms import Transform, apply, standard_transforms
+from viscnn.featurevis.transforms import TRANSFORMS, Transform, apply, standard_transforms
 from viscnn.graph import Graph
 from viscnn.models.preprocess import Preprocess
 from viscnn.graph.ops import bind, op_name
@@ -44,7 +44,7 @@ class RenderSettings:
     batch: int = 32  # objectives optimised together (more are split into batches of this size)
     param: str = "fft"  # "fft" or "pixel"
     decay_power: float = 1.0
-    transforms: bool = True
+    transforms: str = "standard"  # "standard", "strong" or "none" (see transforms.standard_transforms)
     copies: int = 1  # images per objective
     diversity: float = 0.0  # weight of the diversity term between an objective's copies
     redirect: bool = True  # Lucid's redirected ReLU gradient where an image's true gradient is all zero
@@ -117,6 +117,8 @@ def check_settings(settings: RenderSettings) -> None:
         raise ViscnnError(f"copies must be positive, not {settings.copies}")
     if not settings.lr > 0:
         raise ViscnnError(f"learning rate must be positive, not {settings.lr}")
+    if settings.transforms not in TRANSFORMS:
+        raise ViscnnError(f"unknown transforms {settings.transforms!r}: use {', '.join(TRANSFORMS)}")
     if settings.param not in ("fft", "pixel"):
         raise ViscnnError(f"unknown image parametrisation {settings.param!r}: use fft or pixel")
 
@@ -160,7 +162,7 @@ def _render_batch(module: nn.Module, graph: Graph, preprocess: Preprocess, objec
     for _ in range(settings.steps):
         optimizer.zero_grad(set_to_none=True)
         pixels = image()
-        if settings.transforms:
+        if transforms:
             pixels = apply(transforms, pixels, generator)
         keep = {diversity_layer} if diversity_layer else None
         with RedirectedReLU() if settings.redirect else contextlib.nullcontext():
@@ -199,7 +201,8 @@ def render(module: nn.Module, graph: Graph, preprocess: Preprocess, objectives: 
         raise ViscnnError(f"the model is on {own} but rendering was asked on {device}: load the model there")
     size = settings.size or preprocess.size
     check_size(module, graph, preprocess, size, device)
-    transforms = list(transforms) if transforms is not None else standard_transforms(size)
+    if transforms is None:
+        transforms = [] if settings.transforms == "none" else standard_transforms(size, settings.transforms == "strong")
     expanded = [o for o in objectives for _ in range(settings.copies)]
     owners = [k for k in range(len(objectives)) for _ in range(settings.copies)]
     per_batch = settings.batch * settings.copies

@@ -90,12 +90,24 @@ class Resize:
         return F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
 
 
-def standard_transforms(size: int) -> list[Transform]:
-    """Lucent's standard chain (pad 12, jitter 8, scale, rotate, jitter 4 at 224 px), scaled to `size`,
-    then a resize back to `size`."""
+def standard_transforms(size: int, strong: bool = False) -> list[Transform]:
+    """Lucent's standard chain (pad 12, jitter 8, scale 0.9-1.1, rotate +-10 deg, jitter 4 at 224 px),
+    scaled to `size`, then a resize back to `size`.
+
+    `strong` doubles the jitter and widens scale (0.85-1.15) and rotation (+-15 deg): class logits come
+    out as more recognisable objects (see docs/featurevis-lite0-sheet.png), at some cost in the value
+    reached for single nodes.
+    """
     unit = size / 224
+    if strong:
+        return [Pad(max(1, round(16 * unit))), Jitter(max(1, round(16 * unit))),
+                ScaleRotate(scales=tuple(0.85 + 0.03 * i for i in range(11)), angles=tuple(range(-15, 16)) + (0,) * 5),
+                Jitter(max(1, round(8 * unit))), Resize(size)]
     return [Pad(max(1, round(12 * unit))), Jitter(max(1, round(8 * unit))), ScaleRotate(),
             Jitter(max(1, round(4 * unit))), Resize(size)]
+
+
+TRANSFORMS = ("standard", "strong", "none")
 
 
 def apply(transforms: Sequence[Transform], x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
