@@ -25,11 +25,11 @@ import torch
 
 from viscnn.data import open_image_sets
 from viscnn.graph import build_graph
+from viscnn.layout import quality
+from viscnn.layout.build import assemble
 from viscnn.layout.classwise import classwise_scores
 from viscnn.layout.figure import plot_layout
 from viscnn.layout.prepare import Preparer, Settings, measure_quality
-from viscnn.layout.build import assemble
-from viscnn.layout import quality
 from viscnn.layout.smoothing import smooth_to_disc
 from viscnn.models import load_model
 from viscnn.scoring import parse_target, score_batches
@@ -151,8 +151,8 @@ def main() -> None:
     print(f"torch threads: {torch.get_num_threads()}\n")
     classwise = classwise_table(args.loops) if not args.quick else []
     prepare_rows = ["| model | images | graph | class-wise mode | prepare, fresh store (s) |", "|---|---|---|---|---|"]
-    quality_rows = ["| model | projection | weighted edge length | random placement | ratio | trust. projection | "
-                    "trust. layout | trust. random | ratio unrotated |", "|---|---|---|---|---|---|---|---|---|"]
+    quality_rows = [("| model | projection | weighted edge length | random placement | ratio | trust. projection | "
+                     "trust. layout | trust. random | ratio unrotated |"), "|---|---|---|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as root:
         for name, spec in models:
             row, rows = prepare_and_quality(name, spec, ["umap", "mds", "weights", "grid"], Path(root), figures)

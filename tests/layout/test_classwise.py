@@ -61,7 +61,7 @@ def test_save_load_roundtrip(fmnist, fmnist_sets, tmp_path):
     for name, values in scores.nodes.items():
         assert torch.equal(back.nodes[name], values)
     (tmp_path / "x.safetensors").write_bytes(b"junk")
-    with pytest.raises(Exception):
+    with pytest.raises(ViscnnError, match="cannot read class-wise scores"):
         ClassScores.load(tmp_path / "x.safetensors")
 
 

@@ -2,8 +2,7 @@
 import numpy as np
 import pytest
 
-from viscnn.layout import assemble, classwise_scores, project_layers
-from viscnn.layout import quality
+from viscnn.layout import assemble, classwise_scores, project_layers, quality
 from viscnn.scoring import parse_target, score_batches
 
 

@@ -35,7 +35,7 @@ def test_never_longer_than_unrotated(fmnist, seed):
     before = total_length(layout, graph, weights)
     report = rotate_layers(layout, graph, weights)
     # each layer is turned against its sources' final places: measure it that way
-    for name, (was, now) in report.items():
+    for was, now in report.values():
         assert now <= was + 1e-9 * was
     after = total_length(layout, graph, weights)
     assert sum(after.values()) < sum(before.values())  # on random placements, turning helps

@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _picture(preparer, layout, path: str) -> None:  # noqa: ANN001 - a Preparer and its Layout
+def _picture(preparer, layout, path: str) -> None:
     """Nodes coloured by the class they serve most relative to the layer's mean, sized by overall score."""
     from viscnn.layout.figure import plot_layout
 

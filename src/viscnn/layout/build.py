@@ -1,7 +1,7 @@
 """From node vectors (or none) to a `Layout`: project each layer, smooth to a disc, rotate, place by depth."""
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 

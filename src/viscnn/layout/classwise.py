@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -68,17 +68,20 @@ class ClassScores:
         save_file(tensors, str(path), metadata={"viscnn.classwise": json.dumps(header)})
 
     @classmethod
-    def load(cls, path: str | Path) -> "ClassScores":
-        from safetensors import safe_open
+    def load(cls, path: str | Path) -> ClassScores:
+        from safetensors import SafetensorError, safe_open
 
-        with safe_open(str(path), framework="pt") as handle:
-            text = (handle.metadata() or {}).get("viscnn.classwise")
-            if not text:
-                raise ViscnnError(f"{path} holds no viscnn class-wise scores")
-            header = json.loads(text)
-            nodes = {name: handle.get_tensor(f"nodes/{name}") for name in header["layers"]}
-            classes = handle.get_tensor("classes").tolist()
-            counts = handle.get_tensor("counts").tolist()
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                text = (handle.metadata() or {}).get("viscnn.classwise")
+                if not text:
+                    raise ViscnnError(f"{path} holds no viscnn class-wise scores")
+                header = json.loads(text)
+                nodes = {name: handle.get_tensor(f"nodes/{name}") for name in header["layers"]}
+                classes = handle.get_tensor("classes").tolist()
+                counts = handle.get_tensor("counts").tolist()
+        except (OSError, SafetensorError) as exc:
+            raise ViscnnError(f"cannot read class-wise scores {path}: {exc}") from exc
         return cls(classes, counts, nodes, header["mode"], header["criterion"], header["seconds"], header["meta"])
 
 
@@ -181,7 +184,7 @@ def _loss_batch(output: torch.Tensor, maps: list[torch.Tensor], labels: torch.Te
     """Per-class sums [n_outputs, C] of each layer and image counts [n_outputs], from one backward."""
     n_outputs = output.shape[1]
     own = output.detach().argmax(dim=1)
-    if ((labels >= n_outputs)).any():
+    if (labels >= n_outputs).any():
         raise ViscnnError(f"label {int(labels.max())} is out of range: the model has {n_outputs} outputs")
     targets = torch.where(labels >= 0, labels, own)
     use = (labels >= 0) if unlabelled == "skip" else torch.ones_like(labels, dtype=torch.bool)

@@ -68,7 +68,7 @@ class Layout:
         return data
 
     @classmethod
-    def from_json(cls, data: dict) -> "Layout":
+    def from_json(cls, data: dict) -> Layout:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ViscnnError(f"not a viscnn layout (expected format {FORMAT!r})")
         layers = {}
@@ -87,7 +87,7 @@ class Layout:
         Path(path).write_text(json.dumps(self.to_json()))
 
     @classmethod
-    def load(cls, path: str | Path) -> "Layout":
+    def load(cls, path: str | Path) -> Layout:
         try:
             data = json.loads(Path(path).read_text())
         except (OSError, ValueError) as exc:
