@@ -57,7 +57,7 @@ def expand_targets(texts: list[str], graph) -> list[str]:  # noqa: ANN001 - Grap
 
 
 def file_name(text: str, copy: int, copies: int) -> str:
-    safe = re.sub(r"[^A-Za-z0-9._=,-]+", "_", text.replace("<-", "_from_")).strip("_")
+    safe = re.sub(r"[^A-Za-z0-9._=,-]+", "_", text.replace("<-", "_from_")).rstrip("_")
     return f"{safe}{f'_{copy}' if copies > 1 else ''}.png"
 
 
