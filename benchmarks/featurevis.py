@@ -27,7 +27,6 @@ import argparse
 import random
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
@@ -128,8 +127,8 @@ def speed(args: argparse.Namespace) -> None:
             wall[name] += (time.perf_counter() - start_wall) / len(objectives) / args.rounds
     print(f"{loaded.name} {layer}: {len(objectives)} channels, {args.steps} steps, {size} px, 1 thread, "
           f"{args.rounds} interleaved rounds")
-    for name in cpu:
-        print(f"  {name:<14} {cpu[name]:7.2f} CPU s per channel ({cpu[name] / args.steps * 256:6.1f} CPU s per channel "
+    for name, seconds in cpu.items():
+        print(f"  {name:<14} {seconds:7.2f} CPU s per channel ({seconds / args.steps * 256:6.1f} CPU s per channel "
               f"for 256 steps; wall {wall[name]:.2f} s)")
     print(f"  per-channel throughput, batched / one at a time: {cpu['one at a time'] / cpu['batched']:.1f}x in CPU time, "
           f"{wall['one at a time'] / wall['batched']:.1f}x in wall time")

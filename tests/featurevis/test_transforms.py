@@ -2,7 +2,14 @@
 import pytest
 import torch
 
-from viscnn.featurevis.transforms import Jitter, Pad, Resize, ScaleRotate, apply, standard_transforms
+from viscnn.featurevis.transforms import (
+    Jitter,
+    Pad,
+    Resize,
+    ScaleRotate,
+    apply,
+    standard_transforms,
+)
 
 
 def _batch(n=4, c=3, size=20):

@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         def make(k: int = k):  # noqa: ANN202 - (image, meta) for the cache
             images, values, initial = rendered[k]
             strip = np.concatenate([im.permute(1, 2, 0).numpy() for im in images], axis=1)
-            return strip, {"objective": str(objectives[k]), "values": values, "initial": initial,
+            return strip, {"objective": str(objective), "values": values, "initial": initial,
                            "steps": settings.steps, "copies": settings.copies}
 
         if store is not None:

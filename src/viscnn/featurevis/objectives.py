@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -64,7 +64,7 @@ class Objective:
     def is_edge(self) -> bool:
         return self.kind in ("edge", "edge_neuron")
 
-    def negated(self) -> "Objective":
+    def negated(self) -> Objective:
         return replace(self, negative=not self.negative)
 
 

@@ -8,7 +8,7 @@ ImageNet colour covariance, as in Lucid) and mapped back to RGB before a sigmoid
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,10 +26,15 @@ from torch.overrides import TorchFunctionMode
 from viscnn.errors import ViscnnError
 from viscnn.featurevis.objectives import Objective, deepest, forward
 from viscnn.featurevis.param import image_param
-from viscnn.featurevis.transforms import TRANSFORMS, Transform, apply, standard_transforms
+from viscnn.featurevis.transforms import (
+    TRANSFORMS,
+    Transform,
+    apply,
+    standard_transforms,
+)
 from viscnn.graph import Graph
-from viscnn.models.preprocess import Preprocess
 from viscnn.graph.ops import bind, op_name
+from viscnn.models.preprocess import Preprocess
 from viscnn.scoring.recorder import Recorder
 
 

@@ -8,8 +8,9 @@ jitters, scales and rotates, jitters again, and resizes back to the size the mod
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
