@@ -7,25 +7,8 @@ from viscnn.circuits.masking import CircuitModel
 from viscnn.errors import ViscnnError
 from viscnn.featurevis.objectives import parse_objective
 from viscnn.featurevis.render import RenderSettings, measure, render
-from viscnn.graph import build_graph
-from viscnn.models import load_model
 
 STEPS = 24
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two cores shared with other jobs: more threads only oversubscribe them (10-20x slower here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def fmnist():
-    loaded = load_model("fmnist-convnet")
-    return loaded, build_graph(loaded.module, loaded.input_shape, loaded.name)
 
 
 @pytest.fixture(scope="module")
