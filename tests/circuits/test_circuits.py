@@ -8,7 +8,7 @@ from torch import nn
 from viscnn.circuits import Circuit, extract_circuit, pearson, target_output
 from viscnn.circuits.connect import connected
 from viscnn.errors import ViscnnError
-from viscnn.graph import build_graph
+from viscnn.graph import Edge, build_graph
 from viscnn.scoring import parse_target
 
 
@@ -94,10 +94,31 @@ def test_circuit_file_round_trips(setup, tmp_path):
     assert {"layer", "out", "in", "score"} <= set(data["edges"][0]) and {"layer", "channel", "score"} <= set(data["nodes"][0])
     back = Circuit.load(tmp_path / "c.json", graph, fingerprint="abc")
     assert back.num_edges == circuit.num_edges
+    assert "sign" not in data["edges"][0]  # saved without the model: no kernel signs
     assert all(torch.equal(back.masks[k], v) for k, v in circuit.masks.items())
     assert back.to_json(graph) == circuit.to_json(graph)
     with pytest.raises(ViscnnError, match="another model"):
         Circuit.load(tmp_path / "c.json", graph, fingerprint="other")
+
+
+def test_circuit_edges_carry_their_kernel_sign():
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
+                          nn.Conv2d(6, 5, 3, padding=1), nn.BatchNorm2d(5)).eval()
+    for bn in (model[1], model[4]):  # negative gammas flip a kernel's sign once folded in
+        bn.weight.data = torch.randn(bn.num_features)
+        bn.running_var.data = torch.rand(bn.num_features) + 0.5
+    graph = build_graph(model, (1, 12, 12))
+    train = [(torch.randn(16, 1, 12, 12), None)]
+    circuit = extract_circuit(model, graph, train, parse_target("3:2", graph), 0.5, "actgrad")
+    edges = circuit.to_json(graph, model)["edges"]
+    assert len(edges) == circuit.num_edges and {e["sign"] for e in edges} == {-1, 0, 1}
+    for e in edges:  # the slow, obvious way: the BN-folded kernel's sum against its absolute sum
+        out, local = graph.kernel_index(Edge(e["layer"], e["out"], e["in"]))
+        bn = model.get_submodule(graph[e["layer"]].batchnorm)
+        kernel = graph.kernels(model, e["layer"])[out, local].detach() * float(bn.weight[out].detach() / torch.sqrt(bn.running_var[out] + bn.eps))
+        ratio = float(kernel.sum() / kernel.abs().sum())
+        assert e["sign"] == (1 if ratio > 1 / 3 else -1 if ratio < -1 / 3 else 0), (e, ratio)
 
 
 def test_bad_inputs(setup, tmp_path):

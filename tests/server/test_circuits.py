@@ -20,6 +20,8 @@ def test_circuit_job_then_stored(client, state):
     layers = {edge["layer"] for edge in circuit["edges"]}
     assert layers <= {"features.0", "features.3", "features.6"}
     assert all(state.graph.has_edge(Edge(e["layer"], e["out"], e["in"])) for e in circuit["edges"])
+    for e in circuit["edges"][:20]:  # each edge's sign is the one its edge panel shows
+        assert e["sign"] == client.get(f"/api/edges/{e['layer']}/{e['out']}/{e['in']}").json()["sign"]
     again = client.post("/api/circuit", json=body)
     assert again.status_code == 200 and again.json()["job"] is None
     assert again.json()["result"]["edges"] == circuit["edges"]

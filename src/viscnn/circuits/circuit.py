@@ -3,7 +3,7 @@
 File format (JSON, documented in docs/circuit-format.md):
     {"format": "viscnn.circuit/1", "model": NAME, "fingerprint": HASH, "target": {"text", "layer", "channel"},
      "method": NAME, "keep": FRACTION, "kept_fraction": FRACTION,
-     "nodes": [{"layer", "channel", "score"}], "edges": [{"layer", "out", "in", "score"}]}
+     "nodes": [{"layer", "channel", "score"}], "edges": [{"layer", "out", "in", "score", "sign"}]}
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from viscnn.circuits.connect import connected
 from viscnn.circuits.masking import CircuitModel, Masks
 from viscnn.errors import ViscnnError
 from viscnn.graph import Edge, Graph, Node
+from viscnn.graph.kernels import folded_kernels, kernel_signs
 from viscnn.scoring.targets import Target, parse_target
 
 FORMAT = "viscnn.circuit/1"
@@ -91,19 +92,32 @@ class Circuit:
         return extract(self, model, graph)
 
     # --- files ----------------------------------------------------------------------------------------
-    def to_json(self, graph: Graph) -> dict:
+    def signs(self, model: nn.Module, graph: Graph) -> list[int]:
+        """Each kept kernel's sign (1 excitatory, -1 inhibitory, 0 mixed), in the order of `edges`."""
+        result: list[int] = []
+        for name, mask in self.masks.items():
+            if mask.any():
+                result.extend(kernel_signs(folded_kernels(model, graph, name))[mask].tolist())
+        return result
+
+    def to_json(self, graph: Graph, model: nn.Module | None = None) -> dict:
+        """The circuit file's object (docs/circuit-format.md); with `model`, each edge carries its kernel's sign."""
         target = {"text": self.target}
         layer, _, rest = self.target.partition(":")
         if layer in graph and rest.split(":")[0].isdigit():
             target.update(layer=layer, channel=int(rest.split(":")[0]))
+        edges = [{"layer": e.layer, "out": e.out, "in": e.inp, "score": s} for e, s in self.edges(graph)]
+        if model is not None:
+            for edge, sign in zip(edges, self.signs(model, graph), strict=True):
+                edge["sign"] = sign
         return {"format": FORMAT, "model": self.model, "fingerprint": self.fingerprint, "target": target,
                 "method": self.method, "keep": self.keep, "kept_fraction": self.kept_fraction,
                 "upstream_edges": self.upstream_edges,
                 "nodes": [{"layer": n.layer, "channel": n.channel, "score": s} for n, s in self.nodes()],
-                "edges": [{"layer": e.layer, "out": e.out, "in": e.inp, "score": s} for e, s in self.edges(graph)]}
+                "edges": edges}
 
-    def save(self, path: str | Path, graph: Graph) -> None:
-        Path(path).write_text(json.dumps(self.to_json(graph)))
+    def save(self, path: str | Path, graph: Graph, model: nn.Module | None = None) -> None:
+        Path(path).write_text(json.dumps(self.to_json(graph, model)))
 
     @classmethod
     def from_json(cls, data: dict, graph: Graph, fingerprint: str | None = None) -> "Circuit":

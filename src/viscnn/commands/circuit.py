@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     r = pearson(torch.cat(full), torch.cat(kept))
-    circuit.save(args.out, graph)
+    circuit.save(args.out, graph, loaded.module)
     print(f"{loaded.name}: circuit for {target} by {args.method} ({args.rule}): {circuit.num_edges:,} of "
           f"{circuit.upstream_edges:,} upstream kernels ({circuit.kept_fraction:.1%}), {len(circuit.nodes()):,} nodes; "
           f"Pearson r with the full model on these images {r:.3f}; {seconds:.1f} s; wrote {args.out}")

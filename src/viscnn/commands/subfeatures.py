@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         shown = members[: args.patches]  # members are in patch order: highest peaks first
         crops = patch_crops(graph, image_set, loaded.preprocess, node, result.patches, shown)
         patch_grid(crops, title=f"{node} cluster {k}: {len(members)} patches").save(out / f"cluster_{k}.png")
-        circuit_json = result.circuits[k].to_json(graph)
+        circuit_json = result.circuits[k].to_json(graph, loaded.module)
         circuit_json["target"]["unit"] = "each member image's peak unit (see clusters.json)"
         circuit_json["images"] = [result.patches[i].image for i in members]
         (out / f"circuit_{k}.json").write_text(json.dumps(circuit_json))

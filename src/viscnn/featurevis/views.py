@@ -22,6 +22,7 @@ from viscnn.featurevis import draw
 from viscnn.featurevis.cache import cached_image
 from viscnn.featurevis.examples import check_layers
 from viscnn.graph import INPUT, Graph, Layer
+from viscnn.graph.kernels import bn_scale, folded_kernels
 from viscnn.models.preprocess import Preprocess
 from viscnn.scoring.recorder import Recorder, StopForward
 
@@ -40,27 +41,14 @@ def conv_layer(graph: Graph, name: str) -> Layer:
     return graph[check_layers(graph, [name])[0]]
 
 
-def bn_scale(model: nn.Module, graph: Graph, layer: str) -> torch.Tensor | None:
-    """gamma / sqrt(running_var + eps) of the BatchNorm applied to `layer`'s output, or None."""
-    name = graph[layer].batchnorm
-    if not name:
-        return None
-    bn = model.get_submodule(name)
-    if not isinstance(bn, nn.modules.batchnorm._BatchNorm) or bn.running_var is None:
-        return None
-    gamma = bn.weight.detach() if bn.weight is not None else torch.ones_like(bn.running_var)
-    return (gamma / torch.sqrt(bn.running_var + bn.eps)).detach().float().cpu()
-
-
 def kernels(model: nn.Module, graph: Graph, layer: str, fold_bn: bool = True) -> np.ndarray:
     """The layer's kernels as float32 [C_out, C_in / groups, kh, kw], BN-folded unless `fold_bn` is False."""
     spec = conv_layer(graph, layer)
     try:
-        weight = graph.kernels(model, spec.name).float().cpu()
+        weight = folded_kernels(model, graph, spec.name) if fold_bn else graph.kernels(model, spec.name).float().cpu()
     except KeyError as exc:
         raise ViscnnError(f"layer {layer} computes its weight at run time: there are no kernels to show") from exc
-    scale = bn_scale(model, graph, layer) if fold_bn else None
-    return (weight if scale is None else weight * scale.view(-1, 1, 1, 1)).numpy()
+    return weight.detach().numpy()
 
 
 def _scale(values: np.ndarray, scaling: str, axes: dict[str, tuple[int, ...]]) -> np.ndarray | float:

@@ -103,7 +103,7 @@ def routes(state: ServerState) -> APIRouter:
             context.report(0.25, f"extracting the {request.method} circuit of {target}")
             found = extract_circuit(state.loaded.module, state.graph, data, target, request.keep, request.method,
                                     request.rule, request.seed, state.device, state.loaded.name, state.fingerprint)
-            return {**found.to_json(state.graph), "key": key, "seconds": round(context.job.seconds, 3)}
+            return {**found.to_json(state.graph, state.loaded.module), "key": key, "seconds": round(context.job.seconds, 3)}
 
         return cached_or_job("circuit", key, f"{request.method} circuit of {target} over {request.images}", work)
 

@@ -14,10 +14,8 @@ from torch import nn
 
 from viscnn.errors import ViscnnError
 from viscnn.graph import Graph
+from viscnn.graph.kernels import bn_scale, folded_kernels, kernel_signs
 from viscnn.scoring.scores import Scores
-
-SIGN_THRESHOLD = 1 / 3  # |sum(w)| / sum(|w|) above this: the kernel is mostly excitatory (or inhibitory)
-
 
 @dataclass(frozen=True)
 class Rule:
@@ -77,30 +75,15 @@ class KernelFacts:
 
     def bn_scale(self, layer: str) -> torch.Tensor | None:
         """gamma / sqrt(var + eps) of the BatchNorm folded into `layer`'s nodes, or None."""
-        name = self.graph[layer].batchnorm
-        if not name:
-            return None
-        bn = self.model.get_submodule(name)
-        if not isinstance(bn, nn.modules.batchnorm._BatchNorm) or bn.running_var is None:
-            return None
-        gamma = bn.weight.detach() if bn.weight is not None else torch.ones_like(bn.running_var)
-        return (gamma / torch.sqrt(bn.running_var + bn.eps)).cpu()
+        return bn_scale(self.model, self.graph, layer)
 
     def folded(self, layer: str) -> torch.Tensor:
         """The layer's kernels [C_out, C_in/groups, kh, kw] with the BN scale folded in."""
-        weight = self.graph.kernels(self.model, layer).float().cpu()
-        scale = self.bn_scale(layer)
-        return weight if scale is None else weight * scale.view(-1, 1, 1, 1)
+        return folded_kernels(self.model, self.graph, layer)
 
     def _compute(self, layer: str) -> None:
         weight = self.folded(layer)
-        total = weight.sum(dim=(2, 3))
-        magnitude = weight.abs().sum(dim=(2, 3)).clamp_min(1e-30)
-        ratio = total / magnitude
-        signs = torch.zeros_like(ratio, dtype=torch.int8)
-        signs[ratio > SIGN_THRESHOLD] = 1
-        signs[ratio < -SIGN_THRESHOLD] = -1
-        self._signs[layer] = signs
+        self._signs[layer] = kernel_signs(weight)
         self._norms[layer] = weight.flatten(2).norm(dim=2)
 
     def signs(self, layer: str) -> torch.Tensor:
