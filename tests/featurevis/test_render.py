@@ -63,15 +63,44 @@ def test_same_seed_same_images_other_seed_other_images(fmnist):
     assert not torch.equal(a.images, c.images)
 
 
-def test_batched_render_reaches_what_single_renders_reach(fmnist):
+def test_an_objective_renders_the_same_alone_or_in_any_batch(fmnist):
+    """Each image has its own seeded start and transforms, so batching changes only floating-point rounding."""
     texts = ["features.6:0", "features.6:2", "features.8:4", "logit:7"]
-    batched = _render(fmnist, texts, batch=4, transforms="none")
-    single = _render(fmnist, texts, batch=1, transforms="none")
-    # without random transforms, image k follows the same trajectory alone or in a batch
-    assert torch.allclose(batched.values, single.values, rtol=1e-3, atol=1e-3)
-    assert (batched.images - single.images).abs().max() < 1e-2
-    split = _render(fmnist, texts, batch=3)  # with transforms: other random draws, same objectives reached
-    assert torch.all(split.values > split.initial_values)
+    together = _render(fmnist, texts, batch=4)
+    split = _render(fmnist, texts, batch=3)
+    alone = _render(fmnist, texts[2:3], batch=1)
+    assert torch.allclose(together.values, split.values, rtol=1e-3, atol=1e-3)
+    assert (together.images - split.images).abs().max() < 1e-2
+    assert (alone.images[0] - together.images[2]).abs().max() < 1e-2
+    assert abs(float(alone.values[0] - together.values[2])) < 1e-3
+    other_seed = _render(fmnist, texts[2:3], batch=1, seed=1)
+    assert (other_seed.images[0] - alone.images[0]).abs().max() > 0.05
+
+
+def test_rendering_gives_the_model_no_gradients(fmnist):
+    loaded, _ = fmnist
+    parameters = list(loaded.module.parameters())
+    wanted = [p.requires_grad for p in parameters]
+    for p in parameters:
+        p.requires_grad_(True)
+        p.grad = None
+    try:
+        result = _render(fmnist, ["features.8:1", "logit:3"], steps=3)
+        assert torch.all(result.values > result.initial_values)
+        assert all(p.grad is None for p in parameters)  # weights' gradients are neither computed nor stored
+    finally:
+        for p, w in zip(parameters, wanted):
+            p.requires_grad_(w)
+
+
+def test_pass_size_fits_the_cpu_cache_unless_given():
+    from viscnn.featurevis.render import pass_size
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert pass_size(RenderSettings(), 224, cpu) == 4
+    assert pass_size(RenderSettings(), 28, cpu) == 32 and pass_size(RenderSettings(), 128, cpu) == 12
+    assert pass_size(RenderSettings(copies=4), 224, cpu) == 1
+    assert pass_size(RenderSettings(), 224, gpu) == 32 and pass_size(RenderSettings(batch=7), 224, cpu) == 7
 
 
 def _no_modes_or_hooks(module):

@@ -8,12 +8,18 @@ the model, even when a step raises), the forward pass stops at the deepest layer
 and N objectives are optimised together as a batch of N images (image b maximises objective b; BN runs
 in eval mode and Adam is elementwise, so the images do not interact unless `diversity` asks them to).
 
-Determinism: image b starts from noise seeded by (seed, b) and each batch's transforms by (seed, first
-index), so a seed reproduces the renders, and the initial images do not depend on the batch size.
+Determinism: each image has its own generators, seeded by (seed, objective, copy): one for its starting
+noise, one for its random transforms. A seed reproduces an objective's render whatever else is rendered
+with it and in whatever batch (up to floating-point rounding, which batching may change), so `batch` is
+only a speed setting and not part of a render's identity (`RenderSettings.to_json`).
+
+Only the image gets gradients (`torch.autograd.grad`): the model's weights get none, which halves the
+backward pass and leaves the model's `.grad` untouched.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,7 +52,7 @@ class RenderSettings:
     size: int | None = None  # None: the model's own input size
     lr: float = 0.05
     seed: int = 0
-    batch: int = 32  # objectives optimised together (more are split into batches of this size)
+    batch: int | None = None  # objectives per optimisation pass; None: `pass_size` (renders do not depend on it)
     param: str = "fft"  # "fft" or "pixel"
     decay_power: float = 1.0
     transforms: str = "standard"  # "standard", "strong" or "none" (see transforms.standard_transforms)
@@ -55,7 +61,8 @@ class RenderSettings:
     redirect: bool = True  # Lucid's redirected ReLU gradient where an image's true gradient is all zero
 
     def to_json(self) -> dict:
-        return dict(self.__dict__)
+        """What decides the images (for cache keys and metadata): every setting but `batch`."""
+        return {k: v for k, v in self.__dict__.items() if k != "batch"}
 
 
 @dataclass
@@ -116,7 +123,7 @@ def check_settings(settings: RenderSettings) -> None:
         raise ViscnnError(f"steps must be a positive number, not {settings.steps}")
     if settings.size is not None and settings.size <= 0:
         raise ViscnnError(f"image size must be positive, not {settings.size}")
-    if settings.batch <= 0:
+    if settings.batch is not None and settings.batch <= 0:
         raise ViscnnError(f"batch must be positive, not {settings.batch}")
     if settings.copies <= 0:
         raise ViscnnError(f"copies must be positive, not {settings.copies}")
@@ -140,6 +147,25 @@ def check_size(module: nn.Module, graph: Graph, preprocess: Preprocess, size: in
                           f"{preprocess.size} px): {first}") from exc
 
 
+CPU_PASS_PIXELS = 4 * 224 * 224  # on a CPU, larger passes are slower per image (their maps leave the cache)
+
+
+def pass_size(settings: RenderSettings, size: int, device: torch.device) -> int:
+    """Objectives optimised together in one pass: `settings.batch`, or else 32 on a GPU and, on a CPU, as
+    many as keep a pass within CPU_PASS_PIXELS input pixels (4 at 224 px; measured in benchmarks/featurevis.py)."""
+    if settings.batch is not None:
+        return settings.batch
+    if device.type != "cpu":
+        return 32
+    return max(1, min(32, CPU_PASS_PIXELS // (size * size * settings.copies)))
+
+
+def image_seed(seed: int, objective: Objective, copy: int, stream: str) -> int:
+    """The seed of one image's `stream` ("start" noise or "transforms"), from what the image renders."""
+    digest = hashlib.sha256(f"{seed}|{objective}|{copy}|{stream}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
 def _diversity(maps: torch.Tensor, copies: int) -> torch.Tensor:
     """Lucid's diversity term per objective: mean cosine similarity of the Gram matrices of its copies."""
     n, c = maps.shape[:2]
@@ -151,14 +177,16 @@ def _diversity(maps: torch.Tensor, copies: int) -> torch.Tensor:
 
 
 def _render_batch(module: nn.Module, graph: Graph, preprocess: Preprocess, objectives: list[Objective],
-                  first: int, settings: RenderSettings, size: int, device: torch.device,
+                  copies: list[int], settings: RenderSettings, size: int, device: torch.device,
                   transforms: Sequence[Transform], bar) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # noqa: ANN001
     channels = preprocess.channels
-    seeds = [settings.seed * 1_000_003 + first + k for k in range(len(objectives))]
+    seeds = [image_seed(settings.seed, o, c, "start") for o, c in zip(objectives, copies)]
     options = {"decay_power": settings.decay_power} if settings.param == "fft" else {}
     image = image_param(len(objectives), channels, size, settings.param, seeds, device, **options)
-    generator = torch.Generator().manual_seed(settings.seed * 1_000_003 + first)
-    optimizer = torch.optim.Adam(image.parameters(), lr=settings.lr)
+    generator = [torch.Generator().manual_seed(image_seed(settings.seed, o, c, "transforms"))
+                 for o, c in zip(objectives, copies)]
+    parameters = list(image.parameters())
+    optimizer = torch.optim.Adam(parameters, lr=settings.lr)
     diversity_layer = None
     if settings.diversity and settings.copies > 1:
         diversity_layer = deepest(graph, {o.layer for o in objectives if o.layer}) or graph.conv_layers[-1].name
@@ -177,7 +205,8 @@ def _render_batch(module: nn.Module, graph: Graph, preprocess: Preprocess, objec
             loss = loss + settings.diversity * _diversity(calls[diversity_layer].node_map, settings.copies)
         if not torch.isfinite(loss):
             raise ViscnnError("the objective became NaN or infinite during rendering; lower the learning rate")
-        loss.backward()
+        for parameter, grad in zip(parameters, torch.autograd.grad(loss, parameters)):
+            parameter.grad = grad
         optimizer.step()
         if bar is not None:
             bar.update(len(objectives))
@@ -190,7 +219,7 @@ def _render_batch(module: nn.Module, graph: Graph, preprocess: Preprocess, objec
 def render(module: nn.Module, graph: Graph, preprocess: Preprocess, objectives: Sequence[Objective],
            settings: RenderSettings | None = None, device: str | torch.device | None = None,
            transforms: Sequence[Transform] | None = None, progress: bool = False) -> RenderResult:
-    """Render every objective (settings.copies images each), settings.batch objectives per optimisation.
+    """Render every objective (settings.copies images each), `pass_size` objectives per optimisation pass.
 
     `module` is the model (or a circuit's masked model, `Circuit.module(...)`), `graph` its kernel graph,
     `preprocess` its input normalisation (applied inside: the image is optimised as 0-1 pixels), `device`
@@ -209,8 +238,9 @@ def render(module: nn.Module, graph: Graph, preprocess: Preprocess, objectives: 
     if transforms is None:
         transforms = [] if settings.transforms == "none" else standard_transforms(size, settings.transforms == "strong")
     expanded = [o for o in objectives for _ in range(settings.copies)]
+    copies = [c for _ in objectives for c in range(settings.copies)]
     owners = [k for k in range(len(objectives)) for _ in range(settings.copies)]
-    per_batch = settings.batch * settings.copies
+    per_batch = pass_size(settings, size, device) * settings.copies  # an objective's copies share a pass
     bar = None
     if progress:
         from tqdm import tqdm
@@ -221,7 +251,8 @@ def render(module: nn.Module, graph: Graph, preprocess: Preprocess, objectives: 
     try:
         for first in range(0, len(expanded), per_batch):
             chunk = expanded[first:first + per_batch]
-            got = _render_batch(module, graph, preprocess, chunk, first, settings, size, device, transforms, bar)
+            got = _render_batch(module, graph, preprocess, chunk, copies[first:first + per_batch], settings, size,
+                                device, transforms, bar)
             images.append(got[0])
             values.append(got[1])
             initial.append(got[2])

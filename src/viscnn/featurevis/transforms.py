@@ -1,7 +1,9 @@
 """Random, differentiable, batched image transforms that make renders robust (Lucid's recipe).
 
 Each image of a batch gets its own random pad offset, scale, rotation and jitter, drawn from a
-seeded `torch.Generator` on the CPU (so a seed gives the same renders on any device). Everything is
+seeded `torch.Generator` on the CPU (so a seed gives the same renders on any device). Given one
+generator per image, image k's draws come from its own generator only, so they do not depend on which
+other images share the batch (renders are then the same whatever the batch size). Everything is
 torch ops on 0-1 pixels, so gradients flow back to the image parameters. The standard chain pads,
 jitters, scales and rotates, jitters again, and resizes back to the size the model is fed.
 """
@@ -16,8 +18,20 @@ import torch
 import torch.nn.functional as F
 
 
+Generators = torch.Generator | Sequence[torch.Generator]  # one for the batch, or one per image
+
+
 class Transform(Protocol):
-    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor: ...
+    def __call__(self, x: torch.Tensor, generator: Generators) -> torch.Tensor: ...
+
+
+def draw(high: int, count: int, generator: Generators) -> torch.Tensor:
+    """[count] random ints in [0, high): from one generator, or image k's from generator[k]."""
+    if isinstance(generator, torch.Generator):
+        return torch.randint(high, (count,), generator=generator)
+    if len(generator) != count:
+        raise ValueError(f"{len(generator)} generators for {count} images")
+    return torch.cat([torch.randint(high, (1,), generator=g) for g in generator])
 
 
 @dataclass(frozen=True)
@@ -28,7 +42,7 @@ class Pad:
     mode: str = "constant"
     value: float = 0.5
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, generator: Generators) -> torch.Tensor:
         if self.pixels <= 0:
             return x
         p = self.pixels
@@ -43,13 +57,13 @@ class Jitter:
 
     pixels: int
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, generator: Generators) -> torch.Tensor:
         d = self.pixels
         if d <= 0:
             return x
         n, _, h, w = x.shape
-        dy = torch.randint(0, d + 1, (n,), generator=generator).to(x.device)
-        dx = torch.randint(0, d + 1, (n,), generator=generator).to(x.device)
+        dy = draw(d + 1, n, generator).to(x.device)
+        dx = draw(d + 1, n, generator).to(x.device)
         rows = dy[:, None] + torch.arange(h - d, device=x.device)[None, :]  # [n, h-d]
         cols = dx[:, None] + torch.arange(w - d, device=x.device)[None, :]  # [n, w-d]
         batch = torch.arange(n, device=x.device)[:, None, None]
@@ -67,10 +81,10 @@ class ScaleRotate:
     scales: Sequence[float] = tuple(1 + (i - 5) / 50 for i in range(11))
     angles: Sequence[float] = tuple(range(-10, 11)) + (0,) * 5
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, generator: Generators) -> torch.Tensor:
         n = x.shape[0]
-        scale = torch.tensor(self.scales, dtype=x.dtype)[torch.randint(len(self.scales), (n,), generator=generator)]
-        angle = torch.tensor(self.angles, dtype=x.dtype)[torch.randint(len(self.angles), (n,), generator=generator)]
+        scale = torch.tensor(self.scales, dtype=x.dtype)[draw(len(self.scales), n, generator)]
+        angle = torch.tensor(self.angles, dtype=x.dtype)[draw(len(self.angles), n, generator)]
         theta = angle * (math.pi / 180)
         cos, sin = torch.cos(theta) / scale, torch.sin(theta) / scale
         zero = torch.zeros_like(cos)
@@ -85,7 +99,7 @@ class Resize:
 
     size: int
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, generator: Generators) -> torch.Tensor:
         if tuple(x.shape[-2:]) == (self.size, self.size):
             return x
         return F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
@@ -111,7 +125,7 @@ def standard_transforms(size: int, strong: bool = False) -> list[Transform]:
 TRANSFORMS = ("standard", "strong", "none")
 
 
-def apply(transforms: Sequence[Transform], x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def apply(transforms: Sequence[Transform], x: torch.Tensor, generator: Generators) -> torch.Tensor:
     """Run the chain on a batch of pixels."""
     for transform in transforms:
         x = transform(x, generator)

@@ -32,6 +32,7 @@ from viscnn.models import LoadedModel
 
 VERSION = 1  # bump when a step's computation changes: old store entries are then ignored
 PROJECTIONS = ("umap", "mds", "weights", "grid", "featurevis")
+RENDER_CHUNK = 32  # renders stored after each chunk, so an interrupted run resumes
 Echo = Callable[[str], None]
 
 
@@ -309,8 +310,8 @@ class Preparer:
 
         settings, objectives, parts = self._render_parts(nodes)
         missing = self._missing_renders(nodes)
-        for begin in range(0, len(missing), settings.batch):
-            chunk = missing[begin:begin + settings.batch]
+        for begin in range(0, len(missing), RENDER_CHUNK):
+            chunk = missing[begin:begin + RENDER_CHUNK]
             result = render(self.loaded.module, self.graph, self.loaded.preprocess, [objectives[k] for k in chunk],
                             settings, self.settings.device)
             for j, k in enumerate(chunk):
