@@ -93,11 +93,16 @@ class _RedirectedClamp(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
         (x,) = ctx.saved_tensors
-        below, above = x < ctx.lo, (x > ctx.hi) if ctx.hi is not None else torch.zeros_like(x, dtype=torch.bool)
-        true = grad.masked_fill(below | above, 0)
+        lo, hi = ctx.lo, ctx.hi
+        # the true gradient in one fused op; the redirect (several more passes) only for images that need it
+        true = (torch.ops.aten.threshold_backward(grad, x, lo) if hi is None
+                else torch.ops.aten.hardtanh_backward(grad, x, lo, hi))
+        dead = ~torch.any(true != 0, dim=tuple(range(1, true.dim())))  # (no flatten: that copies other layouts)
+        if not bool(dead.any()):
+            return true, None, None
+        below, above = x < lo, (x > hi) if hi is not None else torch.zeros_like(x, dtype=torch.bool)
         # the loss is minimised: grad > 0 below lo would push x lower still
         redirected = grad.masked_fill((below & (grad > 0)) | (above & (grad < 0)), 0)
-        dead = true.flatten(1).abs().amax(dim=1) == 0
         return torch.where(dead.view(-1, *[1] * (x.dim() - 1)), redirected, true), None, None
 
 

@@ -106,8 +106,9 @@ class Recorder(TorchFunctionMode):
         if call.layer.name == self.stop_at:
             raise StopForward
         # with `copy`, the model gets a copy: an in-place op after it (ReLU(inplace=True)) must not rewrite
-        # the map we keep. Without it, `overwritten()` tells whether that happened.
-        return node_map.clone() if self.copy or call.layer.rewritten else node_map
+        # the map we keep. Without it, `overwritten()` tells whether that happened. A map not kept needs none.
+        kept = self.keep is None or call.layer.name in self.keep
+        return node_map.clone() if kept and (self.copy or call.layer.rewritten) else node_map
 
     def overwritten(self) -> bool:
         """True if an in-place op changed a kept map or conv output after it was recorded."""
