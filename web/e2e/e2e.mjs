@@ -1,6 +1,7 @@
 // End-to-end walk through the page against a running `viscnn serve` (fmnist-convnet):
 // load, query, see highlighted nodes, click a node, its panel, click a unit -> receptive-field box,
-// extract a circuit -> 2D diagram. Screenshots go to the given folder. Exits non-zero on the first failure.
+// Back through selections and a view switch, extract a circuit -> 2D diagram, reload, cancel a job from
+// the jobs view. Screenshots go to the given folder. Exits non-zero on the first failure.
 // usage: node e2e/e2e.mjs URL SCREENSHOT_DIR
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -34,6 +35,9 @@ const step = async (name, fn) => {
 const expect = (ok, message) => {
   if (!ok) throw new Error(message);
 };
+// The jobs view in the header grows by a row per job and keeps a finished one until its next poll (1.5 s),
+// which moves the canvas: aim at canvas coordinates only once it is empty.
+const settled = () => page.waitForFunction(() => document.getElementById("jobs").hidden, null, { timeout: 30000 });
 
 try {
   await step("load the page", async () => {
@@ -68,6 +72,7 @@ try {
   });
 
   await step("hover and click a node, see its panel", async () => {
+    await settled();
     const [x, y] = await page.evaluate(() => window.viscnn.nodeOnScreen("features.6", 5));
     const box = await page.locator("#graph canvas").boundingBox();
     await page.mouse.move(box.x + x, box.y + y);
@@ -125,6 +130,7 @@ try {
   await step("click an edge in the 3D graph", async () => {
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.waitForTimeout(100);
+    await settled();
     const spot = await page.evaluate(() => window.viscnn.edgeSpot());
     expect(spot, "no clickable edge found");
     const box = await page.locator("#graph canvas").boundingBox();
@@ -136,6 +142,51 @@ try {
   await step("open an incoming edge", async () => {
     await page.click("#node-panel tr.edge-row >> nth=0");
     await page.waitForSelector("#edge-panel canvas.heatmap", { timeout: 30000 });
+  });
+
+  await step("Back undoes a view switch, then an edge, then a node selection", async () => {
+    // Selecting a node or an edge and switching views push history entries; Back returns to each one.
+    const params = () => new URL(page.url()).searchParams;
+    const edgeText = (edge) => { const [, layer, out, inp] = /^(.+):(\d+):(\d+)$/.exec(edge); return `${layer} ${inp}→${out}`; };
+    const shows = (panel, id) => page.waitForFunction(([panel, id]) => document.querySelector(`#${panel} h2 .id`)?.textContent === id, [panel, id], { timeout: 15000 });
+    const back = async () => {
+      await page.goBack();
+      expect(page.url().startsWith(url), `Back left the page for ${page.url()}: no history step was pushed`);
+    };
+    const start = page.url();
+    const edge0 = params().get("edge");
+    expect(params().get("node") === "features.6:5" && edge0, `unexpected state before: ${page.url()}`);
+    await shows("edge-panel", edgeText(edge0));
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.waitForTimeout(100);
+    await settled();
+    const [x, y] = await page.evaluate(() => window.viscnn.nodeOnScreen("features.8", 3));
+    const box = await page.locator("#graph canvas").boundingBox();
+    await page.mouse.click(box.x + x, box.y + y);
+    await shows("node-panel", "features.8:3");
+    await page.waitForSelector("#node-panel .edges-table tr.edge-row", { timeout: 30000 });
+    const edge1 = await page.getAttribute("#node-panel tr.edge-row >> nth=0", "data-edge");
+    expect(edge1 !== edge0, "the second node's first incoming edge is the edge already shown");
+    await page.click("#node-panel tr.edge-row >> nth=0");
+    await shows("edge-panel", edgeText(edge1));
+    const selected = page.url();
+    expect(params().get("node") === "features.8:3" && params().get("edge") === edge1, `selection not in the URL: ${selected}`);
+    await page.click("[data-view='circuit']");
+    await page.waitForSelector("#circuit-view:not([hidden])", { timeout: 5000 });
+    expect(params().get("view") === "circuit", "circuit view not in the URL");
+
+    await back();
+    await page.waitForFunction(() => document.getElementById("circuit-view").hidden, null, { timeout: 5000 });
+    expect(page.url() === selected, `Back after the view switch gave ${page.url()}, not ${selected}`);
+    expect(await page.isVisible("#graph") && await page.locator("[data-view='graph'].on").count() === 1, "3D view not back");
+    await back();
+    await shows("edge-panel", edgeText(edge0));
+    expect(params().get("edge") === edge0 && params().get("node") === "features.8:3", `Back after the edge gave ${page.url()}`);
+    expect((await page.textContent("#node-panel h2 .id")) === "features.8:3", "Back over an edge changed the node panel");
+    await back();
+    await shows("node-panel", "features.6:5");
+    expect(page.url() === start, `Back after the node gave ${page.url()}, not ${start}`);
+    await shows("edge-panel", edgeText(edge0));
   });
 
   await step("extract a circuit and see the 2D diagram", async () => {
@@ -179,6 +230,7 @@ try {
   await step("pick the output by clicking a node", async () => {
     await page.click("[data-view='graph']");
     await page.click("#q-pick");
+    await settled();
     const [x, y] = await page.evaluate(() => window.viscnn.nodeOnScreen("features.8", 3));
     const box = await page.locator("#graph canvas").boundingBox();
     const before = await page.getAttribute("body", "data-query");
@@ -202,6 +254,32 @@ try {
     expect((await page.inputValue("#q-images")) === "sandal", "expression lost on reload");
     expect((await page.inputValue("#q-target")) === "features.8:3", "target lost on reload");
     expect((await page.textContent("#node-panel h2 .id")) === "features.6:5", "selection lost on reload");
+  });
+
+  await step("cancel a circuit from the jobs view, then run a query", async () => {
+    // A learned circuit over every image takes ~10 s here: cancelled at once, it must end as "cancelled".
+    await page.fill("#q-images", "overall");
+    await page.selectOption("#q-method", "learned");
+    await page.click("#q-circuit");
+    // Jobs the reload started run first; once they have left the jobs view, the circuit's row stays in place.
+    const running = page.locator("#jobs .job:first-child[data-job^='circuit-']", { hasText: "extracting the learned circuit" });
+    await running.waitFor({ timeout: 20000 });
+    const id = await running.getAttribute("data-job");
+    await page.click(`#jobs .job[data-job='${id}'] button[title='cancel']`);
+    await page.waitForFunction(() => document.querySelector("#circuit .status")?.textContent === "cancelled", null, { timeout: 10000 });
+    expect(!(await page.isDisabled("#q-circuit")), "Extract circuit still disabled after the cancel");
+    await page.waitForSelector(`#jobs .job[data-job='${id}']`, { state: "detached", timeout: 5000 });
+    const [job, listed] = await page.evaluate(async (id) => [await (await fetch(`/api/jobs/${id}`)).json(), await (await fetch("/api/jobs")).json()], id);
+    expect(job.state === "cancelled" && job.seconds < 8, `server says job ${id} is ${job.state} after ${job.seconds} s`);
+    expect(listed.some((j) => j.id === id && j.state === "cancelled"), `job ${id} not cancelled in the jobs list`);
+    // The page (and the server's worker) is free again: a query that has to be computed runs and is drawn.
+    const before = await page.getAttribute("body", "data-query");
+    await page.fill("#q-images", "sandal");
+    await page.selectOption("#q-criterion", "gradient");
+    await page.click("#q-run");
+    await page.waitForFunction((key) => document.body.dataset.query !== key, before, { timeout: 30000 });
+    expect(/computed/.test(await page.textContent("#q-time")), `query not computed: ${await page.textContent("#q-time")}`);
+    expect(Number(await page.getAttribute("body", "data-kept")) > 0 && (await page.evaluate(() => window.viscnn.segments())) > 0, "query after the cancel drew nothing");
   });
 
   expect(problems.length === 0, problems.join("\n"));
