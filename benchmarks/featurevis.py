@@ -11,9 +11,11 @@ percentile of the same objective over natural images (the 39 demo photos at 224 
 --fmnist-images Fashion-MNIST test images for fmnist). Objectives whose natural p99 is <= 0 have no
 ratio; they are counted, with how many renders beat every natural image.
 
-speed: the same --nodes channel objectives of one layer rendered as one batch and one at a time
-(batch=1, same code, steps and size), in --rounds interleaved rounds; per-channel throughput ratio in
-CPU time of this process (torch on one thread, so other jobs on the machine do not count) and in wall time.
+speed: the same --nodes channel objectives of one layer, same steps and size, rendered by Lucent 0.1.8
+one at a time (when `lucent` is importable: Lucent's way, the whole model run each step), by viscnn one
+at a time (one render call each), and by viscnn batched (one call; automatic pass size and one pass of
+all), in --rounds interleaved rounds; per-channel throughput ratios in CPU time of this process (torch
+on one thread, so other jobs on the machine do not count) and in wall time.
 
 sheet: Lite0 renders of a layer's channels and of class logits, saved as one labelled PNG.
 
@@ -27,12 +29,14 @@ import argparse
 import random
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 
 from viscnn.data import imagenet_classes, open_image_sets
 from viscnn.errors import ViscnnError
 from viscnn.featurevis import RenderSettings, measure, parse_objective, render
+from viscnn.featurevis.render import pass_size
 from viscnn.graph import build_graph
 from viscnn.models import load_model
 
@@ -75,15 +79,27 @@ def sample_objectives(graph, count: int, seed: int) -> dict[str, list[str]]:  # 
     return groups
 
 
+def linear_bound(loaded, graph, objective, size: int) -> float:  # noqa: ANN001
+    """The most ANY 0-1 image of `size` px can give an objective that is affine in the pixels (a node of a
+    conv that reads the input, BN folded): f(0.5) + 0.5 * sum |df/dx|, every pixel at 0 or 1 by its sign."""
+    from viscnn.featurevis.objectives import forward
+
+    x = torch.full((1, loaded.preprocess.channels, size, size), 0.5, requires_grad=True)
+    value = forward(loaded.module, graph, [objective], loaded.preprocess.normalize(x))[0][0]
+    (grad,) = torch.autograd.grad(value, x)
+    return float(value.detach()) + 0.5 * float(grad.abs().sum())
+
+
 def quality(args: argparse.Namespace) -> None:
     loaded = load_model(args.model)
     graph = build_graph(loaded.module, loaded.input_shape, loaded.name)
     natural = natural_images(loaded, args.fmnist_images)
-    settings = RenderSettings(steps=args.steps, size=args.size, lr=args.lr, batch=args.nodes)
+    settings = RenderSettings(steps=args.steps, size=args.size, lr=args.lr)
     print(f"{loaded.name}: {args.nodes} objectives per group, {settings.steps} steps, "
           f"{settings.size or loaded.preprocess.size} px renders, lr {settings.lr}; natural: {natural.shape[0]} images")
     print(f"{'group':<18} {'median ratio':>12} {'min':>7} {'max':>8} {'p99<=0':>6} {'beat max':>8} {'s':>6}")
     all_ratios: dict[str, list[float]] = {}
+    all_ranked: dict[str, list[float]] = {}
     for group, texts in sample_objectives(graph, args.nodes, args.seed).items():
         if args.only and not any(o in group for o in args.only.split(",")):
             continue
@@ -91,47 +107,101 @@ def quality(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         result = render(loaded.module, graph, loaded.preprocess, objectives, settings)
         seconds = time.perf_counter() - start
-        ratios, nonpositive, beat = [], 0, 0
+        ratios, nonpositive, beat, of_bound, bound_ratios, ranked = [], 0, 0, [], [], []
         for objective, value in zip(objectives, result.values.tolist()):
             own = measure(loaded.module, graph, objective, natural)
             p99 = float(own.quantile(0.99))
             beat += value > float(own.max())
             if p99 > 0:
                 ratios.append(value / p99)
-            else:
+                ranked.append(value / p99)
+            else:  # no ratio; a render that beats every natural image ranks above any ratio, else below
                 nonpositive += 1
-        all_ratios.setdefault("edge neuron" if group == "edge neuron" else group.split()[0], []).extend(ratios)
+                ranked.append(float("inf") if value > float(own.max()) and value > 0 else float("-inf"))
+            if not graph.upstream(objective.layer)[1:] and objective.kind == "node":  # affine in the pixels
+                bound = linear_bound(loaded, graph, objective, settings.size or loaded.preprocess.size)
+                of_bound.append(value / bound)
+                if p99 > 0:
+                    bound_ratios.append(bound / p99)
+        name = "edge neuron" if group == "edge neuron" else group.split()[0]
+        all_ratios.setdefault(name, []).extend(ratios)
+        all_ranked.setdefault(name, []).extend(ranked)
         med = statistics.median(ratios) if ratios else float("nan")
         print(f"{group:<18} {med:>12.1f} {min(ratios, default=float('nan')):>7.1f} {max(ratios, default=float('nan')):>8.1f} "
               f"{nonpositive:>6} {beat:>5}/{len(objectives):<2} {seconds:>6.0f}", flush=True)
+        if of_bound:
+            print(f"{'':<18} affine in the pixels: the render reaches a median {statistics.median(of_bound):.2f} of the "
+                  f"most any image can give; that most is a median {statistics.median(bound_ratios):.1f}x the natural "
+                  f"p99 (max {max(bound_ratios, default=float('nan')):.1f}x), the ceiling of this group's ratio", flush=True)
     for name, ratios in all_ratios.items():
         if ratios:
-            print(f"median ratio, all {name} objectives: {statistics.median(ratios):.1f} ({len(ratios)} with p99 > 0)")
+            print(f"median ratio, all {name} objectives: {statistics.median(ratios):.1f} ({len(ratios)} with p99 > 0); "
+                  f"over all {len(all_ranked[name])}, a p99 <= 0 ranked above every ratio when the render beats every "
+                  f"natural image (else below): {statistics.median(all_ranked[name]):.1f}")
+
+
+def _lucent_render(module, layer: str, channel: int, steps: int, size: int) -> None:  # noqa: ANN001
+    """One objective rendered by Lucent 0.1.8 itself (FFT + decorrelated colour, its standard transforms,
+    Adam 0.05: the same recipe), the whole model run each step, as Lucent does."""
+    from lucent.optvis import param, render as lucent
+
+    lucent.render_vis(module, f"{layer.replace('.', '_')}:{channel}", param_f=lambda: param.image(size),
+                      thresholds=(steps,), show_image=False, progress=False, fixed_image_size=size)
 
 
 def speed(args: argparse.Namespace) -> None:
+    """Per-channel CPU time of the same objectives and steps rendered: by Lucent one at a time (when it is
+    importable), by viscnn one at a time (one render call each), and by viscnn batched (one call)."""
+    import copy
+    import importlib.util
+
     loaded = load_model(args.model)
     graph = build_graph(loaded.module, loaded.input_shape, loaded.name)
     layer = args.layer or ("_blocks.6._expand_conv" if loaded.name == "efficientnet-lite0" else "features.8")
     objectives = [parse_objective(f"{layer}:{c}", graph) for c in range(args.nodes)]
     size = args.size or loaded.preprocess.size
-    cpu = {"one at a time": 0.0, "batched": 0.0}
-    wall = dict(cpu)
+    has_lucent = importlib.util.find_spec("lucent") is not None
+    # Lucent leaves hooks on every module it renders through: it gets its own copy of the model
+    lucent_model = copy.deepcopy(loaded.module) if has_lucent else None
+
+    def lucent_way() -> None:
+        for c in range(len(objectives)):
+            _lucent_render(lucent_model, layer, c, args.steps, size)
+
+    def one_at_a_time() -> None:
+        for objective in objectives:
+            render(loaded.module, graph, loaded.preprocess, [objective], RenderSettings(steps=args.steps, size=size))
+
+    def batched(batch: int | None) -> Callable[[], None]:
+        return lambda: render(loaded.module, graph, loaded.preprocess, objectives,
+                              RenderSettings(steps=args.steps, size=size, batch=batch))
+
+    ways: dict[str, Callable[[], None]] = {}
+    if has_lucent:
+        ways["Lucent 0.1.8, one at a time"] = lucent_way
+    else:
+        print("(Lucent is not importable: install it beside the venv to measure it too, see docs/benchmarks.md)")
+    ways["viscnn, one at a time"] = one_at_a_time
+    ways[f"viscnn batched (auto: {pass_size(RenderSettings(), size, torch.device('cpu'))} per pass)"] = batched(None)
+    ways[f"viscnn batched ({len(objectives)} per pass)"] = batched(len(objectives))
     render(loaded.module, graph, loaded.preprocess, objectives[:1], RenderSettings(steps=1, size=size))  # warm-up
-    for _ in range(args.rounds):  # interleaved rounds, so a change in the machine's load hits both alike
-        for name, batch in (("one at a time", 1), ("batched", args.nodes)):
-            settings = RenderSettings(steps=args.steps, size=size, batch=batch)
+    if has_lucent:
+        _lucent_render(lucent_model, layer, 0, 1, size)
+    cpu = dict.fromkeys(ways, 0.0)
+    wall = dict(cpu)
+    for _ in range(args.rounds):  # interleaved rounds, so a change in the machine's load hits all alike
+        for name, run in ways.items():
             start_cpu, start_wall = time.process_time(), time.perf_counter()
-            render(loaded.module, graph, loaded.preprocess, objectives, settings)
+            run()
             cpu[name] += (time.process_time() - start_cpu) / len(objectives) / args.rounds
             wall[name] += (time.perf_counter() - start_wall) / len(objectives) / args.rounds
-    print(f"{loaded.name} {layer}: {len(objectives)} channels, {args.steps} steps, {size} px, 1 thread, "
-          f"{args.rounds} interleaved rounds")
-    for name, seconds in cpu.items():
-        print(f"  {name:<14} {seconds:7.2f} CPU s per channel ({seconds / args.steps * 256:6.1f} CPU s per channel "
-              f"for 256 steps; wall {wall[name]:.2f} s)")
-    print(f"  per-channel throughput, batched / one at a time: {cpu['one at a time'] / cpu['batched']:.1f}x in CPU time, "
-          f"{wall['one at a time'] / wall['batched']:.1f}x in wall time")
+    print(f"{loaded.name} {layer}: {len(objectives)} channels, {args.steps} steps, {size} px, "
+          f"{torch.get_num_threads()} thread(s), {args.rounds} interleaved rounds")
+    base = next(iter(ways))
+    print(f"  {'':<36} {'CPU s / channel':>15} {'per 256 steps':>13} {'wall s':>7} {'throughput vs ' + base.split(',')[0]:>24}")
+    for name in ways:
+        print(f"  {name:<36} {cpu[name]:15.3f} {cpu[name] / args.steps * 256:13.1f} {wall[name]:7.2f} "
+              f"{cpu[base] / cpu[name]:17.1f}x CPU {wall[base] / wall[name]:4.1f}x wall", flush=True)
 
 
 def sheet(args: argparse.Namespace) -> None:
@@ -223,7 +293,7 @@ def main() -> None:
     parser.add_argument("--size", type=int)
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--nodes", type=int, default=16)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--batch", type=int, help="sheet: objectives per pass (default: automatic)")
     parser.add_argument("--layer")
     parser.add_argument("--classes", type=int, default=8, help="sheet: how many class logits (up to 16)")
     parser.add_argument("--only", help="quality: only groups containing one of these words (comma-separated)")
