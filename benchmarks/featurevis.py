@@ -160,7 +160,8 @@ def speed(args: argparse.Namespace) -> None:
     layer = args.layer or ("_blocks.6._expand_conv" if loaded.name == "efficientnet-lite0" else "features.8")
     objectives = [parse_objective(f"{layer}:{c}", graph) for c in range(args.nodes)]
     size = args.size or loaded.preprocess.size
-    has_lucent = importlib.util.find_spec("lucent") is not None
+    # Lucent renders 3-channel images normalised for torchvision's ImageNet models
+    has_lucent = importlib.util.find_spec("lucent") is not None and loaded.preprocess.channels == 3
     # Lucent leaves hooks on every module it renders through: it gets its own copy of the model
     lucent_model = copy.deepcopy(loaded.module) if has_lucent else None
 
@@ -180,7 +181,8 @@ def speed(args: argparse.Namespace) -> None:
     if has_lucent:
         ways["Lucent 0.1.8, one at a time"] = lucent_way
     else:
-        print("(Lucent is not importable: install it beside the venv to measure it too, see docs/benchmarks.md)")
+        print("(Lucent is not measured: it is not importable (to install it beside the venv, see docs/benchmarks.md) "
+              "or the model does not take RGB images)")
     ways["viscnn, one at a time"] = one_at_a_time
     ways[f"viscnn batched (auto: {pass_size(RenderSettings(), size, torch.device('cpu'))} per pass)"] = batched(None)
     ways[f"viscnn batched ({len(objectives)} per pass)"] = batched(len(objectives))
