@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { Api, ApiError, describe as describeError } from "./api";
+import { Api, ApiError, describe as describeError, ended, isCancelled } from "./api";
 
 const json = (status: number, body: unknown) => new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
 
@@ -58,5 +58,34 @@ describe("API client", () => {
     vi.stubGlobal("EventSource", undefined);
     const api = new Api("", async () => json(200, { id: "c1", state: "error", progress: 0.2, message: "", error: "target layer has no path from the input" }));
     await expect(api.follow({ job: "c1", state: "queued", result: null })).rejects.toThrow("no path from the input");
+  });
+});
+
+describe("job listeners", () => {
+  afterEach(() => vi.unstubAllGlobals());
+
+  it("hear every state of a followed job, its end included, and the answer to a cancel", async () => {
+    vi.stubGlobal("EventSource", undefined);
+    const answers = [
+      { id: "c1", kind: "circuit", state: "running", progress: 0.5, message: "step 1" },
+      { id: "c1", kind: "circuit", state: "cancelled", progress: 0.5, message: "cancelled" },
+      { id: "q2", kind: "query", state: "running", progress: 0.1, message: "cancelling" },
+    ];
+    const api = new Api("", async () => json(200, answers.shift()));
+    const heard: string[] = [];
+    const stop = api.onJob((job) => heard.push(`${job.id} ${job.state}`));
+    const error = await api.follow({ job: "c1", state: "running", result: null }).catch((e) => e);
+    expect(isCancelled(error)).toBe(true);
+    await api.cancel("q2");
+    expect(heard).toEqual(["c1 running", "c1 cancelled", "q2 running"]);
+    stop();
+    expect(ended({ state: "cancelled" }) && ended({ state: "done" }) && ended({ state: "error" }) && !ended({ state: "queued" })).toBe(true);
+  });
+
+  it("treat a failed job as an error, not a cancel", async () => {
+    vi.stubGlobal("EventSource", undefined);
+    const api = new Api("", async () => json(200, { id: "c1", state: "error", progress: 0.2, message: "", error: "bad target" }));
+    const error = await api.follow({ job: "c1", state: "queued", result: null }).catch((e) => e);
+    expect(isCancelled(error)).toBe(false);
   });
 });

@@ -30,6 +30,8 @@ export interface QueryRequest {
 export interface Job {
   id: string; kind: string; state: "queued" | "running" | "done" | "error" | "cancelled"; progress: number;
   message: string; seconds: number; result?: unknown; error?: string | null;
+  /** What the job does, e.g. "learned circuit of features.8:7 over overall". */
+  description?: string;
 }
 export interface JobAnswer<T> { job: string | null; state: string; result: T | null }
 export interface NodeRef { layer: string; channel: number }
@@ -74,6 +76,16 @@ export class ApiError extends Error {
   }
 }
 
+/** True for a job the user (or the page) cancelled: not a failure. */
+export function isCancelled(error: unknown): boolean {
+  return (error instanceof ApiError && error.status === 499) || (error instanceof Error && error.name === "AbortError");
+}
+
+/** A job that will not change any more. */
+export function ended(job: Pick<Job, "state">): boolean {
+  return job.state === "done" || job.state === "error" || job.state === "cancelled";
+}
+
 /** The message to show for an error of any kind. */
 export function describe(error: unknown): string {
   if (error instanceof ApiError) {
@@ -98,7 +110,28 @@ async function errorOf(response: Response): Promise<ApiError> {
 }
 
 export class Api {
+  private listeners = new Set<(job: Job) => void>();
+
   constructor(readonly base = "", private readonly fetcher: typeof fetch = (...a) => fetch(...a)) {}
+
+  /**
+   * Calls `listener` with every state of a job this client learns of: the progress of a followed job, its end
+   * (done, error or cancelled) as soon as it is seen, and the answer to a cancel. Returns the unsubscribe.
+   */
+  onJob(listener: (job: Job) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private tell(job: Job): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(job);
+      } catch (error) {
+        console.error(error); // one broken listener must not stop a job from being followed
+      }
+    }
+  }
 
   url(path: string, params?: Record<string, string | number | null | undefined>): string {
     const query = new URLSearchParams();
@@ -137,7 +170,12 @@ export class Api {
   query(body: QueryRequest, signal?: AbortSignal) { return this.post<JobAnswer<QueryResult>>("/api/query", body, signal); }
   jobs() { return this.json<Job[]>("/api/jobs"); }
   job(id: string) { return this.json<Job>(`/api/jobs/${seg(id)}`); }
-  cancel(id: string) { return this.json<Job>(`/api/jobs/${seg(id)}`, { method: "DELETE" }); }
+  /** Asks the server to cancel a job; the answer (still "running" while it stops, or already "cancelled") is told to the listeners. */
+  async cancel(id: string) {
+    const job = await this.json<Job>(`/api/jobs/${seg(id)}`, { method: "DELETE" });
+    this.tell(job);
+    return job;
+  }
   node(layer: string, channel: number, query?: string | null, top = 20) {
     return this.json<NodeInfo>(`/api/nodes/${seg(layer)}/${channel}`, { params: { query, top } });
   }
@@ -174,10 +212,15 @@ export class Api {
     throw new ApiError(400, final.error || final.message || `job ${id} failed`);
   }
 
+  /** The job's final state. Every state on the way goes to `onProgress` and the listeners, the final one to the listeners. */
   private watch(id: string, onProgress: (job: Job) => void, signal?: AbortSignal): Promise<Job> {
+    const progress = (job: Job) => {
+      this.tell(job);
+      if (!signal?.aborted) onProgress(job); // a caller that stopped waiting hears no more
+    };
     return new Promise<Job>((resolve, reject) => {
       if (typeof EventSource === "undefined") {
-        this.poll(id, onProgress, signal).then(resolve, reject);
+        this.poll(id, progress, signal).then(resolve, reject);
         return;
       }
       const source = new EventSource(this.url(`/api/jobs/${seg(id)}/events`));
@@ -186,10 +229,11 @@ export class Api {
         closed = true;
         source.close();
         const job = JSON.parse(event.data) as Job;
+        this.tell(job);
         if (job.state === "done" && job.result === undefined) this.job(id).then(resolve, reject);
         else resolve(job);
       };
-      source.addEventListener("progress", (event) => onProgress(JSON.parse((event as MessageEvent).data)));
+      source.addEventListener("progress", (event) => progress(JSON.parse((event as MessageEvent).data)));
       source.addEventListener("done", (e) => finish(e as MessageEvent));
       source.addEventListener("cancelled", (e) => finish(e as MessageEvent));
       source.addEventListener("error", (e) => {
@@ -198,13 +242,15 @@ export class Api {
         if ((e as MessageEvent).data) return finish(e as MessageEvent);
         closed = true;
         source.close();
-        this.poll(id, onProgress, signal).then(resolve, reject);
+        if (!signal?.aborted) this.poll(id, progress, signal).then(resolve, reject);
       });
-      signal?.addEventListener("abort", () => {
-        source.close();
+      const abort = () => {
+        // The caller stops waiting at once; the stream stays open until the job's end, which the listeners get.
         this.cancel(id).catch(() => undefined);
         reject(new ApiError(499, "cancelled"));
-      });
+      };
+      if (signal?.aborted) abort();
+      else signal?.addEventListener("abort", abort, { once: true });
     });
   }
 
@@ -212,7 +258,10 @@ export class Api {
     for (;;) {
       if (signal?.aborted) throw new ApiError(499, "cancelled");
       const job = await this.job(id);
-      if (job.state === "done" || job.state === "error" || job.state === "cancelled") return job;
+      if (ended(job)) {
+        this.tell(job);
+        return job;
+      }
       onProgress(job);
       await new Promise((r) => setTimeout(r, 300));
     }

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { Api } from "./api";
-import { image } from "./dom";
+import { Api, ApiError } from "./api";
+import { image, progressLine, statusOf } from "./dom";
 
 const json = (status: number, body: unknown) => new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
 const png = () => new Response(new Uint8Array([137, 80, 78, 71]), { status: 200, headers: { "content-type": "image/png" } });
@@ -44,5 +44,47 @@ describe("images that may be unavailable or still computing", () => {
     });
     await image(new Api(""), host, "/x.png", "x");
     expect(host.textContent).toMatch(/does not answer/);
+  });
+});
+
+describe("progress lines and cancels", () => {
+  it("a progress line's cancel button cancels its own job, and later states update it in place", async () => {
+    const cancelled: string[] = [];
+    const cancel = async (id: string) => void cancelled.push(id);
+    const host = document.createElement("div");
+    const line = progressLine(host, { id: "circuit-7", progress: 0.1, message: "extracting" }, cancel);
+    const button = line.querySelector("button")!;
+    expect(progressLine(host, { id: "circuit-7", progress: 0.4, message: "step 2/5" }, cancel)).toBe(line);
+    expect(line.querySelector("button")).toBe(button);
+    expect(line.querySelector("progress")!.value).toBe(0.4);
+    expect(line.textContent).toContain("step 2/5");
+    button.click();
+    expect(cancelled).toEqual(["circuit-7"]);
+    expect(button.disabled).toBe(true);
+    // Another job in the same place gets a line (and a button) of its own.
+    const other = progressLine(host, { id: "query-8", progress: 0, message: "waiting" }, cancel);
+    expect(other).not.toBe(line);
+    expect(host.children.length).toBe(1);
+    other.querySelector("button")!.click();
+    expect(cancelled).toEqual(["circuit-7", "query-8"]);
+  });
+
+  it("shows a cancel as a neutral status, not as an error", () => {
+    for (const error of [new ApiError(499, "cancelled"), new DOMException("aborted", "AbortError")]) {
+      const line = statusOf(error);
+      expect(line.textContent).toBe("cancelled");
+      expect(line.className).toBe("status status-cancelled");
+    }
+    expect(statusOf(new ApiError(400, "no path")).className).toBe("status status-error");
+  });
+
+  it("says 'cancelled' for a thumbnail whose render was cancelled", async () => {
+    vi.stubGlobal("EventSource", undefined);
+    const answers = [json(202, { job: "r2", state: "running", result: null }), json(200, { id: "r2", state: "cancelled", progress: 0.3, message: "cancelled" })];
+    vi.stubGlobal("fetch", async () => answers.shift());
+    const small = document.createElement("div");
+    expect(await image(new Api(""), small, "/x.png", "x", "", true)).toBeNull();
+    expect(small.textContent).toBe("cancelled");
+    vi.unstubAllGlobals();
   });
 });

@@ -1,5 +1,5 @@
 /** Tiny DOM helpers: element creation, status messages, images that may be unavailable or still computing. */
-import { Api, ApiError, describe, type Job, type JobAnswer } from "./api";
+import { Api, ApiError, describe, isCancelled, type Job, type JobAnswer } from "./api";
 
 type Child = Node | string | number | null | undefined | false;
 type Attrs = Record<string, string | number | boolean | EventListener | null | undefined>;
@@ -20,7 +20,8 @@ export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = 
   return node;
 }
 
-export type Status = "info" | "busy" | "error" | "unavailable";
+/** "cancelled" is neutral: the user asked for it, nothing went wrong. */
+export type Status = "info" | "busy" | "error" | "unavailable" | "cancelled";
 
 /** A one-line status: what is missing, computing, or went wrong (never a stack trace). */
 export function status(text: string, kind: Status = "info"): HTMLElement {
@@ -28,8 +29,38 @@ export function status(text: string, kind: Status = "info"): HTMLElement {
 }
 
 export function statusOf(error: unknown): HTMLElement {
+  if (isCancelled(error)) return status("cancelled", "cancelled");
   const unavailable = error instanceof ApiError && error.unavailable;
   return status(describe(error), unavailable ? "unavailable" : "error");
+}
+
+/** What a progress line shows of a job. */
+export type JobProgress = Pick<Job, "id" | "progress" | "message">;
+
+/**
+ * Shows a job's progress in `host`: a bar, the job's message and a cancel button that cancels this job
+ * (`cancel(job.id)`), never another. Later states of the same job update the line in place, so the button
+ * is not replaced under the pointer; another job's state replaces the line.
+ */
+export function progressLine(host: HTMLElement, job: JobProgress, cancel: (id: string) => Promise<unknown>): HTMLElement {
+  let line = host.firstElementChild as HTMLElement | null;
+  if (!line || !line.classList.contains("job-line") || line.dataset.job !== job.id || host.childElementCount !== 1) {
+    const button = h("button", { class: "small", title: `cancel ${job.id}` }, "cancel");
+    button.addEventListener("click", () => {
+      button.disabled = true;
+      button.textContent = "cancelling…";
+      cancel(job.id).catch(() => {
+        button.disabled = false;
+        button.textContent = "cancel";
+      });
+    });
+    line = h("span", { class: "job-line", "data-job": job.id }, h("progress", { max: 1 }), h("span", { class: "muted job-message" }), button);
+    host.replaceChildren(line);
+  }
+  line.querySelector("progress")!.value = job.progress || 0;
+  const message = line.querySelector<HTMLElement>(".job-message")!;
+  if (message.textContent !== (job.message ?? "")) message.textContent = job.message ?? "";
+  return line;
 }
 
 /**
@@ -40,7 +71,8 @@ export async function image(api: Api, host: HTMLElement, url: string, alt: strin
   const fail = (error: unknown) => {
     const line = statusOf(error);
     // In a table of thumbnails, one short word with the reason on hover keeps the rows small.
-    host.replaceChildren(compact ? h("span", { class: `na ${line.className}`, title: line.textContent ?? "" }, line.classList.contains("status-unavailable") ? "n/a" : "error") : line);
+    const word = line.classList.contains("status-unavailable") ? "n/a" : line.classList.contains("status-cancelled") ? "cancelled" : "error";
+    host.replaceChildren(compact ? h("span", { class: `na ${line.className}`, title: line.textContent ?? "" }, word) : line);
   };
   host.replaceChildren(compact ? h("span", { class: "na muted" }, "…") : status("loading…", "busy"));
   for (let attempt = 0; attempt < 2; attempt++) {

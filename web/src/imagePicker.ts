@@ -30,7 +30,8 @@ export class ImagePicker {
   show(id: string | null, info?: ImageInfo): void {
     this.current.replaceChildren(id
       ? h("div", { class: "row" }, h("img", { src: this.api.imageUrl(id), class: "pix big", alt: id }), h("div", { class: "muted" }, info ? `${info.name} · ${info.label_name ?? info.set}` : id))
-      : status("none chosen: click a thumbnail"));
+      // as tall as a chosen image, so choosing one does not move the page below
+      : h("div", { class: "row" }, h("div", { class: "big placeholder", "aria-hidden": "true" }), h("div", { class: "muted" }, "none chosen: click a thumbnail")));
     for (const el of this.grid.querySelectorAll<HTMLElement>("[data-image]")) el.classList.toggle("on", el.dataset.image === id);
   }
 

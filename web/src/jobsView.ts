@@ -1,19 +1,74 @@
-/** Progress of the server's background jobs (queries, renders, circuits), with cancel buttons. */
-import type { Api, Job } from "./api";
+/**
+ * Progress of the server's background jobs (queries, renders, circuits), with cancel buttons.
+ *
+ * The view is a fixed-size strip in the header (a list two rows high that scrolls, and a count), so jobs that
+ * come and go never move the page below it. It learns of jobs from two sources: every job state the page's
+ * `Api` sees while it follows a job (progress, and the end at once), and a poll of /api/jobs for the rest.
+ */
+import { ended, type Api, type Job } from "./api";
 import { h } from "./dom";
 
-export class JobsView {
-  private known = new Map<string, Job>();
-  private timer: number | undefined;
+/**
+ * The jobs still running or queued: the running ones first, each group in the order the server made them
+ * (as its list has them; a job it did not list yet comes last). A job once seen to end stays ended: a poll
+ * answer sent before the end (or a late progress event) cannot bring its row back.
+ */
+export class JobList {
+  private live = new Map<string, Job>();
+  private over = new Set<string>();
 
-  constructor(private readonly host: HTMLElement, private readonly api: Api) {}
+  /** One job's state, from a progress event, the end of a followed job, a cancel or a poll. */
+  see(job: Job): void {
+    if (this.over.has(job.id)) return;
+    if (ended(job)) {
+      this.live.delete(job.id);
+      this.over.add(job.id);
+    } else {
+      this.live.set(job.id, job);
+    }
+  }
+
+  /** The server's whole job list. Ended jobs it no longer lists are forgotten (it never lists them again). */
+  merge(jobs: Job[]): void {
+    for (const job of jobs) this.see(job);
+    const ordered = new Map<string, Job>();
+    for (const job of jobs) if (this.live.has(job.id)) ordered.set(job.id, this.live.get(job.id)!);
+    for (const [id, job] of this.live) if (!ordered.has(id)) ordered.set(id, job);
+    this.live = ordered;
+    const listed = new Set(jobs.map((j) => j.id));
+    for (const id of this.over) if (!listed.has(id)) this.over.delete(id);
+  }
+
+  running(): Job[] {
+    const jobs = [...this.live.values()];
+    return [...jobs.filter((j) => j.state === "running"), ...jobs.filter((j) => j.state !== "running")];
+  }
+
+  has(id: string): boolean {
+    return this.live.has(id);
+  }
+}
+
+export class JobsView {
+  readonly list = new JobList();
+  private timer: number | undefined;
+  private count: HTMLElement;
+  private rows: HTMLElement;
+
+  constructor(private readonly host: HTMLElement, private readonly api: Api) {
+    this.count = h("span", { class: "jobs-count" });
+    this.rows = h("div", { class: "jobs-list", role: "list" });
+    host.replaceChildren(this.rows, this.count);
+    api.onJob((job) => this.update(job));
+    this.draw();
+  }
 
   /** Polls /api/jobs while the page is visible; stops quietly if the server has no such endpoint. */
   start(interval = 1500): void {
     const tick = async () => {
       if (document.visibilityState === "visible") {
         try {
-          for (const job of await this.api.jobs()) this.known.set(job.id, job);
+          this.list.merge(await this.api.jobs());
           this.draw();
         } catch {
           return; // no job list on this server: progress still shows where a job is followed
@@ -28,20 +83,42 @@ export class JobsView {
     window.clearTimeout(this.timer);
   }
 
-  /** A job followed by a panel reports here too. */
+  /** A job's new state (the page's Api reports every one it sees here). */
   update(job: Job): void {
-    this.known.set(job.id, job);
+    this.list.see(job);
     this.draw();
   }
 
+  /** Updates the rows in place (a row being clicked is never replaced under the pointer). */
   private draw(): void {
-    const running = [...this.known.values()].filter((j) => j.state === "running" || j.state === "queued");
-    for (const [id, job] of this.known) if (job.state !== "running" && job.state !== "queued") this.known.delete(id);
-    this.host.replaceChildren(...running.map((job) => h("div", { class: "job", "data-job": job.id },
-      h("span", {}, job.kind),
+    const running = this.list.running();
+    const rows = new Map([...this.rows.children].map((row) => [(row as HTMLElement).dataset.job!, row as HTMLElement]));
+    for (const [id, row] of rows) if (!this.list.has(id)) row.remove();
+    running.forEach((job, i) => {
+      const row = rows.get(job.id) ?? this.row(job);
+      if (this.rows.children[i] !== row) this.rows.insertBefore(row, this.rows.children[i] ?? null);
+      row.querySelector("progress")!.value = job.progress || 0;
+      const message = row.querySelector<HTMLElement>(".job-message")!;
+      // a queued job's message is only "waiting for the worker": say what it will do instead
+      const text = job.state === "queued" ? `waiting: ${job.description || job.kind}` : job.message ?? "";
+      if (message.textContent !== text) message.textContent = text;
+      row.title = `${job.description || job.id}: ${job.state === "queued" ? "waiting for the worker" : text}`;
+    });
+    this.count.textContent = running.length ? `${running.length} job${running.length === 1 ? "" : "s"}` : "no jobs";
+    this.count.classList.toggle("busy", running.length > 0);
+    this.host.dataset.count = String(running.length);
+  }
+
+  private row(job: Job): HTMLElement {
+    const cancel = h("button", { class: "small", title: "cancel", "aria-label": `cancel ${job.id}` }, "×");
+    cancel.addEventListener("click", () => {
+      cancel.disabled = true;
+      this.api.cancel(job.id).catch(() => (cancel.disabled = false));
+    });
+    return h("div", { class: "job", role: "listitem", "data-job": job.id },
+      h("span", { class: "job-kind" }, job.kind),
       h("progress", { max: 1, value: job.progress || 0 }),
-      h("span", { class: "muted" }, job.message ?? ""),
-      h("button", { class: "small", title: "cancel", onclick: () => void this.api.cancel(job.id).catch(() => undefined) }, "×"))));
-    this.host.hidden = running.length === 0;
+      h("span", { class: "job-message muted" }),
+      cancel);
   }
 }

@@ -1,10 +1,10 @@
 /** The viscnn page: wires the query panel, the 3D graph, the circuit diagram and the panels to the server. */
 import "./styles.css";
-import { Api, ApiError, describe, type Circuit, type Job, type LayoutInfo, type ModelInfo, type QueryResult, type SetInfo } from "./api";
+import { Api, ApiError, describe, type Circuit, type JobAnswer, type LayoutInfo, type ModelInfo, type QueryResult, type SetInfo } from "./api";
 import { compositionTree, faithfulnessChart } from "./analysis";
 import { drawCircuit } from "./circuit2d";
 import { fmt, signName } from "./colors";
-import { h, status, statusOf } from "./dom";
+import { h, progressLine, status, statusOf, type JobProgress } from "./dom";
 import { EdgePanel } from "./edgePanel";
 import { groupEdges, indexNodes, place, segments, type NodeIndex } from "./geometry";
 import { NetworkGraph, type Pick } from "./graph3d";
@@ -111,7 +111,6 @@ class App {
       } else {
         line.replaceChildren(status(`preparing the ${kind} layout in the background; showing a grid meanwhile`, "busy"));
         void this.api.follow(answer, (job) => {
-          this.jobs.update(job);
           line.replaceChildren(status(`preparing the ${kind} layout: ${Math.round(job.progress * 100)}% ${job.message ?? ""}`, "busy"));
         }).then(
           () => {
@@ -145,7 +144,7 @@ class App {
         node_fraction: s.nodeRule === "fraction" ? s.nodeValue : null, node_cumulative: s.nodeRule === "cumulative" ? s.nodeValue : null,
         edge_fraction: s.edgeRule === "fraction" ? s.edgeValue : null, edge_cumulative: s.edgeRule === "cumulative" ? s.edgeValue : null,
       }, controller.signal);
-      if (answer.job) time.replaceChildren(status("computing in the background…", "busy"));
+      this.waiting(answer, time, "computing in the background…");
       const result = await this.api.follow(answer, (job) => this.progress(job, time), controller.signal);
       if (controller !== this.running) return;
       const wall = (performance.now() - t0) / 1000;
@@ -168,10 +167,16 @@ class App {
     }
   }
 
-  private progress(job: Job, host: HTMLElement): void {
-    this.jobs.update(job);
-    host.replaceChildren(h("progress", { max: 1, value: job.progress || 0 }), h("span", { class: "muted" }, ` ${job.message ?? ""}`),
-      h("button", { class: "small", onclick: () => this.running?.abort() }, "cancel"));
+  /** A job's progress in a panel, with a button that cancels that job (the jobs view hears of every state from the Api). */
+  private progress(job: JobProgress, host: HTMLElement): void {
+    progressLine(host, job, (id) => this.api.cancel(id));
+  }
+
+  /** The progress line from the moment the server answers with a job, so it can be cancelled before its first progress. */
+  private waiting(answer: JobAnswer<unknown>, host: HTMLElement, message: string): void {
+    if (answer.job && answer.state !== "done") {
+      this.progress({ id: answer.job, progress: 0, message: answer.state === "queued" ? "waiting for the worker" : message }, host);
+    }
   }
 
   private showResult(result: QueryResult): void {
@@ -227,6 +232,7 @@ class App {
     const t0 = performance.now();
     try {
       const answer = await this.api.circuit({ images: s.images, target: s.target, method: s.method, keep: s.keep });
+      this.waiting(answer, host, `extracting the ${s.method} circuit…`);
       const circuit = await this.api.follow(answer, (job) => this.progress(job, host));
       this.circuit = circuit;
       ($("circuit-3d") as HTMLInputElement).disabled = false;
@@ -308,7 +314,9 @@ class App {
       const unit = `${node[0]}:${node[1]}${this.state.unit ? `:${this.state.unit.join(",")}` : ""}`;
       out.replaceChildren(status(`composing ${unit}…`, "busy"));
       try {
-        const result = await this.api.follow(await this.api.composition(this.state.image, unit), (job) => this.progress(job, out));
+        const answer = await this.api.composition(this.state.image, unit);
+        this.waiting(answer, out, `composing ${unit}…`);
+        const result = await this.api.follow(answer, (job) => this.progress(job, out));
         out.replaceChildren(h("h3", {}, `Composition of ${result.root} on this image`),
           compositionTree(result.tree, (layer, channel, u) => this.set({ node: `${layer}:${channel}`, unit: u })));
       } catch (error) {
@@ -321,6 +329,7 @@ class App {
       out.replaceChildren(status(`evaluating circuits for ${s.target}…`, "busy"));
       try {
         const answer = await this.api.faithfulness({ images: s.images, target: s.target, methods, fractions: [0.01, 0.03, 0.1, 0.3] });
+        this.waiting(answer, out, `evaluating circuits for ${s.target}…`);
         const evaluation = await this.api.follow(answer, (job) => this.progress(job, out));
         out.replaceChildren(h("h3", {}, `Faithfulness for ${s.target}`), faithfulnessChart(evaluation),
           h("div", { class: "muted" }, `${evaluation.held_out_images} held-out images; r between circuit and full model`));
