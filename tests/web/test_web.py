@@ -64,7 +64,8 @@ def _wait_for_url(server: subprocess.Popen, deadline: float) -> str:
 
 
 def test_end_to_end(node_modules: Path, tmp_path: Path) -> None:
-    """Load, query, hover/click a node, pick an image, click a unit (receptive field), Back, extract a circuit, reload, cancel a job."""
+    """Load, query, hover/click a node, pick an image, click a unit (receptive field), Back, extract a circuit, jobs that
+    do not move the graph, reload, cancel a job from the jobs view and one from its own progress line."""
     if not Path(CHROMIUM).is_file():
         pytest.skip(f"Chromium is not installed at {CHROMIUM} (Debian package 'chromium')")
     dist = tmp_path / "dist"  # a private build: the shared web/dist may be served by someone else right now
@@ -83,9 +84,9 @@ def test_end_to_end(node_modules: Path, tmp_path: Path) -> None:
         walk = subprocess.run(["node", str(WEB / "e2e" / "e2e.mjs"), url, str(shots)], cwd=WEB, capture_output=True, text=True, timeout=150)
         assert walk.returncode == 0, f"e2e walk failed:\n{walk.stdout[-3000:]}\n{walk.stderr[-3000:]}"
         report = json.loads(walk.stdout.strip().splitlines()[-1])
-        assert report["ok"] and len(report["steps"]) == 16
-        for name in ("query.png", "node.png", "circuit.png"):
-            assert (shots / name).stat().st_size > 10_000, f"{name} is empty"
+        assert report["ok"] and len(report["steps"]) == 18
+        for name in ("query.png", "node.png", "circuit.png", "jobs.png"):
+            assert (shots / name).stat().st_size > (3_000 if name == "jobs.png" else 10_000), f"{name} is empty"
     finally:
         server.terminate()
         try:

@@ -1,7 +1,8 @@
 // End-to-end walk through the page against a running `viscnn serve` (fmnist-convnet):
 // load, query, see highlighted nodes, click a node, its panel, click a unit -> receptive-field box,
-// Back through selections and a view switch, extract a circuit -> 2D diagram, reload, cancel a job from
-// the jobs view. Screenshots go to the given folder. Exits non-zero on the first failure.
+// Back through selections and a view switch, extract a circuit -> 2D diagram, jobs come and go without
+// moving the graph, reload, cancel a job from the jobs view and one from its own progress line.
+// Screenshots go to the given folder. Exits non-zero on the first failure.
 // usage: node e2e/e2e.mjs URL SCREENSHOT_DIR
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -15,6 +16,26 @@ if (!url) {
 mkdirSync(shots, { recursive: true });
 const { context, close } = await launch();
 const page = context.pages()[0] ?? (await context.newPage());
+// What the page did last (clicks, history steps), printed when a step fails: a missed click or a lost
+// history entry shows here.
+await context.addInitScript(() => {
+  const log = (window.e2eLog = []);
+  const note = (text) => log.push(`${Math.round(performance.now())} ms: ${text}`) > 40 && log.shift();
+  for (const type of ["mousedown", "click"]) {
+    addEventListener(type, (e) => {
+      const t = e.target;
+      note(`${type} at ${Math.round(e.clientX)},${Math.round(e.clientY)} (scroll ${Math.round(scrollY)}) on ${t.tagName}.${t.className?.baseVal ?? t.className}`);
+    }, true);
+  }
+  for (const name of ["pushState", "replaceState"]) {
+    const original = history[name].bind(history);
+    history[name] = (state, unused, url) => {
+      note(`${name} ${decodeURIComponent(String(url)).replace(/^[^?]*/, "")}`);
+      return original(state, unused, url);
+    };
+  }
+  addEventListener("popstate", () => note(`popstate to ${decodeURIComponent(location.search)}`));
+});
 const problems = [];
 page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
 page.on("console", (m) => m.type() === "error" && !/Failed to load resource/.test(m.text()) && problems.push(`console: ${m.text()}`));
@@ -27,6 +48,7 @@ const step = async (name, fn) => {
     steps.push({ name, ms: Date.now() - t });
   } catch (error) {
     await page.screenshot({ path: join(shots, "failure.png") }).catch(() => {});
+    console.error(`the page's last events:\n${await page.evaluate(() => window.e2eLog.join("\n")).catch((e) => String(e))}`);
     console.error(`e2e step '${name}' failed: ${error.message}`);
     await close();
     process.exit(1);
@@ -35,9 +57,11 @@ const step = async (name, fn) => {
 const expect = (ok, message) => {
   if (!ok) throw new Error(message);
 };
-// The jobs view in the header grows by a row per job and keeps a finished one until its next poll (1.5 s),
-// which moves the canvas: aim at canvas coordinates only once it is empty.
-const settled = () => page.waitForFunction(() => document.getElementById("jobs").hidden, null, { timeout: 30000 });
+const post = (path, body) => page.evaluate(async ([path, body]) => {
+  const response = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  return response.json();
+}, [path, body]);
+const serverJob = (id) => page.evaluate(async (id) => (await fetch(`/api/jobs/${id}`)).json(), id);
 
 try {
   await step("load the page", async () => {
@@ -72,7 +96,6 @@ try {
   });
 
   await step("hover and click a node, see its panel", async () => {
-    await settled();
     const [x, y] = await page.evaluate(() => window.viscnn.nodeOnScreen("features.6", 5));
     const box = await page.locator("#graph canvas").boundingBox();
     await page.mouse.move(box.x + x, box.y + y);
@@ -130,7 +153,6 @@ try {
   await step("click an edge in the 3D graph", async () => {
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.waitForTimeout(100);
-    await settled();
     const spot = await page.evaluate(() => window.viscnn.edgeSpot());
     expect(spot, "no clickable edge found");
     const box = await page.locator("#graph canvas").boundingBox();
@@ -159,7 +181,6 @@ try {
     await shows("edge-panel", edgeText(edge0));
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.waitForTimeout(100);
-    await settled();
     const [x, y] = await page.evaluate(() => window.viscnn.nodeOnScreen("features.8", 3));
     const box = await page.locator("#graph canvas").boundingBox();
     await page.mouse.click(box.x + x, box.y + y);
@@ -227,10 +248,45 @@ try {
     await page.locator("#analysis-panel").screenshot({ path: join(shots, "faithfulness.png") });
   });
 
-  await step("pick the output by clicking a node", async () => {
+  await step("jobs come and go without moving the graph", async () => {
     await page.click("[data-view='graph']");
+    await page.evaluate(() => window.scrollTo(0, 0));
+    // The canvas's box, sampled every frame while jobs start, queue behind each other and end: circuits asked
+    // of the API (only the jobs view shows them; a learned one over every image first, which runs ~10 s) and a
+    // query from the panel. The jobs view must not move the page.
+    await page.evaluate(() => {
+      const canvas = document.querySelector("#graph canvas");
+      const seen = (window.e2eBoxes = { boxes: new Set(), most: 0, on: true });
+      const sample = () => {
+        const r = canvas.getBoundingClientRect();
+        seen.boxes.add(`${r.x},${r.y} ${r.width}x${r.height}`);
+        seen.most = Math.max(seen.most, document.querySelectorAll("#jobs .job").length);
+        if (seen.on) requestAnimationFrame(sample);
+      };
+      sample();
+    });
+    const circuits = [];
+    for (const [method, images] of [["learned", "overall"], ["actgrad", "sandal"], ["magnitude", "sandal"]]) {
+      circuits.push(await post("/api/circuit", { images, target: "features.8:7", method, keep: 0.02 }));
+    }
+    expect(circuits.every((answer) => answer.job), `circuits answered without jobs: ${JSON.stringify(circuits.map((a) => a.state))}`);
+    const before = await page.getAttribute("body", "data-query");
+    await page.selectOption("#q-criterion", "activation");
+    await page.click("#q-run");
+    await page.waitForFunction(() => document.querySelectorAll("#jobs .job").length >= 3, null, { timeout: 10000 });
+    await page.locator("header").screenshot({ path: join(shots, "jobs.png") });
+    for (const answer of circuits) await page.evaluate((id) => fetch(`/api/jobs/${id}`, { method: "DELETE" }), answer.job);
+    await page.waitForFunction((key) => document.body.dataset.query !== key, before, { timeout: 30000 });
+    await page.waitForFunction(() => document.querySelectorAll("#jobs .job").length === 0, null, { timeout: 10000 });
+    const seen = await page.evaluate(() => {
+      window.e2eBoxes.on = false;
+      return { boxes: [...window.e2eBoxes.boxes], most: window.e2eBoxes.most };
+    });
+    expect(seen.boxes.length === 1, `the graph canvas moved while jobs came and went (${seen.most} at most): ${seen.boxes.join(" -> ")}`);
+  });
+
+  await step("pick the output by clicking a node", async () => {
     await page.click("#q-pick");
-    await settled();
     const [x, y] = await page.evaluate(() => window.viscnn.nodeOnScreen("features.8", 3));
     const box = await page.locator("#graph canvas").boundingBox();
     const before = await page.getAttribute("body", "data-query");
@@ -280,6 +336,41 @@ try {
     await page.waitForFunction((key) => document.body.dataset.query !== key, before, { timeout: 30000 });
     expect(/computed/.test(await page.textContent("#q-time")), `query not computed: ${await page.textContent("#q-time")}`);
     expect(Number(await page.getAttribute("body", "data-kept")) > 0 && (await page.evaluate(() => window.viscnn.segments())) > 0, "query after the cancel drew nothing");
+  });
+
+  await step("cancel a circuit from its own progress line; a later query runs on", async () => {
+    // The learned circuit over every image again (cancelled before, so not stored), then a query that has to be
+    // computed: it waits for the worker behind the circuit, each with a cancel button in its own panel.
+    await page.fill("#q-images", "overall");
+    await page.click("#q-circuit");
+    const circuitLine = page.locator("#circuit .job-line[data-job^='circuit-']");
+    await circuitLine.waitFor({ timeout: 20000 });
+    const circuitId = await circuitLine.getAttribute("data-job");
+    const before = await page.getAttribute("body", "data-query");
+    await page.selectOption("#q-criterion", "taylor_signed");
+    await page.click("#q-run");
+    const queryLine = page.locator("#q-time .job-line[data-job^='query-']");
+    await queryLine.waitFor({ timeout: 10000 });
+    const queryId = await queryLine.getAttribute("data-job");
+    const waiting = await serverJob(queryId);
+    expect(["queued", "running"].includes(waiting.state), `the query ${queryId} is ${waiting.state} before the cancel`);
+    await page.click(`#circuit .job-line[data-job='${circuitId}'] button`);
+    // The panel says "cancelled", neutrally, and the jobs view has dropped the circuit by then (no poll needed).
+    const cancelled = await page.waitForFunction((id) => {
+      const line = document.querySelector("#circuit .status");
+      return line?.textContent === "cancelled" && { className: line.className, row: !!document.querySelector(`#jobs .job[data-job='${id}']`) };
+    }, circuitId, { timeout: 10000 }).then((handle) => handle.jsonValue());
+    expect(/status-cancelled/.test(cancelled.className) && !/status-error/.test(cancelled.className), `a cancel is shown as '${cancelled.className}'`);
+    expect(!cancelled.row, `the jobs view still lists ${circuitId} after the page saw it end`);
+    // The query was not the one cancelled: it runs, is drawn, and leaves the jobs view when the page sees it end.
+    const drawn = await page.waitForFunction(([key, id]) => document.body.dataset.query !== key && { row: !!document.querySelector(`#jobs .job[data-job='${id}']`) },
+      [before, queryId], { timeout: 30000 }).then((handle) => handle.jsonValue());
+    expect(!drawn.row, `the jobs view still lists ${queryId} after the page saw it end`);
+    expect(/computed/.test(await page.textContent("#q-time")), `query not computed: ${await page.textContent("#q-time")}`);
+    const [circuit, query] = [await serverJob(circuitId), await serverJob(queryId)];
+    expect(circuit.state === "cancelled" && circuit.seconds < 8, `server says circuit ${circuitId} is ${circuit.state} after ${circuit.seconds} s`);
+    expect(query.state === "done", `server says query ${queryId} is ${query.state}`);
+    expect(!(await page.isDisabled("#q-circuit")), "Extract circuit still disabled after the cancel");
   });
 
   expect(problems.length === 0, problems.join("\n"));
