@@ -215,7 +215,8 @@ def sheet(args: argparse.Namespace) -> None:
     rows = [(f"{args.layer}:{c}", f"{args.layer}:{c}") for c in range(8)]
     rows += [(f"logit:{k}", names[k]) for k in SHEET_CLASSES[:args.classes]]
     objectives = [parse_objective(text, graph) for text, _ in rows]
-    settings = RenderSettings(steps=args.steps, size=args.size, lr=args.lr, batch=args.batch, transforms=args.transforms)
+    settings = RenderSettings(steps=args.steps, size=args.size, lr=args.lr, batch=args.batch, transforms=args.transforms,
+                              seed=args.seed)
     start = time.perf_counter()
     result = render(loaded.module, graph, loaded.preprocess, objectives, settings, progress=True)
     print(f"rendered {len(objectives)} objectives, {settings.steps} steps, {settings.size or 224} px in "
