@@ -212,6 +212,32 @@ def test_old_results_are_forgotten_and_their_keys_freed():
     manager.shutdown()
 
 
+def test_a_query_runs_before_queued_renders_and_evaluations():
+    from viscnn.server.jobs import JobManager
+
+    manager = JobManager()
+    gate, started = threading.Event(), []
+
+    def work(name):
+        def run(context):
+            started.append(name)
+            if name == "first":
+                gate.wait(10)
+        return run
+
+    manager.submit("circuit", work("first"))
+    time.sleep(0.1)  # the worker is busy with the first job
+    for kind, name in [("render", "render 1"), ("faithfulness", "evaluation"), ("render", "render 2"),
+                       ("query", "query"), ("composition", "composition"), ("query", "query 2")]:
+        manager.submit(kind, work(name))
+    gate.set()
+    deadline = time.time() + 10
+    while len(started) < 7 and time.time() < deadline:
+        time.sleep(0.01)
+    assert started == ["first", "query", "query 2", "composition", "render 1", "evaluation", "render 2"]
+    manager.shutdown()
+
+
 def test_background_work_pauses_while_a_user_job_runs(state):
     from viscnn.server.jobs import JobManager
 

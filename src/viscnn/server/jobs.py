@@ -7,6 +7,7 @@ the flag stops within one layer.
 """
 from __future__ import annotations
 
+import heapq
 import itertools
 import threading
 import time
@@ -125,8 +126,15 @@ class JobContext:
         self.report(stop, f"{message}: {total}/{total}")
 
 
+# Which queued job of the user's runs next when the worker is free: lower first, then first come. A query
+# (seconds, and what the page is waiting for) never waits behind a row of panel renders or an evaluation.
+PRIORITY = {"query": 0, "composition": 1, "circuit": 1, "render": 2, "faithfulness": 2, "examples": 3, "layout": 3}
+
+
 class JobManager:
     """Runs jobs one at a time (the CPU is shared) in a worker thread and keeps the recent ones.
+
+    Queued jobs of the user's start by `PRIORITY` of their kind (unknown kinds: 1), then in order.
 
     Background jobs (the precompute `viscnn serve` starts) have a worker of their own, so what the
     user asks for never waits behind them, and they pause at their next conv call while a job of the
@@ -145,6 +153,8 @@ class JobManager:
         self._user_idle = threading.Event()  # set while no job of the user's runs
         self._user_idle.set()
         self._user_running = 0
+        self._queue: list[tuple[int, int, Job, Callable[[JobContext], Any]]] = []  # a heap
+        self._order = itertools.count()
 
     def submit(self, kind: str, function: Callable[[JobContext], Any], description: str = "",
                key: str | None = None, background: bool = False) -> Job:
@@ -157,8 +167,18 @@ class JobManager:
             if key is not None:
                 self._by_key[key] = job
             self._trim()
-        (self._background if background else self._pool).submit(self._run, job, function, background)
+        if background:
+            self._background.submit(self._run, job, function, True)
+        else:
+            with self._lock:
+                heapq.heappush(self._queue, (PRIORITY.get(kind, 1), next(self._order), job, function))
+            self._pool.submit(self._next)  # one pool task per queued job: each runs whichever job is first then
         return job
+
+    def _next(self) -> None:
+        with self._lock:
+            _, _, job, function = heapq.heappop(self._queue)
+        self._run(job, function)
 
     def _trim(self) -> None:
         """Forget old finished jobs, and the results (megabytes for a big model's query) of all but the recent ones."""
