@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { Api, ApiError, describe as describeError, ended, isCancelled } from "./api";
+import { Api, ApiError, describe as describeError, ended, isCancelled, MAX_STREAMS } from "./api";
 
 const json = (status: number, body: unknown) => new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
 
@@ -58,6 +58,38 @@ describe("API client", () => {
     vi.stubGlobal("EventSource", undefined);
     const api = new Api("", async () => json(200, { id: "c1", state: "error", progress: 0.2, message: "", error: "target layer has no path from the input" }));
     await expect(api.follow({ job: "c1", state: "queued", result: null })).rejects.toThrow("no path from the input");
+  });
+});
+
+describe("event streams", () => {
+  afterEach(() => vi.unstubAllGlobals());
+
+  it("keep at most MAX_STREAMS open; more jobs are polled, and a closed stream frees its place", async () => {
+    const opened: FakeSource[] = [];
+    class FakeSource {
+      listeners = new Map<string, (e: MessageEvent) => void>();
+      closed = false;
+      constructor(readonly url: string) { opened.push(this); }
+      addEventListener(name: string, f: (e: MessageEvent) => void) { this.listeners.set(name, f); }
+      close() { this.closed = true; }
+      end(job: object) { this.listeners.get("done")!({ data: JSON.stringify(job) } as MessageEvent); }
+    }
+    vi.stubGlobal("EventSource", FakeSource);
+    const polled: string[] = [];
+    const api = new Api("", async (url) => {
+      polled.push(String(url));
+      return json(200, { id: String(url).split("/").pop(), state: "done", progress: 1, message: "done", result: 7 });
+    });
+    const streamed = Array.from({ length: MAX_STREAMS }, (_, k) => api.follow({ job: `r${k}`, state: "queued", result: null }));
+    expect(opened.length).toBe(MAX_STREAMS);
+    expect(await api.follow({ job: "extra", state: "queued", result: null })).toBe(7); // polled, not streamed
+    expect(polled).toEqual(["/api/jobs/extra"]);
+    opened[0].end({ id: "r0", state: "done", progress: 1, message: "done", result: 1 });
+    expect(await streamed[0]).toBe(1);
+    expect(opened[0].closed).toBe(true);
+    void api.follow({ job: "next", state: "queued", result: null });
+    expect(opened.length).toBe(MAX_STREAMS + 1); // the freed place went to the next job
+    expect(opened[MAX_STREAMS].url).toBe("/api/jobs/next/events");
   });
 });
 

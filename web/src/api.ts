@@ -109,8 +109,17 @@ async function errorOf(response: Response): Promise<ApiError> {
   return new ApiError(response.status, message);
 }
 
+/**
+ * Event streams the page keeps open at once; further jobs are polled. A browser opens at most six
+ * HTTP/1.1 connections to a host, and an event stream holds one for its job's whole life: a row of
+ * queued renders, each followed by a stream, would otherwise hold every connection, and a cancel or a
+ * new query from the page would wait in the browser until one of those jobs ended.
+ */
+export const MAX_STREAMS = 2;
+
 export class Api {
   private listeners = new Set<(job: Job) => void>();
+  private streams = 0;
 
   constructor(readonly base = "", private readonly fetcher: typeof fetch = (...a) => fetch(...a)) {}
 
@@ -219,15 +228,20 @@ export class Api {
       if (!signal?.aborted) onProgress(job); // a caller that stopped waiting hears no more
     };
     return new Promise<Job>((resolve, reject) => {
-      if (typeof EventSource === "undefined") {
+      if (typeof EventSource === "undefined" || this.streams >= MAX_STREAMS) {
         this.poll(id, progress, signal).then(resolve, reject);
         return;
       }
       const source = new EventSource(this.url(`/api/jobs/${seg(id)}/events`));
+      this.streams++;
       let closed = false;
-      const finish = (event: MessageEvent) => {
+      const close = () => {
         closed = true;
         source.close();
+        this.streams--;
+      };
+      const finish = (event: MessageEvent) => {
+        close();
         const job = JSON.parse(event.data) as Job;
         this.tell(job);
         if (job.state === "done" && job.result === undefined) this.job(id).then(resolve, reject);
@@ -240,8 +254,7 @@ export class Api {
         if (closed) return;
         // The job's own "error" event carries data; a transport failure does not: then poll instead.
         if ((e as MessageEvent).data) return finish(e as MessageEvent);
-        closed = true;
-        source.close();
+        close();
         if (!signal?.aborted) this.poll(id, progress, signal).then(resolve, reject);
       });
       const abort = () => {

@@ -227,6 +227,10 @@ class App {
     const s = this.state;
     const host = $("circuit");
     this.query.setBusy(true, "circuit");
+    // The old circuit gives way to the new one's progress: nothing may redraw it over that line meanwhile
+    // (a query that ends first restyles the page, and selecting a node redraws the diagram).
+    this.circuit = null;
+    ($("circuit-3d") as HTMLInputElement).disabled = true;
     this.set({ view: "circuit", circuit: true });
     host.replaceChildren(status(`extracting the ${s.method} circuit for ${s.target} (keep ${s.keep})…`, "busy"));
     const t0 = performance.now();
