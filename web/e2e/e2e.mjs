@@ -246,6 +246,20 @@ try {
     await page.click("#btn-faithfulness");
     await page.waitForSelector("#analysis-out svg.chart polyline", { timeout: 90000 });
     await page.locator("#analysis-panel").screenshot({ path: join(shots, "faithfulness.png") });
+    // One output area, the latest request owns it: a faithfulness evaluation asked first and ending later
+    // (another method: not stored yet) must not replace the composition asked after it.
+    const method = await page.inputValue("#q-method");
+    await page.selectOption("#q-method", method === "snip" ? "actgrad" : "snip");
+    await page.click("#btn-faithfulness");
+    await page.waitForSelector("#analysis-out .job-line[data-job^='faithfulness-']", { timeout: 10000 });
+    const evaluation = await page.getAttribute("#analysis-out .job-line", "data-job");
+    await page.click("#btn-composition");
+    await page.waitForSelector("#analysis-out .comp-tree a", { timeout: 30000 });
+    await page.waitForFunction(async (id) => ["done", "error"].includes((await (await fetch(`/api/jobs/${id}`)).json()).state), evaluation, { timeout: 60000, polling: 200 });
+    await page.waitForTimeout(300); // the page hears the end at once; give it a moment to (wrongly) draw
+    expect(await page.isVisible("#analysis-out .comp-tree") && !(await page.isVisible("#analysis-out svg.chart")),
+      "the evaluation that ended later replaced the composition asked after it");
+    await page.selectOption("#q-method", method);
   });
 
   await step("jobs come and go without moving the graph", async () => {

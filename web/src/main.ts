@@ -311,16 +311,30 @@ class App {
   }
 
   private setupAnalysis(): void {
-    const out = $("analysis-out");
+    // One output area: the latest request owns it, so an earlier one that ends later does not overwrite it
+    // (its job still finishes and is stored, so asking again answers at once).
+    const area = $("analysis-out");
+    let latest = 0;
+    const claim = () => {
+      const run = ++latest;
+      const mine = () => run === latest;
+      const out = {
+        replaceChildren: (...nodes: (Node | string)[]) => { if (mine()) area.replaceChildren(...nodes); },
+        progress: (job: JobProgress) => { if (mine()) this.progress(job, area); },
+        waiting: (answer: JobAnswer<unknown>, message: string) => { if (mine()) this.waiting(answer, area, message); },
+      };
+      return out;
+    };
     $("btn-composition").addEventListener("click", async () => {
+      const out = claim();
       const node = parseNode(this.state.node);
       if (!node || !this.state.image) return out.replaceChildren(status("Select a node and an input image first (a unit too, or the map's peak is used)."));
       const unit = `${node[0]}:${node[1]}${this.state.unit ? `:${this.state.unit.join(",")}` : ""}`;
       out.replaceChildren(status(`composing ${unit}…`, "busy"));
       try {
         const answer = await this.api.composition(this.state.image, unit);
-        this.waiting(answer, out, `composing ${unit}…`);
-        const result = await this.api.follow(answer, (job) => this.progress(job, out));
+        out.waiting(answer, `composing ${unit}…`);
+        const result = await this.api.follow(answer, out.progress);
         out.replaceChildren(h("h3", {}, `Composition of ${result.root} on this image`),
           compositionTree(result.tree, (layer, channel, u) => this.set({ node: `${layer}:${channel}`, unit: u })));
       } catch (error) {
@@ -328,13 +342,14 @@ class App {
       }
     });
     $("btn-faithfulness").addEventListener("click", async () => {
+      const out = claim();
       const s = this.state;
       const methods = [...new Set([s.method, "magnitude", "random"])].filter((m) => !this.model.methods || this.model.methods.includes(m));
       out.replaceChildren(status(`evaluating circuits for ${s.target}…`, "busy"));
       try {
         const answer = await this.api.faithfulness({ images: s.images, target: s.target, methods, fractions: [0.01, 0.03, 0.1, 0.3] });
-        this.waiting(answer, out, `evaluating circuits for ${s.target}…`);
-        const evaluation = await this.api.follow(answer, (job) => this.progress(job, out));
+        out.waiting(answer, `evaluating circuits for ${s.target}…`);
+        const evaluation = await this.api.follow(answer, out.progress);
         out.replaceChildren(h("h3", {}, `Faithfulness for ${s.target}`), faithfulnessChart(evaluation),
           h("div", { class: "muted" }, `${evaluation.held_out_images} held-out images; r between circuit and full model`));
       } catch (error) {
