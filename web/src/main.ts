@@ -244,45 +244,13 @@ class App {
       this.drawCircuit();
       const info = $("circuit-info");
       const seconds = (performance.now() - t0) / 1000;
-      const describeCircuit = (unknown: number) => `${circuit.method} circuit for ${circuit.target.text}: ${circuit.edges.length.toLocaleString()} kernels, ${circuit.nodes.length} nodes, kept ${fmt(circuit.kept_fraction * 100)}% of ${circuit.upstream_edges.toLocaleString()} upstream kernels · ${fmt(seconds)} s${unknown ? ` · dashed: ${unknown} kernels whose sign is not known yet` : ""}`;
-      info.textContent = describeCircuit(this.unknownSigns(circuit).length);
-      void this.fetchSigns(circuit).then((unknown) => {
-        if (this.circuit !== circuit) return;
-        info.textContent = describeCircuit(unknown);
-        this.drawCircuit();
-        if (($("circuit-3d") as HTMLInputElement).checked) this.restyle();
-      });
+      info.textContent = `${circuit.method} circuit for ${circuit.target.text}: ${circuit.edges.length.toLocaleString()} kernels, ${circuit.nodes.length} nodes, kept ${fmt(circuit.kept_fraction * 100)}% of ${circuit.upstream_edges.toLocaleString()} upstream kernels · ${fmt(seconds)} s`;
       document.body.dataset.circuit = String(circuit.edges.length);
     } catch (error) {
       host.replaceChildren(statusOf(error));
     } finally {
       this.query.setBusy(false, "circuit");
     }
-  }
-
-  private unknownSigns(circuit: Circuit) {
-    return circuit.edges.filter((e) => e.sign === undefined && !this.signs.has(`${e.layer}:${e.out}:${e.in}`));
-  }
-
-  /**
-   * Kernel signs the circuit JSON does not carry and the query did not return, from /api/edges, strongest
-   * kernels first and at most 600 (a few at a time); returns how many stay unknown.
-   */
-  private async fetchSigns(circuit: Circuit, limit = 600, parallel = 6): Promise<number> {
-    const todo = this.unknownSigns(circuit).sort((a, b) => Math.abs(b.score) - Math.abs(a.score)).slice(0, limit);
-    const worker = async () => {
-      for (let e = todo.pop(); e; e = todo.pop()) {
-        if (this.circuit !== circuit && this.circuit !== null) return;
-        try {
-          const edge = await this.api.edge(e.layer, e.out, e.in);
-          this.signs.set(`${e.layer}:${e.out}:${e.in}`, edge.sign);
-        } catch {
-          return; // the edge panel will say why if the user opens one
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: parallel }, worker));
-    return this.unknownSigns(circuit).length;
   }
 
   private drawCircuit(): void {

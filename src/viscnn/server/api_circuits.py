@@ -95,7 +95,7 @@ def routes(state: ServerState) -> APIRouter:
         _check(request.keep, "keep fraction")
         target = parse_target(request.target, state.graph, state.class_names)
         chosen = items(request.images)
-        key = Store.key("server-circuit", model=state.fingerprint, sets=set_hashes(request.images), target=str(target),
+        key = Store.key("server-circuit-signed", model=state.fingerprint, sets=set_hashes(request.images), target=str(target),
                         method=request.method, keep=request.keep, rule=request.rule, seed=request.seed)
 
         def work(context: JobContext) -> dict:
