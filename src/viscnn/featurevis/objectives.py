@@ -26,7 +26,7 @@ from torch import nn
 from viscnn.errors import ViscnnError
 from viscnn.graph import Graph
 from viscnn.scoring.criteria import geometry
-from viscnn.scoring.recorder import ConvCall, Recorder, StopForward
+from viscnn.scoring.recorder import ConvCall, Folds, Recorder, StopForward
 from viscnn.scoring.targets import parse_target
 
 _EDGE = re.compile(r"(?P<layer>.+):(?P<out>\d+)\s*<-\s*(?P<inp>\d+)(?::(?P<pos>neuron|(?P<y>\d+),(?P<x>\d+)))?")
@@ -185,16 +185,17 @@ def deepest(graph: Graph, layers: set[str]) -> str | None:
 
 
 def forward(module: nn.Module, graph: Graph, objectives: Sequence[Objective], x: torch.Tensor,
-            keep: set[str] | None = None) -> tuple[torch.Tensor, dict[str, ConvCall]]:
+            keep: set[str] | None = None, fold: Folds | None = None) -> tuple[torch.Tensor, dict[str, ConvCall]]:
     """Run `module` on normalised inputs `x` ([B, ...], image b for objective b) inside a recorder.
 
     Returns the objective values [B] and the recorded calls of the needed layers (plus `keep`). The pass
     stops once the deepest needed map exists unless a logit objective needs the output. The recorder is
     a context-managed TorchFunctionMode: nothing stays attached to the model afterwards, even on errors.
+    `fold` runs those layers with their BN folded into the conv (see `Recorder`).
     """
     layers = needed_layers(objectives) | (keep or set())
     stop = None if any(o.kind == "logit" for o in objectives) else deepest(graph, layers)
-    recorder = Recorder(graph, stop_at=stop, keep=layers)
+    recorder = Recorder(graph, stop_at=stop, keep=layers, fold=fold)
     output = None
     with recorder:
         try:

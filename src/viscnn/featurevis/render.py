@@ -14,7 +14,9 @@ with it and in whatever batch (up to floating-point rounding, which batching may
 only a speed setting and not part of a render's identity (`RenderSettings.to_json`).
 
 Only the image gets gradients (`torch.autograd.grad`): the model's weights get none, which halves the
-backward pass and leaves the model's `.grad` untouched.
+backward pass and leaves the model's `.grad` untouched. While optimising, each eval-mode BatchNorm is
+folded into its conv (`Recorder(fold=...)`), which saves a sixth of a step; the values reported on the
+starting and final images come from the model as it is.
 """
 from __future__ import annotations
 
@@ -41,7 +43,12 @@ from viscnn.featurevis.transforms import (
 from viscnn.graph import Graph
 from viscnn.graph.ops import bind, op_name
 from viscnn.models.preprocess import Preprocess
-from viscnn.scoring.recorder import Recorder
+from viscnn.scoring.recorder import Folds, Recorder
+
+
+# Bumped when the same settings would make other images, so renders cached by older code are not served
+# as this code's. 2: the transform chain is one resampling (transforms.apply).
+RECIPE = 2
 
 
 @dataclass
@@ -61,8 +68,8 @@ class RenderSettings:
     redirect: bool = True  # Lucid's redirected ReLU gradient where an image's true gradient is all zero
 
     def to_json(self) -> dict:
-        """What decides the images (for cache keys and metadata): every setting but `batch`."""
-        return {k: v for k, v in self.__dict__.items() if k != "batch"}
+        """What decides the images (for cache keys and metadata): every setting but `batch`, and the recipe."""
+        return {**{k: v for k, v in self.__dict__.items() if k != "batch"}, "recipe": RECIPE}
 
 
 @dataclass
@@ -97,7 +104,8 @@ class _RedirectedClamp(torch.autograd.Function):
         # the true gradient in one fused op; the redirect (several more passes) only for images that need it
         true = (torch.ops.aten.threshold_backward(grad, x, lo) if hi is None
                 else torch.ops.aten.hardtanh_backward(grad, x, lo, hi))
-        dead = ~torch.any(true != 0, dim=tuple(range(1, true.dim())))  # (no flatten: that copies other layouts)
+        # all-zero test as a sum of |g| (5x faster on a CPU than any(g != 0); no flatten: that copies other layouts)
+        dead = true.abs().sum(dim=tuple(range(1, true.dim()))) == 0
         if not bool(dead.any()):
             return true, None, None
         below, above = x < lo, (x > hi) if hi is not None else torch.zeros_like(x, dtype=torch.bool)
@@ -140,16 +148,19 @@ def check_settings(settings: RenderSettings) -> None:
         raise ViscnnError(f"unknown image parametrisation {settings.param!r}: use fft or pixel")
 
 
-def check_size(module: nn.Module, graph: Graph, preprocess: Preprocess, size: int, device: torch.device) -> None:
-    """One whole forward pass at `size` px; a model that cannot take it is an error naming the reason."""
+def check_size(module: nn.Module, graph: Graph, preprocess: Preprocess, size: int, device: torch.device) -> Folds:
+    """One whole forward pass at `size` px; a model that cannot take it is an error naming the reason.
+    Returns the eval-mode BNs it met, to fold into their convs while rendering (`Recorder`)."""
     x = torch.full((1, preprocess.channels, size, size), 0.5, device=device)
+    recorder = Recorder(graph, keep=set())
     try:
-        with torch.no_grad(), Recorder(graph, keep=set()):
+        with torch.no_grad(), recorder:
             module(preprocess.normalize(x))
     except (RuntimeError, ValueError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ViscnnError(f"the model cannot take {size}x{size} px images (it was built for "
                           f"{preprocess.size} px): {first}") from exc
+    return recorder.folds
 
 
 CPU_PASS_PIXELS = 4 * 224 * 224  # on a CPU, larger passes are slower per image (their maps leave the cache)
@@ -183,7 +194,7 @@ def _diversity(maps: torch.Tensor, copies: int) -> torch.Tensor:
 
 def _render_batch(module: nn.Module, graph: Graph, preprocess: Preprocess, objectives: list[Objective],
                   copies: list[int], settings: RenderSettings, size: int, device: torch.device,
-                  transforms: Sequence[Transform], bar) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # noqa: ANN001
+                  transforms: Sequence[Transform], fold: Folds, bar) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # noqa: ANN001
     channels = preprocess.channels
     seeds = [image_seed(settings.seed, o, c, "start") for o, c in zip(objectives, copies)]
     options = {"decay_power": settings.decay_power} if settings.param == "fft" else {}
@@ -202,9 +213,11 @@ def _render_batch(module: nn.Module, graph: Graph, preprocess: Preprocess, objec
         pixels = image()
         if transforms:
             pixels = apply(transforms, pixels, generator)
+        # channels-last: mkldnn's convs (depthwise above all) run about 2x faster on it, forward and backward
+        pixels = pixels.contiguous(memory_format=torch.channels_last)
         keep = {diversity_layer} if diversity_layer else None
         with RedirectedReLU() if settings.redirect else contextlib.nullcontext():
-            values, calls = forward(module, graph, objectives, preprocess.normalize(pixels), keep)
+            values, calls = forward(module, graph, objectives, preprocess.normalize(pixels), keep, fold)
         loss = -values.sum()
         if diversity_layer:
             loss = loss + settings.diversity * _diversity(calls[diversity_layer].node_map, settings.copies)
@@ -239,7 +252,7 @@ def render(module: nn.Module, graph: Graph, preprocess: Preprocess, objectives: 
     if device.type != own.type:
         raise ViscnnError(f"the model is on {own} but rendering was asked on {device}: load the model there")
     size = settings.size or preprocess.size
-    check_size(module, graph, preprocess, size, device)
+    fold = check_size(module, graph, preprocess, size, device)  # BN folded while optimising; values are unfolded
     if transforms is None:
         transforms = [] if settings.transforms == "none" else standard_transforms(size, settings.transforms == "strong")
     expanded = [o for o in objectives for _ in range(settings.copies)]
@@ -257,7 +270,7 @@ def render(module: nn.Module, graph: Graph, preprocess: Preprocess, objectives: 
         for first in range(0, len(expanded), per_batch):
             chunk = expanded[first:first + per_batch]
             got = _render_batch(module, graph, preprocess, chunk, copies[first:first + per_batch], settings, size,
-                                device, transforms, bar)
+                                device, transforms, fold, bar)
             images.append(got[0])
             values.append(got[1])
             initial.append(got[2])

@@ -33,6 +33,7 @@ class ConvCall:
     output: torch.Tensor
     node_map: torch.Tensor | None = None
     bn_scale: torch.Tensor | None = None  # gamma / sqrt(running_var + eps) of the BN folded into the node
+    bn_shift: torch.Tensor | None = None  # beta - running_mean * bn_scale: the BN is x * bn_scale + bn_shift
     version: int = 0  # the node map's version counter when recorded
 
 
@@ -42,15 +43,27 @@ class StopForward(Exception):
 
 NodeEdit = Callable[[str, torch.Tensor], torch.Tensor]
 ConvEdit = Callable[[ConvCall], torch.Tensor]
+Folds = dict[str, tuple[torch.Tensor, torch.Tensor]]  # layer -> its eval-mode BN's (scale, shift)
 
 
 class Recorder(TorchFunctionMode):
-    """Records conv calls into `calls`; `stop_at` names the layer whose node map ends the pass."""
+    """Records conv calls into `calls`; `stop_at` names the layer whose node map ends the pass.
+
+    `folds` collects, for every layer (kept or not), the (scale, shift) of the eval-mode BN the pass applied
+    to its conv's output. `fold` (the `folds` of an earlier pass of the same model) runs each listed layer's conv with its
+    eval-mode BN folded into the weights and bias, and skips the BN itself: the same node maps (up to
+    rounding) at the cost of the conv alone, forward and backward (renders use it: BN was about a sixth of
+    a step). The recorded call keeps the weight as passed (unfolded) and the BN's scale, as without `fold`.
+    Leave it out where the BN may be in training mode or a conv edit needs the conv's own output.
+    """
 
     def __init__(self, graph: Graph, stop_at: str | None = None, edit_node: NodeEdit | None = None,
-                 edit_conv: ConvEdit | None = None, keep: set[str] | None = None, copy: bool = True) -> None:
+                 edit_conv: ConvEdit | None = None, keep: set[str] | None = None, copy: bool = True,
+                 fold: Folds | None = None) -> None:
         super().__init__()
         self.copy = copy
+        self.fold = fold or {}
+        self.folds: Folds = {}
         self.layers = graph.conv_layers
         self.stop_at = stop_at
         self.edit_node = edit_node
@@ -65,16 +78,22 @@ class Recorder(TorchFunctionMode):
         name = op_name(func)
         if name == "conv2d":
             return self.on_conv(func, args, kwargs)
-        out = func(*args, **kwargs)
         if name == "batch_norm" and args and id(args[0]) in self.pending_bn:
             call = self.pending_bn.pop(id(args[0]))
             if call.output is args[0]:
                 bn = bind(args, kwargs, ["input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps"])
+                folded = call.layer.name in self.fold
+                if folded and bn.get("training"):
+                    raise ViscnnError(f"the BatchNorm after {call.layer.name} is in training mode: it cannot be folded")
+                out = args[0] if folded else func(*args, **kwargs)
                 if bn.get("running_var") is not None and not bn.get("training"):
                     gamma = bn["weight"] if bn.get("weight") is not None else torch.ones_like(bn["running_var"])
                     call.bn_scale = (gamma / torch.sqrt(bn["running_var"] + bn.get("eps", 1e-5))).detach()
-                out = self.node_ready(call, out)
-        return out
+                    beta = bn["bias"] if bn.get("bias") is not None else torch.zeros_like(bn["running_var"])
+                    call.bn_shift = (beta - bn["running_mean"] * call.bn_scale).detach()
+                    self.folds[call.layer.name] = (call.bn_scale, call.bn_shift)
+                return self.node_ready(call, out)
+        return func(*args, **kwargs)
 
     def on_conv(self, func: Any, args: tuple, kwargs: dict) -> torch.Tensor:
         if self.count >= len(self.layers):
@@ -86,7 +105,13 @@ class Recorder(TorchFunctionMode):
         if tuple(a["weight"].shape[:2]) != (layer.out_channels, layer.in_per_group):
             raise ViscnnError(f"conv call {self.count} has weight {list(a['weight'].shape)} but graph layer {layer.name} "
                               f"expects [{layer.out_channels}, {layer.in_per_group}, ...]: graph and model differ")
-        out = func(*args, **kwargs)
+        if layer.name in self.fold:
+            scale, shift = self.fold[layer.name]
+            bias = shift if a.get("bias") is None else a["bias"] * scale + shift
+            folded = {**a, "weight": a["weight"] * scale.view(-1, *[1] * (a["weight"].dim() - 1)), "bias": bias}
+            out = func(**folded)
+        else:
+            out = func(*args, **kwargs)
         call = ConvCall(layer, a["input"], a["weight"], a.get("bias"), pair(a.get("stride", 1), 1), a.get("padding", 0),
                         pair(a.get("dilation", 1), 1), int(a.get("groups", 1) or 1), out)
         if self.edit_conv is not None:
