@@ -79,27 +79,21 @@ def sample_objectives(graph, count: int, seed: int) -> dict[str, list[str]]:  # 
     return groups
 
 
-def linear_bound(loaded, graph, objective, size: int) -> float:  # noqa: ANN001
-    """The most ANY 0-1 image of `size` px can give an objective that is affine in the pixels (a node of a
-    conv that reads the input, BN folded): f(0.5) + 0.5 * sum |df/dx|, every pixel at 0 or 1 by its sign."""
-    from viscnn.featurevis.objectives import forward
-
-    x = torch.full((1, loaded.preprocess.channels, size, size), 0.5, requires_grad=True)
-    value = forward(loaded.module, graph, [objective], loaded.preprocess.normalize(x))[0][0]
-    (grad,) = torch.autograd.grad(value, x)
-    return float(value.detach()) + 0.5 * float(grad.abs().sum())
-
-
 def quality(args: argparse.Namespace) -> None:
+    from viscnn.featurevis.bounds import ceiling
+
     loaded = load_model(args.model)
     graph = build_graph(loaded.module, loaded.input_shape, loaded.name)
     natural = natural_images(loaded, args.fmnist_images)
-    settings = RenderSettings(steps=args.steps, size=args.size, lr=args.lr)
-    print(f"{loaded.name}: {args.nodes} objectives per group, {settings.steps} steps, "
-          f"{settings.size or loaded.preprocess.size} px renders, lr {settings.lr}; natural: {natural.shape[0]} images")
-    print(f"{'group':<18} {'median ratio':>12} {'min':>7} {'max':>8} {'p99<=0':>6} {'beat max':>8} {'s':>6}")
-    all_ratios: dict[str, list[float]] = {}
-    all_ranked: dict[str, list[float]] = {}
+    settings = RenderSettings(steps=args.steps, size=args.size, lr=args.lr, sharpen=args.sharpen)
+    size = settings.size or loaded.preprocess.size
+    print(f"{loaded.name}: {args.nodes} objectives per group, {settings.steps} steps, {size} px renders, lr {settings.lr}, "
+          f"sharpen {settings.sharpen}; natural: {natural.shape[0]} images")
+    print("ratio: the render's value over the natural p99; ceiling: the most any image can give (bounds.ceiling) over "
+          "the natural p99; 'ceiling < 10x': objectives no image can lift to 10x their natural p99")
+    print(f"{'group':<18} {'median ratio':>12} {'min':>7} {'max':>8} {'p99<=0':>6} {'beat max':>8} "
+          f"{'ceiling':>8} {'ceiling < 10x':>13} {'of ceiling':>10} {'s':>5}")
+    totals: dict[str, dict[str, list[float]]] = {}
     for group, texts in sample_objectives(graph, args.nodes, args.seed).items():
         if args.only and not any(o in group for o in args.only.split(",")):
             continue
@@ -107,37 +101,42 @@ def quality(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         result = render(loaded.module, graph, loaded.preprocess, objectives, settings)
         seconds = time.perf_counter() - start
-        ratios, nonpositive, beat, of_bound, bound_ratios, ranked = [], 0, 0, [], [], []
+        ratios, ranked, reachable, ceilings, of_ceiling, nonpositive, beat, capped = [], [], [], [], [], 0, 0, 0
         for objective, value in zip(objectives, result.values.tolist()):
             own = measure(loaded.module, graph, objective, natural)
-            p99 = float(own.quantile(0.99))
-            beat += value > float(own.max())
+            p99, top = float(own.quantile(0.99)), float(own.max())
+            bound = ceiling(loaded.module, graph, loaded.preprocess, objective, size)
+            beat += value > top
+            of_ceiling.append(value / bound if bound > 0 else float("nan"))
             if p99 > 0:
-                ratios.append(value / p99)
-                ranked.append(value / p99)
+                ratio = value / p99
+                ratios.append(ratio)
+                ceilings.append(bound / p99)
             else:  # no ratio; a render that beats every natural image ranks above any ratio, else below
                 nonpositive += 1
-                ranked.append(float("inf") if value > float(own.max()) and value > 0 else float("-inf"))
-            if not graph.upstream(objective.layer)[1:] and objective.kind == "node":  # affine in the pixels
-                bound = linear_bound(loaded, graph, objective, settings.size or loaded.preprocess.size)
-                of_bound.append(value / bound)
-                if p99 > 0:
-                    bound_ratios.append(bound / p99)
+                ratio = float("inf") if value > top and value > 0 else float("-inf")
+                ceilings.append(float("inf"))
+            ranked.append(ratio)
+            if ceilings[-1] >= 10:
+                reachable.append(ratio)
+            else:
+                capped += 1
         name = "edge neuron" if group == "edge neuron" else group.split()[0]
-        all_ratios.setdefault(name, []).extend(ratios)
-        all_ranked.setdefault(name, []).extend(ranked)
+        for key, values in (("ratios", ratios), ("ranked", ranked), ("reachable", reachable)):
+            totals.setdefault(name, {}).setdefault(key, []).extend(values)
+        totals[name].setdefault("capped", []).append(capped)
         med = statistics.median(ratios) if ratios else float("nan")
+        finite = [r for r in of_ceiling if r == r]
         print(f"{group:<18} {med:>12.1f} {min(ratios, default=float('nan')):>7.1f} {max(ratios, default=float('nan')):>8.1f} "
-              f"{nonpositive:>6} {beat:>5}/{len(objectives):<2} {seconds:>6.0f}", flush=True)
-        if of_bound:
-            print(f"{'':<18} affine in the pixels: the render reaches a median {statistics.median(of_bound):.2f} of the "
-                  f"most any image can give; that most is a median {statistics.median(bound_ratios):.1f}x the natural "
-                  f"p99 (max {max(bound_ratios, default=float('nan')):.1f}x), the ceiling of this group's ratio", flush=True)
-    for name, ratios in all_ratios.items():
-        if ratios:
-            print(f"median ratio, all {name} objectives: {statistics.median(ratios):.1f} ({len(ratios)} with p99 > 0); "
-                  f"over all {len(all_ranked[name])}, a p99 <= 0 ranked above every ratio when the render beats every "
-                  f"natural image (else below): {statistics.median(all_ranked[name]):.1f}")
+              f"{nonpositive:>6} {beat:>5}/{len(objectives):<2} {statistics.median(ceilings):>8.1f} {capped:>10}/{len(objectives):<2} "
+              f"{statistics.median(finite) if finite else float('nan'):>10.2f} {seconds:>5.0f}", flush=True)
+    for name, got in totals.items():
+        if got["ratios"]:
+            reach = got["reachable"]
+            print(f"median ratio, all {name} objectives: {statistics.median(got['ratios']):.1f} ({len(got['ratios'])} with "
+                  f"p99 > 0); over all {len(got['ranked'])} (p99 <= 0 ranked above every ratio when the render beats every "
+                  f"natural image, else below): {statistics.median(got['ranked']):.1f}; over the {len(reach)} whose ceiling "
+                  f"allows 10x: {statistics.median(reach) if reach else float('nan'):.1f} ({sum(got['capped'])} cannot reach 10x)")
 
 
 def _lucent_render(module, layer: str, channel: int, steps: int, size: int) -> None:  # noqa: ANN001
@@ -147,6 +146,37 @@ def _lucent_render(module, layer: str, channel: int, steps: int, size: int) -> N
 
     lucent.render_vis(module, f"{layer.replace('.', '_')}:{channel}", param_f=lambda: param.image(size),
                       thresholds=(steps,), show_image=False, progress=False, fixed_image_size=size)
+
+
+def model_alone(loaded, graph, objectives, steps: int, size: int) -> Callable[[], None]:  # noqa: ANN001
+    """The floor under any renderer of these objectives through this model on this machine: only the
+    model's forward pass to the objectives' layer and its input-gradient backward, as rendering runs them
+    (BN folded, channels-last, passes of `pass_size` on the threads `parallel_passes` would use); no image
+    parametrisation, transforms, redirected gradients or optimiser."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from viscnn.featurevis.objectives import forward
+    from viscnn.featurevis.render import check_size, parallel_passes
+
+    fold = check_size(loaded.module, graph, loaded.preprocess, size, torch.device("cpu"))
+    per_pass = pass_size(RenderSettings(), size, torch.device("cpu"))
+    chunks = [objectives[k:k + per_pass] for k in range(0, len(objectives), per_pass)]
+
+    def one_pass(chunk) -> None:  # noqa: ANN001
+        if workers > 1:  # as render's parallel passes do
+            torch.set_num_threads(1)
+        x = torch.rand(len(chunk), loaded.preprocess.channels, size, size).contiguous(memory_format=torch.channels_last)
+        x.requires_grad_(True)
+        for _ in range(steps):
+            values = forward(loaded.module, graph, chunk, loaded.preprocess.normalize(x), None, fold)[0]
+            torch.autograd.grad(values.sum(), x)
+
+    workers = parallel_passes(RenderSettings(), len(chunks), torch.device("cpu"))
+
+    def run() -> None:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(one_pass, chunks))
+    return run
 
 
 def speed(args: argparse.Namespace) -> None:
@@ -186,6 +216,7 @@ def speed(args: argparse.Namespace) -> None:
     ways["viscnn, one at a time"] = one_at_a_time
     ways[f"viscnn batched (auto: {pass_size(RenderSettings(), size, torch.device('cpu'))} per pass)"] = batched(None)
     ways[f"viscnn batched ({len(objectives)} per pass)"] = batched(len(objectives))
+    ways["the model alone (floor)"] = model_alone(loaded, graph, objectives, args.steps, size)
     render(loaded.module, graph, loaded.preprocess, objectives[:1], RenderSettings(steps=1, size=size))  # warm-up
     if has_lucent:
         _lucent_render(lucent_model, layer, 0, 1, size)
@@ -295,6 +326,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int)
     parser.add_argument("--size", type=int)
     parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--sharpen", type=float, default=RenderSettings().sharpen, help="quality: see RenderSettings")
     parser.add_argument("--nodes", type=int, default=16)
     parser.add_argument("--batch", type=int, help="sheet: objectives per pass (default: automatic)")
     parser.add_argument("--layer")

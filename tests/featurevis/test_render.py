@@ -72,8 +72,9 @@ def test_an_objective_renders_the_same_alone_or_in_any_batch(fmnist):
     alone = _render(fmnist, texts[2:3], batch=1)
     assert torch.allclose(together.values[:3], split.values[:3], rtol=1e-3, atol=1e-3)
     assert (together.images[:3] - split.images[:3]).abs().max() < 1e-2
-    # the logit reads the whole model: its render may drift a little from rounding, still the same image
-    assert torch.allclose(together.values[3], split.values[3], rtol=2e-2)
+    # the logit reads the whole model: its render may drift a little from rounding (a max-pool tie in the grey
+    # border broken the other way sends a gradient elsewhere), still the same image
+    assert torch.allclose(together.values[3], split.values[3], rtol=5e-2)
     assert (together.images[3] - split.images[3]).abs().mean() < 0.05
     correlation = torch.corrcoef(torch.stack([together.images[3].flatten(), split.images[3].flatten()]))[0, 1]
     assert correlation > 0.9
@@ -165,3 +166,50 @@ def test_nothing_to_render_is_an_error(fmnist):
     loaded, graph = fmnist
     with pytest.raises(ViscnnError, match="nothing to render"):
         render(loaded.module, graph, loaded.preprocess, [], RenderSettings(steps=1))
+
+
+def _dead_start_model():
+    """conv (ReLU, dead on the grey start: bias -0.6, weights summing to 1) -> 1x1 conv reading it."""
+    torch.manual_seed(0)
+    first = torch.nn.Conv2d(1, 1, 3, padding=1)
+    first.weight.data.fill_(1 / 9)
+    first.bias.data.fill_(-0.6)
+    second = torch.nn.Conv2d(1, 1, 1)
+    second.weight.data.fill_(1.0)
+    second.bias.data.zero_()
+    return torch.nn.Sequential(first, torch.nn.ReLU(), second).eval()
+
+
+@pytest.mark.parametrize("redirect_steps", [0, 16])
+def test_a_unit_dead_at_the_start_wakes_only_with_the_redirected_gradient(redirect_steps):
+    from viscnn.graph import build_graph
+    from viscnn.models.preprocess import Preprocess
+
+    model = _dead_start_model()
+    graph = build_graph(model, (1, 16, 16))
+    preprocess = Preprocess(size=16, channels=1, mean=(0.0,), std=(1.0,))  # pixels as they are
+    objective = parse_objective(f"{graph.conv_layers[1].name}:0", graph)
+    result = render(model, graph, preprocess, [objective], RenderSettings(steps=48, size=16, redirect_steps=redirect_steps,
+                                                                          transforms="none", param="pixel"))
+    assert float(result.initial_values[0]) == 0.0
+    if redirect_steps:
+        assert float(result.values[0]) > 0.1  # woke up, then the true gradient took over
+    else:
+        assert float(result.values[0]) == 0.0  # no gradient ever reaches the image
+
+
+def test_passes_run_in_parallel_give_the_same_renders(fmnist):
+    texts = ["features.6:0", "features.6:2", "features.8:4", "features.8:5"]
+    threads = torch.get_num_threads()
+    serial = _render(fmnist, texts, batch=1, workers=1)
+    parallel = _render(fmnist, texts, batch=1, workers=2)
+    assert torch.get_num_threads() == threads  # the workers' one-thread setting stays in the workers
+    assert torch.allclose(serial.values, parallel.values, rtol=1e-4, atol=1e-5)
+    assert (serial.images - parallel.images).abs().max() < 1e-3
+
+
+def test_an_error_in_a_parallel_pass_is_raised_once(fmnist):
+    loaded, graph = fmnist
+    objectives = [parse_objective(t, graph) for t in ["features.6:0", "features.6:1"]]
+    with pytest.raises(ViscnnError, match="NaN"):
+        render(loaded.module, graph, loaded.preprocess, objectives, RenderSettings(steps=3, batch=1, workers=2, lr=float("inf")))

@@ -21,19 +21,22 @@ starting and final images come from the model as it is.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from viscnn.errors import ViscnnError
 from viscnn.featurevis.objectives import Objective, deepest, forward
 from viscnn.featurevis.param import image_param
+from viscnn.featurevis.redirect import RedirectedReLU
 from viscnn.featurevis.transforms import (
     TRANSFORMS,
     Transform,
@@ -41,13 +44,15 @@ from viscnn.featurevis.transforms import (
     standard_transforms,
 )
 from viscnn.graph import Graph
-from viscnn.graph.ops import bind, op_name
 from viscnn.models.preprocess import Preprocess
 from viscnn.scoring.recorder import Folds, Recorder
 
+_T = TypeVar("_T")
+
 
 # Bumped when the same settings would make other images, so renders cached by older code are not served
-# as this code's. 2: the transform chain is one resampling (transforms.apply).
+# as this code's. 2: the transform chain is one resampling (transforms.apply), ReLU gradients redirected
+# for the first `redirect_steps` only, the last eighth of the steps untransformed (`sharpen`).
 RECIPE = 2
 
 
@@ -60,16 +65,19 @@ class RenderSettings:
     lr: float = 0.05
     seed: int = 0
     batch: int | None = None  # objectives per optimisation pass; None: `pass_size` (renders do not depend on it)
+    workers: int | None = None  # passes optimised at once; None: `parallel_passes` (renders do not depend on it)
     param: str = "fft"  # "fft" or "pixel"
     decay_power: float = 1.0
     transforms: str = "standard"  # "standard", "strong" or "none" (see transforms.standard_transforms)
     copies: int = 1  # images per objective
     diversity: float = 0.0  # weight of the diversity term between an objective's copies
-    redirect: bool = True  # Lucid's redirected ReLU gradient where an image's true gradient is all zero
+    sharpen: float = 0.125  # the last fraction of the steps optimise the image untransformed (see `_render_batch`)
+    redirect_steps: int = 16  # the first steps use Lucid's redirected ReLU gradient (Lucid: 16); 0: none
 
     def to_json(self) -> dict:
-        """What decides the images (for cache keys and metadata): every setting but `batch`, and the recipe."""
-        return {**{k: v for k, v in self.__dict__.items() if k != "batch"}, "recipe": RECIPE}
+        """What decides the images (for cache keys and metadata): every setting but the speed ones (`batch`,
+        `workers`), and the recipe."""
+        return {**{k: v for k, v in self.__dict__.items() if k not in ("batch", "workers")}, "recipe": RECIPE}
 
 
 @dataclass
@@ -85,52 +93,6 @@ class RenderResult:
     owners: list[int] = field(default_factory=list)  # image k renders objectives[owners[k]]
 
 
-class _RedirectedClamp(torch.autograd.Function):
-    """clamp(x, lo, hi) whose backward, for an image whose true gradient through this op is all zero,
-    passes the gradient through anyway except where it would push x further out of [lo, hi] (Lucid's
-    redirected ReLU / ReLU6 gradient). A unit dead on the grey starting image (an edge's input channel
-    behind a ReLU, say) otherwise never receives a gradient and its render stays noise."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, lo: float, hi: float | None) -> torch.Tensor:  # noqa: ANN001
-        ctx.save_for_backward(x)
-        ctx.lo, ctx.hi = lo, hi
-        return x.clamp(lo, hi)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
-        (x,) = ctx.saved_tensors
-        lo, hi = ctx.lo, ctx.hi
-        # the true gradient in one fused op; the redirect (several more passes) only for images that need it
-        true = (torch.ops.aten.threshold_backward(grad, x, lo) if hi is None
-                else torch.ops.aten.hardtanh_backward(grad, x, lo, hi))
-        # all-zero test as a sum of |g| (5x faster on a CPU than any(g != 0); no flatten: that copies other layouts)
-        dead = true.abs().sum(dim=tuple(range(1, true.dim()))) == 0
-        if not bool(dead.any()):
-            return true, None, None
-        below, above = x < lo, (x > hi) if hi is not None else torch.zeros_like(x, dtype=torch.bool)
-        # the loss is minimised: grad > 0 below lo would push x lower still
-        redirected = grad.masked_fill((below & (grad > 0)) | (above & (grad < 0)), 0)
-        return torch.where(dead.view(-1, *[1] * (x.dim() - 1)), redirected, true), None, None
-
-
-class RedirectedReLU(TorchFunctionMode):
-    """Inside this mode, relu / relu6 / hardtanh(0, hi) calls use `_RedirectedClamp` (never in place)."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 - torch's protocol
-        kwargs = kwargs or {}
-        name = op_name(func)
-        if name in ("relu", "relu_", "relu6", "hardtanh", "hardtanh_") and args and args[0].requires_grad:
-            x = args[0]
-            if name.startswith("relu"):
-                return _RedirectedClamp.apply(x, 0.0, 6.0 if name == "relu6" else None)
-            bound = bind(args, kwargs, ["input", "min_val", "max_val", "inplace"])
-            lo, hi = float(bound.get("min_val", -1.0)), float(bound.get("max_val", 1.0))
-            if lo == 0.0:
-                return _RedirectedClamp.apply(x, lo, hi)
-        return func(*args, **kwargs)
-
-
 def check_settings(settings: RenderSettings) -> None:
     if settings.steps <= 0:
         raise ViscnnError(f"steps must be a positive number, not {settings.steps}")
@@ -138,6 +100,12 @@ def check_settings(settings: RenderSettings) -> None:
         raise ViscnnError(f"image size must be positive, not {settings.size}")
     if settings.batch is not None and settings.batch <= 0:
         raise ViscnnError(f"batch must be positive, not {settings.batch}")
+    if not 0 <= settings.sharpen <= 1:
+        raise ViscnnError(f"sharpen is a fraction of the steps, from 0 to 1, not {settings.sharpen}")
+    if settings.redirect_steps < 0:
+        raise ViscnnError(f"redirect_steps must be 0 or more, not {settings.redirect_steps}")
+    if settings.workers is not None and settings.workers <= 0:
+        raise ViscnnError(f"workers must be positive, not {settings.workers}")
     if settings.copies <= 0:
         raise ViscnnError(f"copies must be positive, not {settings.copies}")
     if not settings.lr > 0:
@@ -176,6 +144,21 @@ def pass_size(settings: RenderSettings, size: int, device: torch.device) -> int:
     return max(1, min(32, CPU_PASS_PIXELS // (size * size * settings.copies)))
 
 
+def parallel_passes(settings: RenderSettings, passes: int, device: torch.device) -> int:
+    """Passes optimised at once: `settings.workers`, or else, on a CPU, one per intra-op thread, each pass
+    then running on one thread (2 passes on 2 cores give 1.9x the throughput of one pass on both: a pass's
+    small ops parallelise poorly), and 1 on a GPU."""
+    if settings.workers is not None:
+        return max(1, min(settings.workers, passes))
+    return max(1, min(passes, torch.get_num_threads())) if device.type == "cpu" else 1
+
+
+def _one_thread(work: Callable[[], _T]) -> _T:
+    """Run `work` with this thread's intra-op parallelism at 1 (ATen keeps the setting per thread)."""
+    torch.set_num_threads(1)
+    return work()
+
+
 def image_seed(seed: int, objective: Objective, copy: int, stream: str) -> int:
     """The seed of one image's `stream` ("start" noise or "transforms"), from what the image renders."""
     digest = hashlib.sha256(f"{seed}|{objective}|{copy}|{stream}".encode()).digest()
@@ -208,15 +191,18 @@ def _render_batch(module: nn.Module, graph: Graph, preprocess: Preprocess, objec
         diversity_layer = deepest(graph, {o.layer for o in objectives if o.layer}) or graph.conv_layers[-1].name
     with torch.no_grad():
         initial = forward(module, graph, objectives, preprocess.normalize(image()))[0]
-    for _ in range(settings.steps):
+    # the transforms make a render robust (no pixel-exact tricks); a last few steps without them then lift the
+    # objective on the image as it is by a third (Lite0's expand nodes), which looks the same (see RECIPE)
+    transformed = settings.steps - round(settings.steps * settings.sharpen)
+    for step in range(settings.steps):
         optimizer.zero_grad(set_to_none=True)
         pixels = image()
-        if transforms:
+        if transforms and step < transformed:
             pixels = apply(transforms, pixels, generator)
         # channels-last: mkldnn's convs (depthwise above all) run about 2x faster on it, forward and backward
         pixels = pixels.contiguous(memory_format=torch.channels_last)
         keep = {diversity_layer} if diversity_layer else None
-        with RedirectedReLU() if settings.redirect else contextlib.nullcontext():
+        with RedirectedReLU() if step < settings.redirect_steps else contextlib.nullcontext():
             values, calls = forward(module, graph, objectives, preprocess.normalize(pixels), keep, fold)
         loss = -values.sum()
         if diversity_layer:
@@ -266,11 +252,17 @@ def render(module: nn.Module, graph: Graph, preprocess: Preprocess, objectives: 
         bar = tqdm(total=len(expanded) * settings.steps, unit="img-step", desc="render", leave=False)
     start = time.perf_counter()
     images, values, initial = [], [], []
+    passes = [functools.partial(_render_batch, module, graph, preprocess, expanded[first:first + per_batch],
+                                copies[first:first + per_batch], settings, size, device, transforms, fold, bar)
+              for first in range(0, len(expanded), per_batch)]
+    workers = parallel_passes(settings, len(passes), device)
     try:
-        for first in range(0, len(expanded), per_batch):
-            chunk = expanded[first:first + per_batch]
-            got = _render_batch(module, graph, preprocess, chunk, copies[first:first + per_batch], settings, size,
-                                device, transforms, fold, bar)
+        if workers == 1:
+            done = [run() for run in passes]
+        else:  # threads: the ops release the GIL, and TorchFunctionModes are per thread
+            with ThreadPoolExecutor(workers, thread_name_prefix="viscnn-render") as pool:
+                done = list(pool.map(_one_thread, passes))
+        for got in done:
             images.append(got[0])
             values.append(got[1])
             initial.append(got[2])
