@@ -26,10 +26,12 @@ how much of the node's feature the circuit's render still carries.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -94,6 +96,7 @@ def quality(args: argparse.Namespace) -> None:
     print(f"{'group':<18} {'median ratio':>12} {'min':>7} {'max':>8} {'p99<=0':>6} {'beat max':>8} "
           f"{'ceiling':>8} {'ceiling < 10x':>13} {'of ceiling':>10} {'s':>5}")
     totals: dict[str, dict[str, list[float]]] = {}
+    rows: list[dict] = []
     for group, texts in sample_objectives(graph, args.nodes, args.seed).items():
         if args.only and not any(o in group for o in args.only.split(",")):
             continue
@@ -117,16 +120,20 @@ def quality(args: argparse.Namespace) -> None:
                 ratio = float("inf") if value > top and value > 0 else float("-inf")
                 ceilings.append(float("inf"))
             ranked.append(ratio)
-            if ceilings[-1] >= 10:
-                reachable.append(ratio)
-            else:
+            if ceilings[-1] < 10:
                 capped += 1
+            elif p99 > 0:
+                reachable.append(ratio)
+            rows.append({"group": group, "objective": str(objective), "value": value, "p99": p99, "max": top,
+                         "ceiling": bound})
         name = "edge neuron" if group == "edge neuron" else group.split()[0]
         for key, values in (("ratios", ratios), ("ranked", ranked), ("reachable", reachable)):
             totals.setdefault(name, {}).setdefault(key, []).extend(values)
         totals[name].setdefault("capped", []).append(capped)
         med = statistics.median(ratios) if ratios else float("nan")
         finite = [r for r in of_ceiling if r == r]
+        if finite and max(finite) > 1 + 1e-4:
+            print(f"  !! a render above its ceiling: {max(finite):.4f} of it (the bound is wrong)")
         print(f"{group:<18} {med:>12.1f} {min(ratios, default=float('nan')):>7.1f} {max(ratios, default=float('nan')):>8.1f} "
               f"{nonpositive:>6} {beat:>5}/{len(objectives):<2} {statistics.median(ceilings):>8.1f} {capped:>10}/{len(objectives):<2} "
               f"{statistics.median(finite) if finite else float('nan'):>10.2f} {seconds:>5.0f}", flush=True)
@@ -135,8 +142,12 @@ def quality(args: argparse.Namespace) -> None:
             reach = got["reachable"]
             print(f"median ratio, all {name} objectives: {statistics.median(got['ratios']):.1f} ({len(got['ratios'])} with "
                   f"p99 > 0); over all {len(got['ranked'])} (p99 <= 0 ranked above every ratio when the render beats every "
-                  f"natural image, else below): {statistics.median(got['ranked']):.1f}; over the {len(reach)} whose ceiling "
-                  f"allows 10x: {statistics.median(reach) if reach else float('nan'):.1f} ({sum(got['capped'])} cannot reach 10x)")
+                  f"natural image, else below): {statistics.median(got['ranked']):.1f}; over the {len(reach)} with p99 > 0 "
+                  f"whose ceiling allows 10x: {statistics.median(reach) if reach else float('nan'):.1f} "
+                  f"({sum(got['capped'])} cannot reach 10x)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+        print(f"wrote {args.json}")
 
 
 def _lucent_render(module, layer: str, channel: int, steps: int, size: int) -> None:  # noqa: ANN001
@@ -216,6 +227,8 @@ def speed(args: argparse.Namespace) -> None:
     ways["viscnn, one at a time"] = one_at_a_time
     ways[f"viscnn batched (auto: {pass_size(RenderSettings(), size, torch.device('cpu'))} per pass)"] = batched(None)
     ways[f"viscnn batched ({len(objectives)} per pass)"] = batched(len(objectives))
+    if args.batch:
+        ways[f"viscnn batched ({args.batch} per pass)"] = batched(args.batch)
     ways["the model alone (floor)"] = model_alone(loaded, graph, objectives, args.steps, size)
     render(loaded.module, graph, loaded.preprocess, objectives[:1], RenderSettings(steps=1, size=size))  # warm-up
     if has_lucent:
@@ -326,9 +339,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int)
     parser.add_argument("--size", type=int)
     parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--json", help="quality: write every objective's value, p99, max and ceiling here")
     parser.add_argument("--sharpen", type=float, default=RenderSettings().sharpen, help="quality: see RenderSettings")
     parser.add_argument("--nodes", type=int, default=16)
-    parser.add_argument("--batch", type=int, help="sheet: objectives per pass (default: automatic)")
+    parser.add_argument("--batch", type=int, help="sheet: objectives per pass (default: automatic); speed: one more way")
     parser.add_argument("--layer")
     parser.add_argument("--classes", type=int, default=8, help="sheet: how many class logits (up to 16)")
     parser.add_argument("--only", help="quality: only groups containing one of these words (comma-separated)")

@@ -82,6 +82,8 @@ def test_render_through_a_circuit(tmp_path, capsys):
     (["--target", "features.6:1", "--steps", "0"], "steps must be a positive number, not 0"),
     (["--target", "features.6:1", "--steps", "-4"], "steps must be a positive number"),
     (["--target", "features.6:1", "--size", "64"], "cannot take 64x64 px images"),
+    (["--target", "features.6:1", "--sharpen", "1.5"], "sharpen is a fraction of the steps, from 0 to 1, not 1.5"),
+    (["--target", "features.6:1", "--workers", "0"], "workers must be positive, not 0"),
     (["--target", "features.6:1", "--circuit", "missing.json"], "cannot read circuit file"),
 ])
 def test_bad_input_is_one_line_and_status_2(tmp_path, capsys, extra, message):

@@ -27,6 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (default 0.05)")
     parser.add_argument("--batch", type=int, help="objectives optimised together (default: 32 on a GPU; on a CPU "
                                                   "4 at 224 px, more for smaller images); renders do not depend on it")
+    parser.add_argument("--workers", type=int, help="passes optimised at once (default: on a CPU, one per torch "
+                                                    "thread, each on one thread); renders do not depend on it")
+    parser.add_argument("--sharpen", type=float, default=0.125,
+                        help="the last fraction of the steps sees the image untransformed (default 0.125)")
     parser.add_argument("--copies", type=int, default=1, help="images per objective (default 1)")
     parser.add_argument("--diversity", type=float, default=0.0, help="weight of the diversity term between copies")
     parser.add_argument("--param", choices=["fft", "pixel"], default="fft", help="image parametrisation (default fft)")
@@ -75,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = RenderSettings(steps=args.steps, size=args.size, lr=args.lr, seed=args.seed, batch=args.batch,
                               param=args.param, copies=args.copies, diversity=args.diversity,
-                              transforms=args.transforms)
+                              transforms=args.transforms, workers=args.workers, sharpen=args.sharpen)
     check_settings(settings)  # before the model loads
     loaded, graph = load_with_graph(args)
     names = _class_names(loaded.classes)
