@@ -1,5 +1,7 @@
 """Rendering on the real fmnist-convnet: objectives rise, edges beat natural images, seeds repeat,
 batches match single renders, nothing stays attached to the model, circuits are rendered through."""
+import importlib
+
 import pytest
 import torch
 
@@ -104,8 +106,8 @@ def test_pass_size_fits_the_cpu_cache_unless_given():
     from viscnn.featurevis.render import pass_size
 
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
-    assert pass_size(RenderSettings(), 224, cpu) == 4
-    assert pass_size(RenderSettings(), 28, cpu) == 32 and pass_size(RenderSettings(), 128, cpu) == 12
+    assert pass_size(RenderSettings(), 224, cpu) == 2
+    assert pass_size(RenderSettings(), 28, cpu) == 32 and pass_size(RenderSettings(), 128, cpu) == 6
     assert pass_size(RenderSettings(copies=4), 224, cpu) == 1
     assert pass_size(RenderSettings(), 224, gpu) == 32 and pass_size(RenderSettings(batch=7), 224, cpu) == 7
 
@@ -213,3 +215,27 @@ def test_an_error_in_a_parallel_pass_is_raised_once(fmnist):
     objectives = [parse_objective(t, graph) for t in ["features.6:0", "features.6:1"]]
     with pytest.raises(ViscnnError, match="NaN"):
         render(loaded.module, graph, loaded.preprocess, objectives, RenderSettings(steps=3, batch=1, workers=2, lr=float("inf")))
+
+
+def test_folding_bn_while_optimising_does_not_change_the_render(monkeypatch):
+    from viscnn.graph import build_graph
+    from viscnn.models.preprocess import Preprocess
+
+    render_module = importlib.import_module("viscnn.featurevis.render")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3, padding=1, bias=False), torch.nn.BatchNorm2d(6),
+                                torch.nn.ReLU6(), torch.nn.Conv2d(6, 4, 3, padding=1), torch.nn.BatchNorm2d(4)).eval()
+    for bn in (model[1], model[4]):
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.3, 2)
+        bn.weight.data.uniform_(-1.5, 1.5)
+    graph = build_graph(model, (3, 16, 16))
+    preprocess = Preprocess(size=16, resize=None, mean=(0.5,) * 3, std=(0.25,) * 3)
+    objectives = [parse_objective(t, graph) for t in ["3:0", "3:2<-4", "0:5:neuron"]]
+    settings = RenderSettings(steps=12)
+    folded = render(model, graph, preprocess, objectives, settings)
+    check_size = render_module.check_size
+    monkeypatch.setattr(render_module, "check_size", lambda *a: check_size(*a) and {})  # nothing to fold
+    plain = render(model, graph, preprocess, objectives, settings)
+    assert torch.allclose(folded.values, plain.values, rtol=1e-3, atol=1e-4)
+    assert (folded.images - plain.images).abs().max() < 1e-3

@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--size", type=int, help="image size in px (default: the model's input size)")
     parser.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (default 0.05)")
     parser.add_argument("--batch", type=int, help="objectives optimised together (default: 32 on a GPU; on a CPU "
-                                                  "4 at 224 px, more for smaller images); renders do not depend on it")
+                                                  "2 at 224 px, more for smaller images); renders do not depend on it")
     parser.add_argument("--workers", type=int, help="passes optimised at once (default: on a CPU, one per torch "
                                                     "thread, each on one thread); renders do not depend on it")
     parser.add_argument("--sharpen", type=float, default=0.125,

@@ -131,12 +131,14 @@ def check_size(module: nn.Module, graph: Graph, preprocess: Preprocess, size: in
     return recorder.folds
 
 
-CPU_PASS_PIXELS = 4 * 224 * 224  # on a CPU, larger passes are slower per image (their maps leave the cache)
+CPU_PASS_PIXELS = 2 * 224 * 224  # on a CPU, larger passes are slower per image (their maps leave the cache)
 
 
 def pass_size(settings: RenderSettings, size: int, device: torch.device) -> int:
     """Objectives optimised together in one pass: `settings.batch`, or else 32 on a GPU and, on a CPU, as
-    many as keep a pass within CPU_PASS_PIXELS input pixels (4 at 224 px; measured in benchmarks/featurevis.py)."""
+    many as keep a pass within CPU_PASS_PIXELS input pixels (2 at 224 px, 6 at 128, 32 at 28: with channels-last
+    maps and `parallel_passes`, passes of 2 beat passes of 4 by 5-15% per image, on one thread or two;
+    measured in benchmarks/featurevis.py)."""
     if settings.batch is not None:
         return settings.batch
     if device.type != "cpu":
