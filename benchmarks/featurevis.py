@@ -260,7 +260,7 @@ def sheet(args: argparse.Namespace) -> None:
     rows += [(f"logit:{k}", names[k]) for k in SHEET_CLASSES[:args.classes]]
     objectives = [parse_objective(text, graph) for text, _ in rows]
     settings = RenderSettings(steps=args.steps, size=args.size, lr=args.lr, batch=args.batch, transforms=args.transforms,
-                              seed=args.seed)
+                              seed=args.seed, sharpen=args.sharpen)
     start = time.perf_counter()
     result = render(loaded.module, graph, loaded.preprocess, objectives, settings, progress=True)
     print(f"rendered {len(objectives)} objectives, {settings.steps} steps, {settings.size or 224} px in "
@@ -340,7 +340,7 @@ def main() -> None:
     parser.add_argument("--size", type=int)
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--json", help="quality: write every objective's value, p99, max and ceiling here")
-    parser.add_argument("--sharpen", type=float, default=RenderSettings().sharpen, help="quality: see RenderSettings")
+    parser.add_argument("--sharpen", type=float, default=RenderSettings().sharpen, help="quality, sheet: see RenderSettings")
     parser.add_argument("--nodes", type=int, default=16)
     parser.add_argument("--batch", type=int, help="sheet: objectives per pass (default: automatic); speed: one more way")
     parser.add_argument("--layer")
