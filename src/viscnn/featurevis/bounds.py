@@ -32,7 +32,7 @@ from viscnn.featurevis.objectives import Objective, evaluate
 from viscnn.graph import Graph
 from viscnn.graph.ops import SIGNATURES, bind, op_name, pair
 from viscnn.models.preprocess import Preprocess
-from viscnn.scoring.recorder import ConvCall
+from viscnn.scoring.recorder import BN_ARGS, ConvCall, bn_affine
 
 INCREASING = frozenset("""relu relu6 hardtanh clamp clamp_min clamp_max sigmoid tanh leaky_relu elu softplus hardsigmoid
 exp max_pool2d max_pool2d_with_indices avg_pool2d adaptive_avg_pool2d adaptive_max_pool2d pad sum mean amax amin
@@ -146,14 +146,11 @@ class IntervalMode(TorchFunctionMode):
         return out
 
     def batch_norm(self, args: tuple, kwargs: dict) -> torch.Tensor:
-        bn = bind(args, kwargs, ["input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps"])
-        if bn.get("training") or bn.get("running_var") is None:
+        bn = bind(args, kwargs, BN_ARGS)
+        affine = bn_affine(bn)
+        if affine is None:
             raise ViscnnError("cannot bound through a BatchNorm in training mode: put the model in eval mode")
-        var = bn["running_var"]
-        gamma = bn["weight"] if bn.get("weight") is not None else torch.ones_like(var)
-        beta = bn["bias"] if bn.get("bias") is not None else torch.zeros_like(var)
-        scale = gamma / torch.sqrt(var + bn.get("eps", 1e-5))
-        shift = beta - bn["running_mean"] * scale
+        scale, shift = affine
         shape = (-1, *[1] * (bn["input"].dim() - 2))
         out = self.affine(bn["input"], lambda x: x * scale.view(shape) + shift.view(shape),
                           lambda r: r * scale.abs().view(shape))

@@ -44,6 +44,18 @@ class StopForward(Exception):
 NodeEdit = Callable[[str, torch.Tensor], torch.Tensor]
 ConvEdit = Callable[[ConvCall], torch.Tensor]
 Folds = dict[str, tuple[torch.Tensor, torch.Tensor]]  # layer -> its eval-mode BN's (scale, shift)
+BN_ARGS = ["input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps"]
+
+
+def bn_affine(bn: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(scale, shift) of a batch_norm call's bound arguments in eval mode (it is x * scale + shift), else None."""
+    var = bn.get("running_var")
+    if var is None or bn.get("training"):
+        return None
+    gamma = bn["weight"] if bn.get("weight") is not None else torch.ones_like(var)
+    beta = bn["bias"] if bn.get("bias") is not None else torch.zeros_like(var)
+    scale = (gamma / torch.sqrt(var + bn.get("eps", 1e-5))).detach()
+    return scale, (beta - bn["running_mean"] * scale).detach()
 
 
 class Recorder(TorchFunctionMode):
@@ -81,17 +93,15 @@ class Recorder(TorchFunctionMode):
         if name == "batch_norm" and args and id(args[0]) in self.pending_bn:
             call = self.pending_bn.pop(id(args[0]))
             if call.output is args[0]:
-                bn = bind(args, kwargs, ["input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps"])
+                bn = bind(args, kwargs, BN_ARGS)
                 folded = call.layer.name in self.fold
                 if folded and bn.get("training"):
                     raise ViscnnError(f"the BatchNorm after {call.layer.name} is in training mode: it cannot be folded")
                 out = args[0] if folded else func(*args, **kwargs)
-                if bn.get("running_var") is not None and not bn.get("training"):
-                    gamma = bn["weight"] if bn.get("weight") is not None else torch.ones_like(bn["running_var"])
-                    call.bn_scale = (gamma / torch.sqrt(bn["running_var"] + bn.get("eps", 1e-5))).detach()
-                    beta = bn["bias"] if bn.get("bias") is not None else torch.zeros_like(bn["running_var"])
-                    call.bn_shift = (beta - bn["running_mean"] * call.bn_scale).detach()
-                    self.folds[call.layer.name] = (call.bn_scale, call.bn_shift)
+                affine = bn_affine(bn)
+                if affine is not None:
+                    call.bn_scale, call.bn_shift = affine
+                    self.folds[call.layer.name] = affine
                 return self.node_ready(call, out)
         return func(*args, **kwargs)
 
