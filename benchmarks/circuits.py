@@ -39,12 +39,12 @@ def batches_of(x: torch.Tensor, y: torch.Tensor, size: int) -> list:
     return [(x[i:i + size], y[i:i + size]) for i in range(0, len(x), size)]
 
 
-def load_all(spec: str, preprocess, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
+def load_all(spec: str, preprocess, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     batches = list(open_image_sets(spec)["overall"].batches(preprocess, batch_size))
     return torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches])
 
 
-def report(evaluation, out: Path, name: str, note: str) -> None:  # noqa: ANN001
+def report(evaluation, out: Path, name: str, note: str) -> None:
     evaluation.save(out / f"{name}.json")
     evaluation.plot(out / f"{name}.png")
     print(f"\n### {name}\n\n{note}\n")

@@ -25,7 +25,7 @@ import time
 import torch
 
 
-def setup(model_name: str, images: str):  # noqa: ANN201
+def setup(model_name: str, images: str):
     from viscnn.data import open_image_sets
     from viscnn.graph import build_graph
     from viscnn.models import load_model
@@ -35,19 +35,19 @@ def setup(model_name: str, images: str):  # noqa: ANN201
     return loaded, graph, open_image_sets(images)["overall"]
 
 
-def plain(loaded, image_set, batch_size: int) -> None:  # noqa: ANN001
+def plain(loaded, image_set, batch_size: int) -> None:
     with torch.no_grad():
         for x, _ in image_set.batches(loaded.preprocess, batch_size):
             loaded.module(x)
 
 
-def decode(loaded, image_set, batch_size: int) -> None:  # noqa: ANN001
+def decode(loaded, image_set, batch_size: int) -> None:
     for _ in image_set.batches(loaded.preprocess, batch_size):
         pass
 
 
-def examples(loaded, graph, image_set, k: int, batch_size: int):  # noqa: ANN001, ANN201
-    from viscnn.featurevis.examples import compute_examples
+def examples(loaded, graph, image_set, k: int, batch_size: int):
+    from viscnn.inspection.examples import compute_examples
 
     return compute_examples(loaded.module, graph, image_set, loaded.preprocess, None, k, batch_size)
 
@@ -112,7 +112,7 @@ def main() -> None:
     wall_median = {name: statistics.median(values) for name, values in walls.items()}
     found = examples(loaded, graph, image_set, args.k, args.batch_size)
 
-    from viscnn.featurevis.examples import PixelCache, dataset_examples, examples_png
+    from viscnn.inspection.examples import PixelCache, dataset_examples, examples_png
     from viscnn.store import Store
 
     with tempfile.TemporaryDirectory() as folder, Store(folder) as store:

@@ -45,7 +45,7 @@ from viscnn.models import load_model
 SHEET_CLASSES = [1, 130, 323, 949, 951, 985, 980, 88, 963, 852, 291, 954, 417, 945, 207, 430]
 
 
-def layer_kind(graph, layer) -> str:  # noqa: ANN001
+def layer_kind(graph, layer) -> str:
     if layer.index == 1 or not graph.upstream(layer.name)[1:]:
         return "stem"
     if layer.groups > 1 and layer.in_per_group == 1:
@@ -56,12 +56,12 @@ def layer_kind(graph, layer) -> str:  # noqa: ANN001
     return f"conv{layer.kernel_size[0]}x{layer.kernel_size[1]}"
 
 
-def natural_images(loaded, count: int) -> torch.Tensor:  # noqa: ANN001
+def natural_images(loaded, count: int) -> torch.Tensor:
     spec = "demo" if loaded.name == "efficientnet-lite0" else f"fashion-mnist:test:{count}"
     return torch.cat([x for x, _ in open_image_sets(spec)["overall"].batches(loaded.preprocess, 64)])
 
 
-def sample_objectives(graph, count: int, seed: int) -> dict[str, list[str]]:  # noqa: ANN001
+def sample_objectives(graph, count: int, seed: int) -> dict[str, list[str]]:
     rng = random.Random(seed)
     by_kind: dict[str, list] = {}
     for layer in graph.conv_layers:
@@ -150,16 +150,17 @@ def quality(args: argparse.Namespace) -> None:
         print(f"wrote {args.json}")
 
 
-def _lucent_render(module, layer: str, channel: int, steps: int, size: int) -> None:  # noqa: ANN001
+def _lucent_render(module, layer: str, channel: int, steps: int, size: int) -> None:
     """One objective rendered by Lucent 0.1.8 itself (FFT + decorrelated colour, its standard transforms,
     Adam 0.05: the same recipe), the whole model run each step, as Lucent does."""
-    from lucent.optvis import param, render as lucent
+    from lucent.optvis import param
+    from lucent.optvis import render as lucent
 
     lucent.render_vis(module, f"{layer.replace('.', '_')}:{channel}", param_f=lambda: param.image(size),
                       thresholds=(steps,), show_image=False, progress=False, fixed_image_size=size)
 
 
-def model_alone(loaded, graph, objectives, steps: int, size: int) -> Callable[[], None]:  # noqa: ANN001
+def model_alone(loaded, graph, objectives, steps: int, size: int) -> Callable[[], None]:
     """The floor under any renderer of these objectives through this model on this machine: only the
     model's forward pass to the objectives' layer and its input-gradient backward, as rendering runs them
     (BN folded, channels-last, passes of `pass_size` on the threads `parallel_passes` would use); no image
@@ -173,7 +174,7 @@ def model_alone(loaded, graph, objectives, steps: int, size: int) -> Callable[[]
     per_pass = pass_size(RenderSettings(), size, torch.device("cpu"))
     chunks = [objectives[k:k + per_pass] for k in range(0, len(objectives), per_pass)]
 
-    def one_pass(chunk) -> None:  # noqa: ANN001
+    def one_pass(chunk) -> None:
         if workers > 1:  # as render's parallel passes do
             torch.set_num_threads(1)
         x = torch.rand(len(chunk), loaded.preprocess.channels, size, size).contiguous(memory_format=torch.channels_last)
@@ -268,14 +269,14 @@ def sheet(args: argparse.Namespace) -> None:
     tile, label, columns = result.images.shape[-1], 16, 8
     canvas = Image.new("RGB", (columns * tile, (len(rows) // columns) * (tile + label)), "white")
     draw = ImageDraw.Draw(canvas)
-    for k, ((text, caption), image) in enumerate(zip(rows, result.images)):
+    for k, ((_, caption), image) in enumerate(zip(rows, result.images)):
         x, y = (k % columns) * tile, (k // columns) * (tile + label)
         pixels = (image.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
         canvas.paste(Image.fromarray(pixels), (x, y + label))
         draw.text((x + 3, y + 2), f"{caption[:26]} {result.values[k]:.1f}", fill="black")
     canvas.save(args.out)
     print(f"wrote {args.out}")
-    for (text, caption), value in zip(rows, result.values.tolist()):
+    for (_, caption), value in zip(rows, result.values.tolist()):
         print(f"  {caption:<30} {value:8.2f}")
 
 

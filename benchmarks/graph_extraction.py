@@ -35,15 +35,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     torch.set_grad_enabled(False)
-    print(f"| model | conv layers | nodes | edges | forward (s) | trace (s) | trace / forward | replay (s) | replay / forward | replay rel. error |")
+    print("| model | conv layers | nodes | edges | forward (s) | trace (s) | trace / forward | replay (s) | replay / forward | replay rel. error |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in args.models.split(","):
         if name not in ZOO:
             raise SystemExit(f"unknown model {name}")
         loaded = load_model(name)
         x = torch.randn(1, *loaded.input_shape, generator=torch.Generator().manual_seed(0))
-        forward = timed(lambda: loaded.module(x), args.repeats)
-        trace = timed(lambda: build_graph(loaded.module, loaded.input_shape, name), args.repeats)
+        forward = timed(lambda loaded=loaded, x=x: loaded.module(x), args.repeats)
+        trace = timed(lambda loaded=loaded, name=name: build_graph(loaded.module, loaded.input_shape, name), args.repeats)
         graph = build_graph(loaded.module, loaded.input_shape, name)
         start = time.perf_counter()
         results = replay_check(loaded.module, graph, x)

@@ -29,9 +29,9 @@ from viscnn.layout import quality
 from viscnn.layout.build import assemble
 from viscnn.layout.classwise import classwise_scores
 from viscnn.layout.figure import plot_layout
-from viscnn.layout.prepare import Preparer, Settings, measure_quality
 from viscnn.layout.smoothing import smooth_to_disc
 from viscnn.models import load_model
+from viscnn.pipeline.prepare import Preparer, Settings, measure_quality
 from viscnn.scoring import parse_target, score_batches
 from viscnn.store import Store
 

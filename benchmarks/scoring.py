@@ -39,8 +39,8 @@ def _dissected(loaded, graph, x, y) -> None:
     import torch
 
     from viscnn.graph.dissect import kernel_maps
+    from viscnn.graph.recorder import Recorder
     from viscnn.scoring.criteria import geometry
-    from viscnn.scoring.recorder import Recorder
     from viscnn.scoring.targets import Target
 
     recorder = Recorder(graph)

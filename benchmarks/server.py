@@ -114,7 +114,7 @@ def main() -> None:
                     "GET single-kernel output PNG": f"/api/edges/{layer}/5/3/output.png?image={image}"}
             for label, path in gets.items():
                 times = []
-                for k in range(args.repeats):
+                for _ in range(args.repeats):
                     start = time.perf_counter()
                     reply = client.get(f"{base}{path}", timeout=600)
                     times.append(time.perf_counter() - start)

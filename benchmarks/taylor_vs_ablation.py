@@ -49,7 +49,7 @@ def main() -> None:
             if target.inside:
                 layers = [n for n in graph.upstream(target.layer) if n in graph and graph[n].kind == "conv"] + [target.layer]
             upstream = layers[-3:-1] if len(layers) >= 3 else layers[:-1]
-            nodes = [Node(l, c) for l in upstream for c in rng.sample(range(graph[l].out_channels), min(64, graph[l].out_channels))]
+            nodes = [Node(name, c) for name in upstream for c in rng.sample(range(graph[name].out_channels), min(64, graph[name].out_channels))]
             last = graph[layers[-1]]
             edges = [graph.edge_at(last.name, rng.randrange(last.out_channels) if not target.inside else target.channel,
                                    rng.randrange(last.in_per_group)) for _ in range(64)]

@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 __all__ = ["ViscnnError", "__version__", "show"]
 
 
-def __getattr__(name: str):  # noqa: ANN202 - PEP 562: `viscnn.show` without importing torch and FastAPI up front
+def __getattr__(name: str):
     if name == "show":
         from viscnn.server.notebook import show
 

@@ -7,7 +7,6 @@ import textwrap
 
 import pytest
 import torch
-from torch import nn
 
 from viscnn.circuits.evaluate import Evaluation, evaluate
 from viscnn.circuits.methods import METHODS, Method, get_method
@@ -56,7 +55,7 @@ def model_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def setup(model_file):
     namespace = {}
-    exec(compile(MODEL_FILE, "net.py", "exec"), namespace)  # noqa: S102 - the test's own model source
+    exec(compile(MODEL_FILE, "net.py", "exec"), namespace)
     model = namespace["make"]().eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)

@@ -57,7 +57,7 @@ def residual():
 def test_residual_depthwise_bn_extraction_is_exact(residual, target):
     model, graph, images = residual
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    circuit, extracted, masked, smaller = masked_and_extracted(model, graph, target, 0.2, images)
+    _circuit, extracted, masked, smaller = masked_and_extracted(model, graph, target, 0.2, images)
     assert torch.allclose(masked, smaller, atol=1e-5, rtol=1e-5)
     assert extracted.removed_filters > 0 and extracted.parameters_after < extracted.parameters_before
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), "the user's model was changed"

@@ -2,9 +2,6 @@
 import pytest
 import torch
 
-from viscnn.graph import build_graph
-from viscnn.models import load_model
-
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
@@ -14,8 +11,3 @@ def one_thread():
     yield
     torch.set_num_threads(threads)
 
-
-@pytest.fixture(scope="module")
-def fmnist():
-    loaded = load_model("fmnist-convnet")
-    return loaded, build_graph(loaded.module, loaded.input_shape, loaded.name)

@@ -6,9 +6,9 @@ from viscnn.errors import ViscnnError
 from viscnn.featurevis.objectives import evaluate, forward, parse_objective
 from viscnn.graph import build_graph
 from viscnn.graph.dissect import kernel_maps
+from viscnn.graph.recorder import Recorder, StopForward
 from viscnn.models import load_model
 from viscnn.scoring.criteria import geometry
-from viscnn.scoring.recorder import Recorder, StopForward
 from viscnn.scoring.targets import parse_target
 
 

@@ -1,7 +1,6 @@
 """Batched random transforms: per-image randomness, seeded, differentiable, sized for the model."""
 import pytest
 import torch
-
 import torch.nn.functional as F
 
 from viscnn.featurevis.transforms import (

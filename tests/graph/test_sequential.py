@@ -37,7 +37,7 @@ def test_vgg16_replays_and_counts():
     graph = graph_and_replay(torchvision.models.vgg16(weights=None), (3, 224, 224), size=48)
     assert len(graph.conv_layers) == 13
     assert graph.num_nodes == 4224
-    assert graph.num_edges == sum(l.out_channels * l.in_channels for l in graph.conv_layers)
+    assert graph.num_edges == sum(layer.out_channels * layer.in_channels for layer in graph.conv_layers)
     assert np.all(graph["features.28"].sources[0][1] == np.arange(512))
 
 

@@ -7,7 +7,7 @@ from torch import nn
 from viscnn.errors import ViscnnError
 from viscnn.featurevis.objectives import edge_maps
 from viscnn.graph import build_graph
-from viscnn.scoring.recorder import Recorder
+from viscnn.graph.recorder import Recorder
 
 
 def _model():

@@ -19,7 +19,7 @@ def run_together(tmp_path: Path, jobs: list[tuple[str, int, int, str]]) -> None:
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE) for prefix, count, size, tag in jobs]
     start.touch()
     for child in children:
-        out, err = child.communicate(timeout=60)
+        _out, err = child.communicate(timeout=60)
         assert child.returncode == 0, err.decode()[-2000:]
 
 

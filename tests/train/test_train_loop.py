@@ -6,7 +6,7 @@ from safetensors.torch import load_file
 from viscnn.train import train_fmnist
 from viscnn.train.sparsity import conv_weights, kernel_norms
 
-SHORT = dict(epochs=1, max_steps=8, subset=8 * 32, batch_size=32, test_subset=100, progress=False)
+SHORT = {"epochs": 1, "max_steps": 8, "subset": 8 * 32, "batch_size": 32, "test_subset": 100, "progress": False}
 
 
 def _state(report):

@@ -1,7 +1,7 @@
 """From a query to a circuit: score with a method, select by a rule, keep what connects."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -84,7 +84,7 @@ class Circuit:
         """A module running `model` with every removed kernel zeroed (the model itself is untouched)."""
         return CircuitModel(model, graph, {name: mask.float() for name, mask in self.masks.items()})
 
-    def extract(self, model: nn.Module, graph: Graph) -> "Extracted":  # noqa: F821 - imported lazily
+    def extract(self, model: nn.Module, graph: Graph) -> Extracted:  # noqa: F821 - imported lazily
         """A physically smaller copy of `model`: the filters this circuit does not need are gone (see
         `viscnn.circuits.extract`); its target gives exactly what `module()` gives."""
         from viscnn.circuits.extract import extract
@@ -120,7 +120,7 @@ class Circuit:
         Path(path).write_text(json.dumps(self.to_json(graph, model)))
 
     @classmethod
-    def from_json(cls, data: dict, graph: Graph, fingerprint: str | None = None) -> "Circuit":
+    def from_json(cls, data: dict, graph: Graph, fingerprint: str | None = None) -> Circuit:
         """Rebuild a circuit on `graph`; a file from another model (fingerprint or layers) is an error."""
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ViscnnError(f"not a viscnn circuit file (format {data.get('format') if isinstance(data, dict) else None!r})")
@@ -148,7 +148,7 @@ class Circuit:
                    int(data.get("upstream_edges", sum(graph[n].num_edges for n in used))))
 
     @classmethod
-    def load(cls, path: str | Path, graph: Graph, fingerprint: str | None = None) -> "Circuit":
+    def load(cls, path: str | Path, graph: Graph, fingerprint: str | None = None) -> Circuit:
         try:
             data = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as exc:

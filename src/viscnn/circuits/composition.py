@@ -17,8 +17,9 @@ fed by several conv layers (a residual add, a concat) draws its children from al
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ from torch import nn
 
 from viscnn.errors import ViscnnError
 from viscnn.graph import INPUT, Graph
-from viscnn.scoring.recorder import Recorder, StopForward
+from viscnn.graph.recorder import Recorder
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -62,9 +63,9 @@ class CompositionNode:
     contribution: float
     peak: float
     saliency: torch.Tensor = field(repr=False)
-    children: list["CompositionNode"] = field(default_factory=list)
+    children: list[CompositionNode] = field(default_factory=list)
 
-    def walk(self, path: tuple[int, ...] = ()) -> Iterator[tuple[tuple[int, ...], "CompositionNode"]]:
+    def walk(self, path: tuple[int, ...] = ()) -> Iterator[tuple[tuple[int, ...], CompositionNode]]:
         """(path of child indices from the root, node), depth first, the root first."""
         yield path, self
         for k, child in enumerate(self.children):
@@ -131,11 +132,8 @@ def parse_unit(text: str, graph: Graph) -> tuple[str, int, tuple[int, int] | Non
 
 def _forward(model: nn.Module, graph: Graph, x: torch.Tensor, layer: str) -> dict[str, torch.Tensor]:
     recorder = Recorder(graph, stop_at=layer)
-    with torch.enable_grad(), recorder:
-        try:
-            model(x)
-        except StopForward:
-            pass
+    with torch.enable_grad():
+        recorder.run(model, x)
     return {name: call.node_map for name, call in recorder.calls.items()}
 
 
@@ -220,7 +218,7 @@ def _expand(node: CompositionNode, graph: Graph, maps: dict[str, torch.Tensor], 
 
 
 def saliency_image(pixels: torch.Tensor, saliency: torch.Tensor, boxes: list[tuple[Box, tuple[int, int, int]]] = (),
-                   scale: int = 1, title: str = "") -> "Image.Image":
+                   scale: int = 1, title: str = "") -> Image.Image:
     """A PIL image: the input (0-1 pixels [C, H, W]) and its saliency, side by side, with `boxes` (input
     pixels, colour) drawn on both (e.g. the receptive fields of the parent and of the unit).
 

@@ -68,7 +68,7 @@ def connected(graph: Graph, masks: Masks, target: Target) -> Masks:
     return {name: result[name] for name in masks if name in result}
 
 
-def _flags(graph: Graph, source: str, index) -> torch.Tensor:  # noqa: ANN001 - a numpy array
+def _flags(graph: Graph, source: str, index) -> torch.Tensor:
     """The channels of conv layer `source` that a source array names."""
     channels = graph[source].out_channels
     index = torch.as_tensor(index)

@@ -17,9 +17,9 @@ import json
 import math
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -153,7 +153,7 @@ class Evaluation:
                 "skipped": [asdict(skip) for skip in self.skipped]}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Evaluation":
+    def from_json(cls, data: dict) -> Evaluation:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ViscnnError(f"not a viscnn evaluation file (format {data.get('format') if isinstance(data, dict) else None!r})")
         return cls(data["model"], list(data["targets"]), list(data["methods"]), [float(f) for f in data["fractions"]],
@@ -165,7 +165,7 @@ class Evaluation:
         Path(path).write_text(json.dumps(self.to_json(), indent=1))
 
     @classmethod
-    def load(cls, path: str | Path) -> "Evaluation":
+    def load(cls, path: str | Path) -> Evaluation:
         try:
             return cls.from_json(json.loads(Path(path).read_text()))
         except (OSError, json.JSONDecodeError) as exc:
@@ -230,10 +230,10 @@ def check_fractions(fractions: Sequence[float]) -> list[float]:
         raise ViscnnError("give at least one kept fraction")
     for fraction in fractions:
         _check(fraction, "kept fraction")
-    return sorted(set(float(f) for f in fractions))
+    return sorted({float(f) for f in fractions})
 
 
-def _values(model: nn.Module, graph: Graph, batches: Sequence[Batch], target: Target, masks=None,  # noqa: ANN001
+def _values(model: nn.Module, graph: Graph, batches: Sequence[Batch], target: Target, masks=None,
             device: str | torch.device = "cpu") -> torch.Tensor:
     with torch.no_grad():
         return torch.cat([target_output(model, graph, x.to(device), y, target, masks).detach().cpu() for x, y in batches])

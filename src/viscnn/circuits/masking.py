@@ -26,7 +26,7 @@ class KernelMasks(TorchFunctionMode):
         self.masks = masks
         self.count = 0
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 - torch's protocol
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if op_name(func) != "conv2d":
             return func(*args, **kwargs)
@@ -52,6 +52,6 @@ class CircuitModel(nn.Module):
         self.graph = graph
         self.masks = masks
 
-    def forward(self, *args, **kwargs):  # noqa: ANN002, ANN003 - whatever the model takes
+    def forward(self, *args, **kwargs):
         with KernelMasks(self.graph, self.masks):
             return self.inner(*args, **kwargs)

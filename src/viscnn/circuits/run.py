@@ -6,7 +6,7 @@ from torch import nn
 
 from viscnn.circuits.masking import KernelMasks, Masks
 from viscnn.graph import Graph
-from viscnn.scoring.recorder import Recorder, StopForward
+from viscnn.graph.recorder import Recorder
 from viscnn.scoring.targets import Target
 
 
@@ -17,12 +17,8 @@ def target_output(model: nn.Module, graph: Graph, x: torch.Tensor, labels: torch
     Gradients flow to `masks` when they require grad; the pass stops at the target's layer.
     """
     recorder = Recorder(graph, stop_at=target.layer if target.inside else None, keep={target.layer} if target.inside else set())
-    output = None
-    with KernelMasks(graph, masks or {}), recorder:
-        try:
-            output = model(x)
-        except StopForward:
-            pass
+    with KernelMasks(graph, masks or {}):
+        output = recorder.run(model, x)
     if target.kind == "node":
         return recorder.calls[target.layer].node_map[:, target.channel]
     if target.inside:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,9 +26,9 @@ from viscnn.circuits.select import _check
 from viscnn.data.imageset import ImageSet
 from viscnn.errors import ViscnnError
 from viscnn.graph import INPUT, Graph, Node
+from viscnn.graph.recorder import Recorder
 from viscnn.models.preprocess import Preprocess
 from viscnn.scoring.engine import Sums, accumulate, to_scores
-from viscnn.scoring.recorder import Recorder, StopForward
 from viscnn.scoring.scores import Scores
 from viscnn.scoring.targets import Target
 
@@ -146,11 +147,8 @@ def top_patches(model: nn.Module, graph: Graph, image_set: ImageSet, preprocess:
     start = 0
     for x, _ in image_set.batches(preprocess, batch_size):
         recorder = Recorder(graph, stop_at=node.layer, keep={node.layer})
-        with torch.no_grad(), recorder:
-            try:
-                model(x.to(device))
-            except StopForward:
-                pass
+        with torch.no_grad():
+            recorder.run(model, x.to(device))
         layer_map = recorder.calls[node.layer].node_map.detach().float().cpu()
         flat = layer_map[:, node.channel].flatten(1)
         values, where = flat.max(dim=1)
@@ -318,7 +316,7 @@ def patch_crops(graph: Graph, image_set: ImageSet, preprocess: Preprocess, node:
     return crops
 
 
-def patch_grid(crops: list[torch.Tensor], columns: int = 4, cell: int = 72, title: str = "") -> "Image.Image":
+def patch_grid(crops: list[torch.Tensor], columns: int = 4, cell: int = 72, title: str = "") -> Image.Image:
     """A PIL image: the crops in a grid, each scaled to `cell` pixels (nearest neighbour), with a title line."""
     from PIL import Image, ImageDraw
 

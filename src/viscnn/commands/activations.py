@@ -29,8 +29,8 @@ def run(args: argparse.Namespace) -> int:
 
     from viscnn.data.imageset import read_image
     from viscnn.errors import ViscnnError
-    from viscnn.featurevis.cache import to_pil
-    from viscnn.featurevis.views import activation_grid, activation_maps, draw_box, image_input, receptive_box
+    from viscnn.inspection.views import activation_grid, activation_maps, draw_box, image_input, receptive_box
+    from viscnn.store.cache import to_pil
 
     loaded, graph = load_with_graph(args)
     units = []

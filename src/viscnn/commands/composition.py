@@ -49,11 +49,11 @@ def run(args: argparse.Namespace) -> int:
     scale = max(1, 192 // max(pixels.shape[-2:]))
     files: dict[int, str] = {}
 
-    def box(u):  # noqa: ANN001, ANN202 - a Unit
+    def box(u):
         rf = graph[u.layer].receptive_field
         return None if rf is None or rf.whole_image else rf.box(u.y, u.x)
 
-    def draw(node, parent) -> None:  # noqa: ANN001 - CompositionNode
+    def draw(node, parent) -> None:
         path = "_".join(str(k) for k in trail) if (trail := paths[id(node)]) else "root"
         boxes = [(b, c) for b, c in ((box(parent.unit) if parent else None, PARENT_COLOUR), (box(node.unit), UNIT_COLOUR)) if b]
         what = f"{parent.unit} through {node.unit.layer}:{node.unit.channel}" if parent else f"{node.unit}"

@@ -63,7 +63,7 @@ def parse_methods(text: str) -> list[str]:
     return list(dict.fromkeys(methods))
 
 
-def pick_targets(args: argparse.Namespace, graph):  # noqa: ANN001 - a Graph
+def pick_targets(args: argparse.Namespace, graph):
     import random
 
     from viscnn.errors import ViscnnError
@@ -90,7 +90,7 @@ def pick_targets(args: argparse.Namespace, graph):  # noqa: ANN001 - a Graph
     return targets
 
 
-def split_batches(image_set, preprocess, batch_size: int, held_fraction: float, seed: int):  # noqa: ANN001
+def split_batches(image_set, preprocess, batch_size: int, held_fraction: float, seed: int):
     """Shuffle one image set (seeded) and cut it into train and held-out batches."""
     import torch
 
@@ -107,7 +107,7 @@ def split_batches(image_set, preprocess, batch_size: int, held_fraction: float, 
     return (chunk(x[order[held:]], y[order[held:]], batch_size), chunk(x[order[:held]], y[order[:held]], batch_size))
 
 
-def chunk(x, y, batch_size: int):  # noqa: ANN001
+def chunk(x, y, batch_size: int):
     return [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)]
 
 

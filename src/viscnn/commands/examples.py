@@ -58,8 +58,15 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from viscnn.errors import ViscnnError
-    from viscnn.featurevis.examples import (PixelCache, check_layers, dataset_examples, examples_png, layer_sheet,
-                                            node_grid, patch_size)
+    from viscnn.inspection.examples import (
+        PixelCache,
+        check_layers,
+        dataset_examples,
+        examples_png,
+        layer_sheet,
+        node_grid,
+        patch_size,
+    )
     from viscnn.store import Store
 
     if args.k < 1:

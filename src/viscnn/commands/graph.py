@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         graph.save_json(args.json)
         print(f"wrote {args.json}")
     if args.replay:
-        channels, height, width = loaded.input_shape
+        channels, height, _width = loaded.input_shape
         size = args.replay_size or height
         images = torch.randn(1, channels, size, size, generator=torch.Generator().manual_seed(0)).to(args.device)
         start = time.perf_counter()

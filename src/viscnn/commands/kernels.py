@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from viscnn.commands.examples import parse_channels
     from viscnn.errors import ViscnnError
-    from viscnn.featurevis.views import conv_layer, kernel_grid, kernel_heatmap
+    from viscnn.inspection.views import conv_layer, kernel_grid, kernel_heatmap
 
     out = Path(args.out)
     if out.suffix.lower() != ".png":

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from viscnn.data import open_image_sets
     from viscnn.errors import ViscnnError
     from viscnn.layout import quality
-    from viscnn.layout.prepare import Preparer, Settings
+    from viscnn.pipeline.prepare import Preparer, Settings
     from viscnn.store import Store
 
     for option in ("examples", "renders", "render_steps", "batch_size"):

@@ -84,11 +84,11 @@ def _run(args: argparse.Namespace) -> int:
     for criterion, scores in result.scores.items():
         print(f"top {args.top} nodes by {criterion}:")
         for node, value in scores.top(args.top):
-            print(f"  {str(node):<44} {value: .5g}")
+            print(f"  {node!s:<44} {value: .5g}")
         if scores.edges:
             print(f"top {args.top} edges by {criterion}:")
             for edge, value in scores.top(args.top, "edges"):
-                print(f"  {str(edge):<44} {value: .5g}")
+                print(f"  {edge!s:<44} {value: .5g}")
     if args.out:
         for criterion, scores in result.scores.items():
             path = args.out if len(criteria) == 1 else args.out.replace(".safetensors", f".{criterion}.safetensors")

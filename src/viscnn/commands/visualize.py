@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def expand_targets(texts: list[str], graph) -> list[str]:  # noqa: ANN001 - Graph
+def expand_targets(texts: list[str], graph) -> list[str]:
     """`LAYER:A-B` becomes LAYER:A ... LAYER:B; everything else is kept as it is."""
     from viscnn.errors import ViscnnError
 
@@ -71,11 +71,11 @@ def run(args: argparse.Namespace) -> int:
 
     from viscnn.circuits.circuit import Circuit
     from viscnn.errors import ViscnnError
-    from viscnn.featurevis.cache import cache_key, cached_image
-    from viscnn.featurevis.objectives import parse_objective
+    from viscnn.featurevis.objectives import Objective, parse_objective
     from viscnn.featurevis.render import RenderSettings, check_settings, render
     from viscnn.graph import Edge
     from viscnn.store import Store
+    from viscnn.store.cache import cache_key, cached_image
 
     settings = RenderSettings(steps=args.steps, size=args.size, lr=args.lr, seed=args.seed, batch=args.batch,
                               param=args.param, copies=args.copies, diversity=args.diversity,
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
             rendered[k] = (images, values, float(result.initial_values[result.owners.index(j)]))
     summary = []
     for k, objective in enumerate(objectives):
-        def make(k: int = k):  # noqa: ANN202 - (image, meta) for the cache
+        def make(k: int = k, objective: Objective = objective):
             images, values, initial = rendered[k]
             strip = np.concatenate([im.permute(1, 2, 0).numpy() for im in images], axis=1)
             return strip, {"objective": str(objective), "values": values, "initial": initial,
@@ -155,14 +155,14 @@ def _class_names(classes: str | None) -> list[str] | None:
     return None
 
 
-def _read(path: Path):  # noqa: ANN202 - np.ndarray
+def _read(path: Path):
     from PIL import Image
 
     with Image.open(path) as image:
         return image.copy()
 
 
-def _write(array, path: Path) -> None:  # noqa: ANN001 - np.ndarray
+def _write(array, path: Path) -> None:
     from PIL import Image
 
     Image.fromarray(array if array.ndim == 3 and array.shape[2] == 3 else array.reshape(array.shape[:2])).save(path)

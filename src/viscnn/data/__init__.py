@@ -25,7 +25,9 @@ _EXPORTS = {
     "load_fashion_mnist": ("viscnn.data.fashion_mnist", "load_fashion_mnist"),
     "FASHION_MNIST_CLASSES": ("viscnn.data.fashion_mnist", "CLASSES"),
 }
-__all__ = sorted(_EXPORTS)
+__all__ = ["FASHION_MNIST_CLASSES", "IMAGE_EXTENSIONS", "ImageItem", "ImageSet", "build_demo_set", "imagenet_classes",
+           "load_fashion_mnist", "open_image_sets"]
+assert sorted(_EXPORTS) == __all__
 
 
 def __getattr__(name: str) -> Any:

@@ -1,9 +1,12 @@
-"""Feature visualisation: renders of nodes, edges and circuits, dataset examples and inspection views."""
+"""Feature visualisation: renders that maximise a node, neuron, direction, edge or class logit (Lucid's recipe).
+
+Inspection views of what a model does with real images (dataset examples, kernels, activation maps) live
+in `viscnn.inspection`.
+"""
 from viscnn.featurevis.objectives import Objective, parse_objective
 from viscnn.featurevis.param import FFTImage, image_param
 from viscnn.featurevis.render import RenderResult, RenderSettings, measure, render
 from viscnn.featurevis.transforms import standard_transforms
-from viscnn.featurevis.cache import cached_arrays, cached_image, cached_json
-from viscnn.featurevis.examples import (LayerExamples, PixelCache, compute_examples, dataset_examples, examples_png,
-                                       layer_sheet)
-from viscnn.featurevis.views import activation_grid, activation_maps, kernel_grid, kernel_heatmap, receptive_box
+
+__all__ = ["FFTImage", "Objective", "RenderResult", "RenderSettings", "image_param", "measure", "parse_objective",
+           "render", "standard_transforms"]

@@ -31,15 +31,12 @@ from viscnn.errors import ViscnnError
 from viscnn.featurevis.objectives import Objective, evaluate
 from viscnn.graph import Graph
 from viscnn.graph.ops import SIGNATURES, bind, op_name, pair
+from viscnn.graph.recorder import BN_ARGS, ConvCall, bn_affine
 from viscnn.models.preprocess import Preprocess
-from viscnn.scoring.recorder import BN_ARGS, ConvCall, bn_affine
 
-INCREASING = frozenset("""relu relu6 hardtanh clamp clamp_min clamp_max sigmoid tanh leaky_relu elu softplus hardsigmoid
-exp max_pool2d max_pool2d_with_indices avg_pool2d adaptive_avg_pool2d adaptive_max_pool2d pad sum mean amax amin
-""".split())
-MOVES = frozenset("""view reshape flatten contiguous clone detach to float type __getitem__ narrow select squeeze unsqueeze
-cat concat split chunk dropout dropout2d feature_dropout""".split())
-SHAPE = frozenset("size dim numel __get__ __len__ __format__ __repr__".split())
+INCREASING = frozenset(["relu", "relu6", "hardtanh", "clamp", "clamp_min", "clamp_max", "sigmoid", "tanh", "leaky_relu", "elu", "softplus", "hardsigmoid", "exp", "max_pool2d", "max_pool2d_with_indices", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "pad", "sum", "mean", "amax", "amin"])
+MOVES = frozenset(["view", "reshape", "flatten", "contiguous", "clone", "detach", "to", "float", "type", "__getitem__", "narrow", "select", "squeeze", "unsqueeze", "cat", "concat", "split", "chunk", "dropout", "dropout2d", "feature_dropout"])
+SHAPE = frozenset(["size", "dim", "numel", "__get__", "__len__", "__format__", "__repr__"])
 BATCH_DIM_ARG = {"flatten": "start_dim", "sum": "dim", "mean": "dim", "amax": "dim", "amin": "dim", "cat": "dim",
                  "concat": "dim", "narrow": "dim", "select": "dim", "squeeze": "dim", "unsqueeze": "dim",
                  "split": "dim", "chunk": "dim"}
@@ -79,7 +76,7 @@ class IntervalMode(TorchFunctionMode):
     def is_box(self, value: Any) -> bool:
         return isinstance(value, torch.Tensor) and self.boxes.get(id(value)) is value
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 - torch's protocol
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = op_name(func)
         boxes = [a for a in list(args) + list(kwargs.values()) if self.is_box(a)]
@@ -123,12 +120,12 @@ class IntervalMode(TorchFunctionMode):
         if any(d is not None and int(d) == 0 for d in dims):
             raise ViscnnError(f"cannot bound through {name!r} along the batch dimension")
 
-    def affine(self, x: torch.Tensor, centre_op, radius_op) -> torch.Tensor:  # noqa: ANN001
+    def affine(self, x: torch.Tensor, centre_op, radius_op) -> torch.Tensor:
         lower, upper = x.chunk(2)
         centre, radius = centre_op((lower + upper) / 2), radius_op((upper - lower) / 2)
         return self.box(centre - radius, centre + radius)
 
-    def conv(self, func, args: tuple, kwargs: dict) -> torch.Tensor:  # noqa: ANN001
+    def conv(self, func, args: tuple, kwargs: dict) -> torch.Tensor:
         a = bind(args, kwargs, SIGNATURES["conv2d"])
         layer = self.layers[self.count] if self.count < len(self.layers) else None
         self.count += 1
@@ -159,7 +156,7 @@ class IntervalMode(TorchFunctionMode):
             raise _Stop
         return out
 
-    def arithmetic(self, name: str, func, args: tuple, kwargs: dict) -> torch.Tensor:  # noqa: ANN001
+    def arithmetic(self, name: str, func, args: tuple, kwargs: dict) -> torch.Tensor:
         if name == "neg":
             lower, upper = args[0].chunk(2)
             return self.box(-upper, -lower)

@@ -25,8 +25,8 @@ from torch import nn
 
 from viscnn.errors import ViscnnError
 from viscnn.graph import Graph
+from viscnn.graph.recorder import ConvCall, Folds, Recorder
 from viscnn.scoring.criteria import geometry
-from viscnn.scoring.recorder import ConvCall, Folds, Recorder, StopForward
 from viscnn.scoring.targets import parse_target
 
 _EDGE = re.compile(r"(?P<layer>.+):(?P<out>\d+)\s*<-\s*(?P<inp>\d+)(?::(?P<pos>neuron|(?P<y>\d+),(?P<x>\d+)))?")
@@ -196,10 +196,5 @@ def forward(module: nn.Module, graph: Graph, objectives: Sequence[Objective], x:
     layers = needed_layers(objectives) | (keep or set())
     stop = None if any(o.kind == "logit" for o in objectives) else deepest(graph, layers)
     recorder = Recorder(graph, stop_at=stop, keep=layers, fold=fold)
-    output = None
-    with recorder:
-        try:
-            output = module(x)
-        except StopForward:
-            pass
+    output = recorder.run(module, x)
     return evaluate(objectives, recorder.calls, output), recorder.calls

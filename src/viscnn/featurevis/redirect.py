@@ -16,13 +16,13 @@ class _RedirectedClamp(torch.autograd.Function):
     ReLU is a sixth faster (no all-zero test)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, lo: float, hi: float | None) -> torch.Tensor:  # noqa: ANN001
+    def forward(ctx, x: torch.Tensor, lo: float, hi: float | None) -> torch.Tensor:
         ctx.save_for_backward(x)
         ctx.lo, ctx.hi = lo, hi
         return x.clamp(lo, hi)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
+    def backward(ctx, grad: torch.Tensor):
         (x,) = ctx.saved_tensors
         lo, hi = ctx.lo, ctx.hi
         # the true gradient in one fused op; the redirect (several more passes) only for images that need it
@@ -41,7 +41,7 @@ class _RedirectedClamp(torch.autograd.Function):
 class RedirectedReLU(TorchFunctionMode):
     """Inside this mode, relu / relu6 / hardtanh(0, hi) calls use `_RedirectedClamp` (never in place)."""
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 - torch's protocol
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = op_name(func)
         if name in ("relu", "relu_", "relu6", "hardtanh", "hardtanh_") and args and args[0].requires_grad:

@@ -44,8 +44,8 @@ from viscnn.featurevis.transforms import (
     standard_transforms,
 )
 from viscnn.graph import Graph
+from viscnn.graph.recorder import Folds, Recorder
 from viscnn.models.preprocess import Preprocess
-from viscnn.scoring.recorder import Folds, Recorder
 
 _T = TypeVar("_T")
 
@@ -179,7 +179,7 @@ def _diversity(maps: torch.Tensor, copies: int) -> torch.Tensor:
 
 def _render_batch(module: nn.Module, graph: Graph, preprocess: Preprocess, objectives: list[Objective],
                   copies: list[int], settings: RenderSettings, size: int, device: torch.device,
-                  transforms: Sequence[Transform], fold: Folds, bar) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # noqa: ANN001
+                  transforms: Sequence[Transform], fold: Folds, bar) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     channels = preprocess.channels
     seeds = [image_seed(settings.seed, o, c, "start") for o, c in zip(objectives, copies)]
     options = {"decay_power": settings.decay_power} if settings.param == "fft" else {}

@@ -23,7 +23,6 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
-
 Generators = torch.Generator | Sequence[torch.Generator]  # one for the batch, or one per image
 
 

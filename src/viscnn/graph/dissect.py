@@ -7,8 +7,8 @@ C_in x C_out maps at once; here memory is bounded by `max_bytes`.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +27,7 @@ class ConvGeometry:
     padding_mode: str = "zeros"
 
     @classmethod
-    def of(cls, layer: Layer) -> "ConvGeometry":
+    def of(cls, layer: Layer) -> ConvGeometry:
         return cls(layer.stride, layer.padding, layer.dilation, layer.groups, layer.padding_mode)
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:

@@ -6,36 +6,20 @@ sets stops the trace with an error naming it: a silently wrong graph is worse th
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 # Elementwise ops: output channel c depends on channel c of each (broadcast) input.
-POINTWISE = frozenset("""
-add sub rsub mul div truediv true_divide floor_divide floordiv remainder mod neg negative pow abs exp exp2 expm1
-log log2 log10 log1p sqrt rsqrt square sin cos tan tanh sigmoid logit erf relu relu6 hardtanh silu swish gelu elu
-selu celu leaky_relu rrelu prelu glu softplus mish hardswish hardsigmoid logsigmoid softsign tanhshrink
-hardshrink softshrink threshold clamp clip clamp_min clamp_max maximum minimum fmax fmin where lerp addcmul addcdiv
-sign reciprocal nan_to_num masked_fill dropout dropout1d dropout2d dropout3d feature_dropout alpha_dropout
-feature_alpha_dropout batch_norm instance_norm layer_norm group_norm local_response_norm normalize softmax
-log_softmax softmin copy fill_ zero_
-""".split())
+POINTWISE = frozenset(["add", "sub", "rsub", "mul", "div", "truediv", "true_divide", "floor_divide", "floordiv", "remainder", "mod", "neg", "negative", "pow", "abs", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt", "rsqrt", "square", "sin", "cos", "tan", "tanh", "sigmoid", "logit", "erf", "relu", "relu6", "hardtanh", "silu", "swish", "gelu", "elu", "selu", "celu", "leaky_relu", "rrelu", "prelu", "glu", "softplus", "mish", "hardswish", "hardsigmoid", "logsigmoid", "softsign", "tanhshrink", "hardshrink", "softshrink", "threshold", "clamp", "clip", "clamp_min", "clamp_max", "maximum", "minimum", "fmax", "fmin", "where", "lerp", "addcmul", "addcdiv", "sign", "reciprocal", "nan_to_num", "masked_fill", "dropout", "dropout1d", "dropout2d", "dropout3d", "feature_dropout", "alpha_dropout", "feature_alpha_dropout", "batch_norm", "instance_norm", "layer_norm", "group_norm", "local_response_norm", "normalize", "softmax", "log_softmax", "softmin", "copy", "fill_", "zero_"])
 # Ops that hand back the same data (maybe another dtype or device).
-SAME_DATA = frozenset("to float double half bfloat16 type type_as cpu cuda contiguous clone detach requires_grad "
-                      "__get__ data alias".split())
+SAME_DATA = frozenset(["to", "float", "double", "half", "bfloat16", "type", "type_as", "cpu", "cuda", "contiguous", "clone", "detach", "requires_grad", "__get__", "data", "alias"])
 # Ops that move elements around without computing: followed exactly on id tensors.
-DATA_MOVEMENT = frozenset("""
-view view_as reshape reshape_as permute transpose t swapaxes swapdims movedim moveaxis flatten unflatten squeeze
-unsqueeze expand expand_as broadcast_to repeat tile __getitem__ getitem narrow select index_select gather cat concat
-concatenate stack hstack vstack split split_with_sizes chunk unbind tensor_split flip roll pixel_shuffle
-pixel_unshuffle channel_shuffle native_channel_shuffle __setitem__ setitem
-""".split())
-REDUCTIONS = frozenset("sum mean amax amin max min std var norm prod logsumexp median nansum nanmean".split())
-WINDOW_POOLS = frozenset("max_pool2d max_pool2d_with_indices avg_pool2d lp_pool2d".split())
-ADAPTIVE_POOLS = frozenset("adaptive_avg_pool2d adaptive_max_pool2d adaptive_max_pool2d_with_indices".split())
+DATA_MOVEMENT = frozenset(["view", "view_as", "reshape", "reshape_as", "permute", "transpose", "t", "swapaxes", "swapdims", "movedim", "moveaxis", "flatten", "unflatten", "squeeze", "unsqueeze", "expand", "expand_as", "broadcast_to", "repeat", "tile", "__getitem__", "getitem", "narrow", "select", "index_select", "gather", "cat", "concat", "concatenate", "stack", "hstack", "vstack", "split", "split_with_sizes", "chunk", "unbind", "tensor_split", "flip", "roll", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle", "__setitem__", "setitem"])
+REDUCTIONS = frozenset(["sum", "mean", "amax", "amin", "max", "min", "std", "var", "norm", "prod", "logsumexp", "median", "nansum", "nanmean"])
+WINDOW_POOLS = frozenset(["max_pool2d", "max_pool2d_with_indices", "avg_pool2d", "lp_pool2d"])
+ADAPTIVE_POOLS = frozenset(["adaptive_avg_pool2d", "adaptive_max_pool2d", "adaptive_max_pool2d_with_indices"])
 # Ops whose output does not carry the input's data: never tracked.
-UNTRACKED = frozenset("""
-zeros_like ones_like empty_like full_like rand_like randn_like randint_like new_zeros new_ones new_empty new_full
-new_tensor argmax argmin argsort topk sort eq ne gt lt ge le isnan isinf isfinite size dim numel
-""".split())
+UNTRACKED = frozenset(["zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like", "randint_like", "new_zeros", "new_ones", "new_empty", "new_full", "new_tensor", "argmax", "argmin", "argsort", "topk", "sort", "eq", "ne", "gt", "lt", "ge", "le", "isnan", "isinf", "isfinite", "size", "dim", "numel"])
 
 SIGNATURES: dict[str, list[str]] = {
     "conv2d": ["input", "weight", "bias", "stride", "padding", "dilation", "groups"],

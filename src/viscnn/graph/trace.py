@@ -89,7 +89,7 @@ class _Tracer(TorchFunctionMode):
     def __init__(self, model: nn.Module, capture: bool) -> None:
         super().__init__()
         self.param_names = {id(p): n for n, p in model.named_parameters()}
-        self.module_types = {n: m for n, m in model.named_modules()}
+        self.module_types = dict(model.named_modules())
         self.stack: list[str] = []
         self.layers: list[Layer] = []
         self.heads: list[Layer] = []
@@ -129,7 +129,7 @@ class _Tracer(TorchFunctionMode):
         return self.unique_name(base), weight_name
 
     # --- the mode ----------------------------------------------------------------------------------
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 - torch's protocol
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         metas_before = [(t, _meta(t)) for t in tree_flatten((args, kwargs))[0] if _meta(t) is not None]
         out = func(*args, **kwargs)
@@ -270,7 +270,7 @@ class _Tracer(TorchFunctionMode):
         provs = [provenance.broadcast(m.prov, t.shape, target.shape) for t, m in tracked if t.dim() >= 2]
         meta = _Meta(provenance.merge(provs), receptive.union([m.rf for _, m in tracked]))
         if name == "batch_norm":
-            source, source_meta = tracked[0]
+            _source, source_meta = tracked[0]
             if source_meta.conv_output is not None and source_meta.prov.keys() == {source_meta.conv_output}:
                 for layer in self.layers:
                     if layer.name == source_meta.conv_output and layer.batchnorm is None:
@@ -302,7 +302,7 @@ class _Tracer(TorchFunctionMode):
         exact: list[dict[str, list[torch.Tensor | None]]] = [{} for _ in outputs]
         pad_value = {"value": -1} if ops.op_name(func) == "pad" else {}
         for layer, k in sorted(keys):
-            def to_ids(value: Any) -> Any:
+            def to_ids(value: Any, layer: str = layer, k: int = k) -> Any:
                 if not (isinstance(value, torch.Tensor) and value.is_floating_point()):
                     return value
                 if value.dim() < 2:

@@ -13,7 +13,7 @@ Two targets per class:
   (efficientnet-lite0, 4 photos x 8 classes: 2.2-2.6 CPU-s in one chunk, 1.8 in chunks of one); the
   shared forward is what saves time over one scoring pass per class.
 
-Node maps and their gradients come from `viscnn.scoring.recorder.Recorder` (BN folded in).
+Node maps and their gradients come from `viscnn.graph.recorder.Recorder` (BN folded in).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from torch import nn
 
 from viscnn.errors import ViscnnError
 from viscnn.graph import Graph
-from viscnn.scoring.recorder import Recorder
+from viscnn.graph.recorder import Recorder
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 MODES = ("loss", "logit")

@@ -13,7 +13,7 @@ from torch import nn
 
 from viscnn.errors import ViscnnError
 from viscnn.graph import Graph
-from viscnn.scoring.recorder import Recorder, StopForward
+from viscnn.graph.recorder import Recorder
 
 
 def weight_vectors(model: nn.Module, graph: Graph, layer: str) -> np.ndarray:
@@ -40,11 +40,7 @@ def layer_activations(model: nn.Module, graph: Graph, layer: str, images: torch.
     rows = []
     for begin in range(0, len(images), batch_size):
         recorder = Recorder(graph, stop_at=layer, keep={layer})
-        with recorder:
-            try:
-                model(images[begin:begin + batch_size].to(device))
-            except StopForward:
-                pass
+        recorder.run(model, images[begin:begin + batch_size].to(device))
         rows.append(recorder.calls[layer].node_map.mean(dim=(2, 3)).float().cpu())
     return torch.cat(rows)
 

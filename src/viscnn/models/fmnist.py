@@ -48,7 +48,7 @@ class FmnistConvNet(nn.Module):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
                 nn.init.zeros_(module.bias)
 
-    def forward(self, x):  # noqa: D102 - standard nn.Module forward
+    def forward(self, x):
         return self.classifier(self.features(x))
 
 

@@ -6,7 +6,7 @@ subtracting its single-kernel map from the conv's output.
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +14,7 @@ from torch import nn
 
 from viscnn.errors import ViscnnError
 from viscnn.graph import Edge, Graph, Node
-from viscnn.scoring.recorder import ConvCall, Recorder, StopForward
+from viscnn.graph.recorder import ConvCall, Recorder
 from viscnn.scoring.targets import Target
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -22,12 +22,8 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 def _target_values(model: nn.Module, graph: Graph, x: torch.Tensor, labels: torch.Tensor, target: Target,
                    recorder: Recorder) -> torch.Tensor:
-    output = None
-    with torch.no_grad(), recorder:
-        try:
-            output = model(x)
-        except StopForward:
-            pass
+    with torch.no_grad():
+        output = recorder.run(model, x)
     if target.inside:
         return target.from_map(recorder.calls[target.layer].node_map)
     return target.from_output(output, labels)

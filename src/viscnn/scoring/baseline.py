@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch.nn.grad import conv2d_weight
 
+from viscnn.graph.recorder import ConvCall
 from viscnn.scoring.criteria import geometry
-from viscnn.scoring.recorder import ConvCall
 
 # names of the extra sums kept in the engine's Sums tables
 MAP, GRAD, INPUT, OUT_GRAD = "_map", "_grad", "_input", "_out_grad"

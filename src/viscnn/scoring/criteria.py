@@ -20,7 +20,7 @@ from torch.nn.grad import conv2d_weight
 
 from viscnn.graph.dissect import ConvGeometry, iter_kernel_maps
 from viscnn.graph.ops import padding4
-from viscnn.scoring.recorder import ConvCall
+from viscnn.graph.recorder import ConvCall
 
 CRITERIA = ("activation", "gradient", "taylor", "taylor_signed", "weight")
 NEEDS_GRADIENT = {"gradient", "taylor", "taylor_signed"}
@@ -112,7 +112,7 @@ def edge_sums(criterion: str, call: ConvCall, grad: torch.Tensor | None, max_byt
     """
     weight = call.weight.detach()
     out = call.output
-    n, _, h, w = out.shape
+    _n, _, h, w = out.shape
     if criterion == "activation":
         return _signed_edges(call, out.new_full(out.shape, 1.0 / (h * w)))
     assert grad is not None

@@ -7,8 +7,8 @@ all-reduced, so N processes give the single-process scores.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 import torch
 import torch.distributed as dist
@@ -16,9 +16,9 @@ from torch import nn
 
 from viscnn.errors import ViscnnError
 from viscnn.graph import Graph
-from viscnn.scoring.criteria import CRITERIA, NEEDS_GRADIENT, edge_sums, node_sums, weight_scores
+from viscnn.graph.recorder import ConvCall, Recorder
 from viscnn.scoring import baseline as baseline_sums
-from viscnn.scoring.recorder import ConvCall, Recorder, StopForward
+from viscnn.scoring.criteria import CRITERIA, NEEDS_GRADIENT, edge_sums, node_sums, weight_scores
 from viscnn.scoring.scores import Scores
 from viscnn.scoring.targets import Target
 
@@ -84,12 +84,8 @@ def accumulate(model: nn.Module, graph: Graph, batches: Iterable[Batch], target:
         # first without copying the maps the model goes on with; if an in-place op rewrote one, again with copies
         for copy in list(copies):
             recorder = Recorder(graph, stop_at=target.layer if target.inside else None, keep=set(layers), copy=copy)
-            output = None
-            with torch.set_grad_enabled(needs_grad), recorder:
-                try:
-                    output = model(x)
-                except StopForward:
-                    pass
+            with torch.set_grad_enabled(needs_grad):
+                output = recorder.run(model, x)
             if not recorder.overwritten():
                 break
             copies = [True]  # this model rewrites maps in place: copy from now on

@@ -14,9 +14,10 @@ added to sets.  Arithmetic is exact (fractions) until the final floats.
 """
 import difflib
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterable, Mapping, NamedTuple, NoReturn, TypeVar
+from typing import NamedTuple, NoReturn, TypeVar
 
 from viscnn.errors import ViscnnError
 

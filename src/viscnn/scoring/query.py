@@ -7,8 +7,8 @@ edges), so expressions over sets already scored cost no forward pass.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
 
 import torch
 import torch.distributed as dist

@@ -29,30 +29,30 @@ class Scores:
     seconds: float = 0.0
 
     # --- arithmetic (linear combinations of image sets) ------------------------------------------------
-    def _combine(self, other: "Scores", a: float, b: float, images: str) -> "Scores":
+    def _combine(self, other: Scores, a: float, b: float, images: str) -> Scores:
         if (self.criterion, self.target, self.model) != (other.criterion, other.target, other.model):
             raise ViscnnError("only scores of one model, target and criterion can be combined")
         edges = {k: a * v + b * other.edges[k] for k, v in self.edges.items() if k in other.edges}
         return replace(self, images=images, n_images=self.n_images + other.n_images,
                        nodes={k: a * v + b * other.nodes[k] for k, v in self.nodes.items()}, edges=edges)
 
-    def __add__(self, other: "Scores") -> "Scores":
+    def __add__(self, other: Scores) -> Scores:
         return self._combine(other, 1.0, 1.0, f"{self.images} + {other.images}")
 
-    def __sub__(self, other: "Scores") -> "Scores":
+    def __sub__(self, other: Scores) -> Scores:
         return self._combine(other, 1.0, -1.0, f"{self.images} - {other.images}")
 
-    def __mul__(self, factor: float) -> "Scores":
+    def __mul__(self, factor: float) -> Scores:
         return replace(self, images=f"{factor:g}*({self.images})", nodes={k: v * factor for k, v in self.nodes.items()},
                        edges={k: v * factor for k, v in self.edges.items()})
 
     __rmul__ = __mul__
 
-    def abs(self) -> "Scores":
+    def abs(self) -> Scores:
         """Magnitudes only (an edge that helps and one that hurts the target equally both matter)."""
         return replace(self, nodes={k: v.abs() for k, v in self.nodes.items()}, edges={k: v.abs() for k, v in self.edges.items()})
 
-    def clip(self, minimum: float = 0.0) -> "Scores":
+    def clip(self, minimum: float = 0.0) -> Scores:
         """Negative contrasts set to `minimum` (kept by default; clip on request)."""
         return replace(self, nodes={k: v.clamp(min=minimum) for k, v in self.nodes.items()},
                        edges={k: v.clamp(min=minimum) for k, v in self.edges.items()})
@@ -75,7 +75,7 @@ class Scores:
             return []
         flat = torch.cat([table[name].flatten() for name in names])
         order = flat.abs() if absolute else flat
-        values, index = order.topk(min(k, flat.numel()))
+        _values, index = order.topk(min(k, flat.numel()))
         sizes = torch.tensor([table[name].numel() for name in names]).cumsum(0)
         result: list[tuple[Node | Edge, float]] = []
         for i in index.tolist():
@@ -112,14 +112,14 @@ class Scores:
         save_file(tensors, str(path), metadata={"viscnn.scores": json.dumps(self.header())})
 
     @classmethod
-    def load(cls, path: str | Path) -> "Scores":
+    def load(cls, path: str | Path) -> Scores:
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as handle:
             header = json.loads((handle.metadata() or {}).get("viscnn.scores", "null") or "null")
             if header is None:
                 raise ViscnnError(f"{path} holds no viscnn scores")
-            nodes = {k.split("/", 1)[1]: handle.get_tensor(k) for k in handle.keys() if k.startswith("nodes/")}
-            edges = {k.split("/", 1)[1]: handle.get_tensor(k) for k in handle.keys() if k.startswith("edges/")}
+            nodes = {k.split("/", 1)[1]: handle.get_tensor(k) for k in handle.keys() if k.startswith("nodes/")}  # noqa: SIM118 - safe_open is not iterable
+            edges = {k.split("/", 1)[1]: handle.get_tensor(k) for k in handle.keys() if k.startswith("edges/")}  # noqa: SIM118 - safe_open is not iterable
         return cls(header["criterion"], header["target"], header["images"], header["n_images"], nodes, edges,
                    header.get("groups", {}), header.get("model", ""), header.get("seconds", 0.0))

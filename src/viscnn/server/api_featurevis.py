@@ -18,7 +18,7 @@ from viscnn.server.state import ServerState, Unavailable
 from viscnn.store import Store
 
 if TYPE_CHECKING:
-    from viscnn.featurevis.examples import LayerExamples
+    from viscnn.inspection.examples import LayerExamples
 
 EXAMPLES_K = 9  # what `viscnn prepare` computes, so its results are served as they are
 NO_STORE = "this server runs without a store (--no-cache): renders and dataset examples need one"
@@ -34,9 +34,9 @@ def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
 
     # --- renders -------------------------------------------------------------------------------------
     def render_answer(text: str) -> Response:
-        from viscnn.featurevis.cache import cache_key, cached_image
         from viscnn.featurevis.objectives import parse_objective
         from viscnn.featurevis.render import RenderSettings, render
+        from viscnn.store.cache import cache_key, cached_image
 
         the_store = store()
         objective = parse_objective(text, state.graph, class_names=state.class_names)
@@ -73,7 +73,7 @@ def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
 
     # --- dataset examples ----------------------------------------------------------------------------
     def layer_examples(layer: str) -> LayerExamples | None:  # None: a job must compute them
-        from viscnn.featurevis.examples import KIND, dataset_examples, examples_key
+        from viscnn.inspection.examples import KIND, dataset_examples, examples_key
 
         overall = state.image_sets["overall"]
         if store().get_path(KIND, examples_key(state.loaded, overall, layer, min(EXAMPLES_K, len(overall)))) is None:
@@ -82,7 +82,7 @@ def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
                                 state.batch_size)[layer]
 
     def examples_job(layer: str) -> Response:
-        from viscnn.featurevis.examples import dataset_examples
+        from viscnn.inspection.examples import dataset_examples
 
         overall = state.image_sets["overall"]
         k = min(EXAMPLES_K, len(overall))
@@ -111,7 +111,7 @@ def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
     @router.get("/nodes/{layer}/{channel}/examples.png", summary="a node's example patches as one picture",
                 response_class=Response)
     def node_examples_png(layer: str, channel: int) -> Response:
-        from viscnn.featurevis.examples import examples_png
+        from viscnn.inspection.examples import examples_png
 
         state.check_channel(layer, channel)
         examples = layer_examples(layer)

@@ -222,7 +222,7 @@ class JobManager:
             job.update(state="cancelled", message="cancelled", finished=time.time())
         except ViscnnError as exc:
             job.update(state="error", error=str(exc), message=str(exc), finished=time.time())
-        except Exception as exc:  # noqa: BLE001 - a bug, not the user's input: keep the server up, say what broke
+        except Exception as exc:
             traceback.print_exc()
             text = f"internal error: {type(exc).__name__}: {exc}"
             job.update(state="error", error=text, message=text, finished=time.time())

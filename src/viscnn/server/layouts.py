@@ -15,7 +15,7 @@ from viscnn.server.responses import FastJSON, pending
 from viscnn.server.state import ServerState, Unavailable
 
 if TYPE_CHECKING:
-    from viscnn.layout.prepare import Preparer
+    from viscnn.pipeline.prepare import Preparer
 
 KINDS = ("grid", "umap", "mds", "weights")
 
@@ -51,7 +51,7 @@ class Layouts:
         self._lock = threading.Lock()
 
     def _preparer(self, kind: str, context: JobContext | None = None) -> Preparer:
-        from viscnn.layout.prepare import Preparer, Settings
+        from viscnn.pipeline.prepare import Preparer, Settings
 
         state = self.state
         progress = (lambda total, **_: _Bar(context, total)) if context is not None else None

@@ -17,6 +17,7 @@ from viscnn.graph import Graph
 from viscnn.graph.kernels import bn_scale, folded_kernels, kernel_signs
 from viscnn.scoring.scores import Scores
 
+
 @dataclass(frozen=True)
 class Rule:
     """Keep the top `value` of a layer ("fraction"), or the fewest whose |scores| reach `value` of its total ("cumulative")."""

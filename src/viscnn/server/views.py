@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from viscnn.scoring.recorder import ConvCall, Recorder, StopForward
+from viscnn.graph.recorder import ConvCall, Recorder
 from viscnn.server.state import LRU, ImageRef, ServerState
 
 # blue (negative) - white (zero) - red (positive), as the edge colours on the page
@@ -60,11 +60,8 @@ class Maps:
             state = self.state
             x = state.model_input(ref)[None].to(state.device)
             recorder = Recorder(state.graph, stop_at=layer, keep={layer})
-            with torch.no_grad(), recorder:
-                try:
-                    state.loaded.module(x)
-                except StopForward:
-                    pass
+            with torch.no_grad():
+                recorder.run(state.loaded.module, x)
             call = recorder.calls[layer]
             self._cache.put(key, call)
         return call

@@ -5,9 +5,9 @@ import contextlib
 import functools
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from torch import nn
@@ -125,7 +125,7 @@ def train_fmnist(sparse: bool, epochs: int = DEFAULT_EPOCHS, seed: int = 0, lr: 
                  group_lambda: float | None = None, batch_size: int = DEFAULT_BATCH, out: Path | None = None,
                  progress: bool = True, *, max_steps: int | None = None, subset: int | None = None,
                  test_subset: int | None = None, device: str = "cpu", threads: int | None = 2,
-                 levels: GroupLevels = GroupLevels()) -> TrainReport:
+                 levels: GroupLevels | None = None) -> TrainReport:
     """Train FmnistConvNet on Fashion-MNIST with SGD (momentum, warm-up + cosine lr) and return a TrainReport.
 
     ``sparse`` turns on the hierarchical group-sparse prox step (`viscnn.train.sparsity`) with strength
@@ -134,6 +134,7 @@ def train_fmnist(sparse: bool, epochs: int = DEFAULT_EPOCHS, seed: int = 0, lr: 
     deterministic algorithms are on and the thread count is fixed to ``threads`` while training.
     ``subset`` / ``max_steps`` / ``test_subset`` shorten a run (tests); ``out`` saves the weights there.
     """
+    levels = levels or GroupLevels()
     if epochs < 1:
         raise ViscnnError(f"epochs must be at least 1, got {epochs}")
     if group_lambda is None:

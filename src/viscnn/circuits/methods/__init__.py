@@ -9,8 +9,8 @@ layer (importance scores) or use them as they are (the `learned` mask is already
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 from torch import nn

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-
 from viscnn.circuits.circuit import upstream_layers
 from viscnn.circuits.methods import register
 from viscnn.errors import ViscnnError
@@ -14,7 +13,7 @@ MAX_EDGES = 4096
 
 
 @register("ablation", description="remove each kernel and rerun (ground truth; small graphs)")
-def ablation(model, graph, batches, target, keep, seed=0, device="cpu"):  # noqa: ANN001, ARG001
+def ablation(model, graph, batches, target, keep, seed=0, device="cpu"):
     layers = upstream_layers(graph, target)
     total = sum(graph[n].num_edges for n in layers)
     if total > MAX_EDGES:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-
-
 from viscnn.circuits.circuit import candidate_kernels
 from viscnn.circuits.methods import register
 from viscnn.circuits.methods.snip import mask_saliency, ones
@@ -16,7 +14,7 @@ STEPS = 10
 
 
 @register("force", description="iterative SNIP with an exponential keep schedule")
-def force(model, graph, batches, target, keep, seed=0, device="cpu"):  # noqa: ANN001, ARG001
+def force(model, graph, batches, target, keep, seed=0, device="cpu"):
     masks = ones(graph, target)
     candidates = candidate_kernels(graph, target)
     saliency = {}

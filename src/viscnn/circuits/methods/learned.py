@@ -91,7 +91,7 @@ def _initial_logits(scores: dict[str, torch.Tensor], candidates: dict[str, torch
 class _Circuits:
     """Binary circuits from logits: the top kernels, as many as leave k connected ones."""
 
-    def __init__(self, graph, target, candidates: dict[str, torch.Tensor], k: int) -> None:  # noqa: ANN001
+    def __init__(self, graph, target, candidates: dict[str, torch.Tensor], k: int) -> None:
         self.graph, self.target, self.candidates, self.k = graph, target, candidates, k
         self.allowed = _flat(candidates)
         self.total = int(self.allowed.sum())
@@ -155,7 +155,7 @@ def _step_size(step: int, steps: int) -> float:
 
 @register("learned", normalise=False, description="optimised kernel mask: 1 - r loss, soft L1 phase then "
                                                   "straight-through binary circuit, from actgrad's ranking")
-def learned(model, graph, batches, target, keep, seed=0, device="cpu", steps: int | None = None):  # noqa: ANN001
+def learned(model, graph, batches, target, keep, seed=0, device="cpu", steps: int | None = None):
     started = time.perf_counter()
     steps = int(steps or STEPS)
     generator = torch.Generator().manual_seed(seed)

@@ -11,7 +11,7 @@ from viscnn.circuits.run import target_output
 from viscnn.scoring.engine import score_batches
 
 
-def mask_saliency(model, graph, batches, target, masks, device="cpu") -> dict[str, torch.Tensor]:  # noqa: ANN001
+def mask_saliency(model, graph, batches, target, masks, device="cpu") -> dict[str, torch.Tensor]:
     """sum over batches of |dT/dmask| at the given masks (T summed over images), per layer."""
     masks = {k: v.detach().clone().float().to(device).requires_grad_(True) for k, v in masks.items()}
     totals = {k: torch.zeros_like(v) for k, v in masks.items()}
@@ -24,12 +24,12 @@ def mask_saliency(model, graph, batches, target, masks, device="cpu") -> dict[st
     return {k: v.abs().cpu() for k, v in totals.items()}
 
 
-def ones(graph, target) -> dict[str, torch.Tensor]:  # noqa: ANN001
+def ones(graph, target) -> dict[str, torch.Tensor]:
     return {n: torch.ones(graph[n].out_channels, graph[n].in_per_group) for n in upstream_layers(graph, target)}
 
 
 @register("snip", description="|dT/dmask| on kernel masks at mask = 1")
-def snip(model, graph, batches, target, keep, seed=0, device="cpu"):  # noqa: ANN001, ARG001
+def snip(model, graph, batches, target, keep, seed=0, device="cpu"):
     saliency = mask_saliency(model, graph, batches, target, ones(graph, target), device)
     shape = score_batches(model, graph, batches[:1], target, ("weight",), device=device)["weight"]
     return replace(shape, criterion="snip", edges=saliency, nodes={k: v.sum(dim=1) for k, v in saliency.items()})

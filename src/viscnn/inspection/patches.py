@@ -18,12 +18,12 @@ from PIL import Image, ImageDraw
 
 from viscnn.data.imageset import ImageSet
 from viscnn.errors import ViscnnError
-from viscnn.featurevis import draw
 from viscnn.graph.types import ReceptiveField
+from viscnn.inspection import draw
 from viscnn.models.preprocess import Preprocess
 
 if TYPE_CHECKING:
-    from viscnn.featurevis.examples import LayerExamples, TopK
+    from viscnn.inspection.examples import LayerExamples, TopK
 
 
 def patch_size(rf: ReceptiveField | None, image_hw: tuple[int, int]) -> tuple[int, int]:
@@ -60,7 +60,7 @@ def cut(pixels: np.ndarray, window: tuple[int, int, int, int], fill: float = dra
 def model_pixels(image_set: ImageSet, preprocess: Preprocess, indices: Iterable[int],
                  batch_size: int = 32) -> dict[int, np.ndarray]:
     """The model-input pixels [S, S, C] (0-1, after resize and crop, before normalising) of the given images."""
-    order = sorted(set(int(i) for i in indices))
+    order = sorted({int(i) for i in indices})
     subset = ImageSet(image_set.name, [image_set.items[i] for i in order], image_set.tensor)
     mean = torch.tensor(preprocess.mean).view(-1, 1, 1)
     std = torch.tensor(preprocess.std).view(-1, 1, 1)
@@ -161,7 +161,7 @@ def node_grid(examples: LayerExamples, rf: ReceptiveField | None, channel: int, 
     where = f" ({set_name})" if set_name else ""
     windows = [patch_window(rf, int(top.ys[channel, r]), int(top.xs[channel, r]), image_hw)
                for top in (examples.excite, examples.inhibit) for r in range(k)]
-    outside = any(t < 0 or l < 0 or b > image_hw[0] or r > image_hw[1] for t, l, b, r in windows)
+    outside = any(top < 0 or left < 0 or bottom > image_hw[0] or right > image_hw[1] for top, left, bottom, right in windows)
     title = (f"{examples.layer}:{channel}  top {k} exciting / inhibiting of {examples.image_count} images{where}; "
              f"{_field_text(rf, (h, w))}{'; grey: outside the image' if outside else ''}")
     return draw.framed(body, title)

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from viscnn.errors import ViscnnError
-from viscnn.featurevis import cache as cache_module
-from viscnn.featurevis.cache import cache_key, cached_arrays, cached_image, cached_json, read_png_meta, to_pil
 from viscnn.store import Store
+from viscnn.store import cache as cache_module
+from viscnn.store.cache import cache_key, cached_arrays, cached_image, cached_json, read_png_meta, to_pil
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 
 from viscnn.cli import main
 from viscnn.layout import Layout
-from viscnn.layout.prepare import Preparer, Settings
+from viscnn.pipeline.prepare import Preparer, Settings
 from viscnn.store import Store
 
 SPEC = "fashion-mnist:test:3"
@@ -88,8 +88,8 @@ def test_prepare_in_process_uses_viscnn_store(tmp_path, monkeypatch, capsys):
     renders = manifest["results"]["renders"]
     assert len(renders["nodes"]) == 2 and all(store.get_path(*key) is not None for key in renders["keys"])
     # under the keys the server and `viscnn visualize` look up
-    from viscnn.featurevis.cache import cache_key
     from viscnn.featurevis.render import RenderSettings
+    from viscnn.store.cache import cache_key
 
     layer, channel = renders["nodes"][0]
     settings = RenderSettings(steps=3)

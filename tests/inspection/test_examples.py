@@ -10,10 +10,20 @@ import torch
 from viscnn.data import open_image_sets
 from viscnn.data.imageset import ImageSet
 from viscnn.errors import ViscnnError
-from viscnn.featurevis.examples import (LayerExamples, PixelCache, compute_examples, cut, dataset_examples,
-                                        examples_png, layer_sheet, model_pixels, node_grid, patch_size,
-                                        patch_window)
 from viscnn.graph import build_graph
+from viscnn.inspection.examples import (
+    LayerExamples,
+    PixelCache,
+    compute_examples,
+    cut,
+    dataset_examples,
+    examples_png,
+    layer_sheet,
+    model_pixels,
+    node_grid,
+    patch_size,
+    patch_window,
+)
 from viscnn.models import load_model
 from viscnn.store import Store
 

@@ -7,15 +7,17 @@ removes its bias too). A target inside the network stops the forward pass once i
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode
 
 from viscnn.errors import ViscnnError
-from viscnn.graph import Graph, Layer
+from viscnn.graph.graph import Graph
 from viscnn.graph.ops import SIGNATURES, bind, op_name, pair
+from viscnn.graph.types import Layer
 
 
 @dataclass
@@ -85,7 +87,7 @@ class Recorder(TorchFunctionMode):
         self.pending_bn: dict[int, ConvCall] = {}
         self.count = 0
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001 - torch's protocol
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = op_name(func)
         if name == "conv2d":
@@ -148,3 +150,14 @@ class Recorder(TorchFunctionMode):
     def overwritten(self) -> bool:
         """True if an in-place op changed a kept map or conv output after it was recorded."""
         return any(call.node_map is not None and call.node_map._version != call.version for call in self.calls.values())
+
+    def run(self, model: Callable[..., Any], *inputs: Any) -> Any:
+        """`model(*inputs)` with this recorder on: the model's output, or None when the pass stopped at `stop_at`.
+
+        Gradient mode is the caller's (wrap the call in `torch.no_grad()` where no gradient is wanted).
+        """
+        with self:
+            try:
+                return model(*inputs)
+            except StopForward:
+                return None

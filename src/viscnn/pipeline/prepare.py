@@ -260,7 +260,7 @@ class Preparer:
     # --- dataset examples and renders ------------------------------------------------------------------
     def _examples_module(self):  # -> module | None
         try:
-            from viscnn.featurevis import examples
+            from viscnn.inspection import examples
         except ImportError:
             return None
         return examples
@@ -296,7 +296,7 @@ class Preparer:
         return settings, objectives, [{**base, "objective": str(o)} for o in objectives]
 
     def _render_keys(self, nodes: list[tuple[str, int]]) -> list[str]:
-        from viscnn.featurevis.cache import cache_key
+        from viscnn.store.cache import cache_key
 
         return [cache_key("render", p) for p in self._render_parts(nodes)[2]]
 
@@ -305,8 +305,8 @@ class Preparer:
 
     def _render(self, nodes: list[tuple[str, int]]) -> None:
         """Render the nodes whose renders are not stored yet, storing them batch by batch (a rerun resumes)."""
-        from viscnn.featurevis.cache import cached_image
         from viscnn.featurevis.render import render
+        from viscnn.store.cache import cached_image
 
         settings, objectives, parts = self._render_parts(nodes)
         missing = self._missing_renders(nodes)

@@ -9,12 +9,21 @@ from PIL import Image
 from viscnn.data import open_image_sets
 from viscnn.data.imageset import read_image
 from viscnn.errors import ViscnnError
-from viscnn.featurevis import draw
-from viscnn.featurevis.views import (activation_grid, activation_maps, cached_kernel_grid, draw_box, image_input,
-                                     kernel_grid, kernel_heatmap, kernels, receptive_box)
-from viscnn.store import Store
 from viscnn.graph import build_graph
+from viscnn.inspection import draw
+from viscnn.inspection.views import (
+    activation_grid,
+    activation_maps,
+    cached_kernel_grid,
+    draw_box,
+    image_input,
+    kernel_grid,
+    kernel_heatmap,
+    kernels,
+    receptive_box,
+)
 from viscnn.models import load_model
+from viscnn.store import Store
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +126,7 @@ def test_activation_maps_through_every_layer(lite0, goldfish) -> None:
     picture = activation_grid(maps["_blocks.2._expand_conv"], "_blocks.2._expand_conv")
     assert np.asarray(picture).std() > 10
     assert activation_grid(maps["_conv_stem"], scaling="map").width > 200
-    assert pixels.shape == (224, 224, 3) and 0 <= pixels.min() and pixels.max() <= 1
+    assert pixels.shape == (224, 224, 3) and pixels.min() >= 0 and pixels.max() <= 1
 
 
 def test_activation_maps_match_hooks(fmnist) -> None:
@@ -151,10 +160,10 @@ def test_activation_bad_input(lite0) -> None:
 
 
 def test_receptive_box(lite0, goldfish) -> None:
-    loaded, graph = lite0
+    _loaded, graph = lite0
     rf = graph["_blocks.6._expand_conv"].receptive_field
     assert receptive_box(graph, "_blocks.6._expand_conv", 5, 3, clip=False) == rf.box(5, 3)
-    top, left, bottom, right = receptive_box(graph, "_blocks.6._expand_conv", 0, 0)
+    top, left, bottom, _right = receptive_box(graph, "_blocks.6._expand_conv", 0, 0)
     assert (top, left) == (0.0, 0.0) and bottom == rf.box(0, 0)[2]
     assert receptive_box(graph, "_conv_head", 3, 3) == (0.0, 0.0, 224.0, 224.0)  # an 851 px field, clipped
     with pytest.raises(ViscnnError, match="unit 14,0 is outside the 14x14 map"):
@@ -169,5 +178,5 @@ def test_cached_kernel_grid(fmnist, tmp_path, monkeypatch) -> None:
     with Store(tmp_path / "store") as store:
         path, meta = cached_kernel_grid(store, loaded, graph, "features.3", "layer")
         assert meta["out_channels"] == 64 and Image.open(path).width > 100
-        monkeypatch.setattr("viscnn.featurevis.views.kernel_grid", lambda *a, **k: pytest.fail("drawn twice"))
+        monkeypatch.setattr("viscnn.inspection.views.kernel_grid", lambda *a, **k: pytest.fail("drawn twice"))
         assert cached_kernel_grid(store, loaded, graph, "features.3", "layer")[0] == path

@@ -18,13 +18,13 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from viscnn.errors import ViscnnError
-from viscnn.featurevis import draw
-from viscnn.featurevis.cache import cached_image
-from viscnn.featurevis.examples import check_layers
 from viscnn.graph import INPUT, Graph, Layer
 from viscnn.graph.kernels import bn_scale, folded_kernels
+from viscnn.graph.recorder import Recorder
+from viscnn.inspection import draw
+from viscnn.inspection.examples import check_layers
 from viscnn.models.preprocess import Preprocess
-from viscnn.scoring.recorder import Recorder, StopForward
+from viscnn.store.cache import cached_image
 
 if TYPE_CHECKING:
     from viscnn.models import LoadedModel
@@ -171,7 +171,7 @@ def cached_kernel_grid(store: Store, loaded: LoadedModel, graph: Graph, layer: s
 
 
 def _ranges(values: np.ndarray) -> str:
-    values = sorted(set(int(v) for v in values))
+    values = sorted({int(v) for v in values})
     parts, start = [], values[0]
     for prev, cur in zip(values, values[1:] + [None]):
         if cur != (prev + 1 if prev is not None else None):
@@ -230,11 +230,8 @@ def activation_maps(model: nn.Module, graph: Graph, x: torch.Tensor, layers: Seq
         return node_map
 
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    with torch.no_grad(), Recorder(graph, stop_at=names[-1], edit_node=keep, keep=set(), copy=False):
-        try:
-            model(x.to(device))
-        except StopForward:
-            pass
+    with torch.no_grad():
+        Recorder(graph, stop_at=names[-1], edit_node=keep, keep=set(), copy=False).run(model, x.to(device))
     return {name: maps[name] for name in names if name in maps}
 
 

@@ -21,23 +21,49 @@ from torch import nn
 
 from viscnn.data.imageset import ImageSet
 from viscnn.errors import ViscnnError
-from viscnn.featurevis.cache import cache_key, cached_image, load_arrays, store_arrays
-from viscnn.featurevis.patches import (PixelCache, Pixels, cut, layer_sheet, model_pixels, node_grid, node_patches,
-                                       patch_size, patch_window)
 from viscnn.graph import Graph
+from viscnn.graph.recorder import Recorder
 from viscnn.graph.types import ReceptiveField
+from viscnn.inspection.patches import (
+    PixelCache,
+    Pixels,
+    cut,
+    layer_sheet,
+    model_pixels,
+    node_grid,
+    node_patches,
+    patch_size,
+    patch_window,
+)
 from viscnn.models.preprocess import Preprocess
-from viscnn.scoring.recorder import Recorder, StopForward
+from viscnn.store.cache import cache_key, cached_image, load_arrays, store_arrays
 
 if TYPE_CHECKING:
     from viscnn.models import LoadedModel
     from viscnn.store import Store
 
-__all__ = ["KIND", "GRID_KIND", "TopK", "LayerExamples", "RunningTopK", "check_layers", "compute_examples",
-           "dataset_examples", "examples_png", "examples_key",
-           # the patch helpers, re-exported: callers find everything about examples here
-           "PixelCache", "Pixels", "cut", "layer_sheet", "model_pixels", "node_grid", "node_patches", "patch_size",
-           "patch_window"]
+__all__ = [
+    "GRID_KIND",
+    "KIND",
+    "LayerExamples",
+    # the patch helpers, re-exported: callers find everything about examples here
+    "PixelCache",
+    "Pixels",
+    "RunningTopK",
+    "TopK",
+    "check_layers",
+    "compute_examples",
+    "cut",
+    "dataset_examples",
+    "examples_key",
+    "examples_png",
+    "layer_sheet",
+    "model_pixels",
+    "node_grid",
+    "node_patches",
+    "patch_size",
+    "patch_window",
+]
 
 KIND = "examples"
 GRID_KIND = "examples-png"
@@ -208,11 +234,8 @@ def compute_examples(model: nn.Module, graph: Graph, image_set: ImageSet, prepro
         batches = progress(batches)
     for x, _ in batches:
         recorder = Recorder(graph, stop_at=names[-1], edit_node=reduce, keep=set(), copy=False)
-        with torch.no_grad(), recorder:
-            try:
-                model(x.to(device))
-            except StopForward:
-                pass
+        with torch.no_grad():
+            recorder.run(model, x.to(device))
         first += x.shape[0]
     missing = wanted - set(tops)
     if missing:
