@@ -8,13 +8,16 @@ from viscnn.models import DEFAULT_MODEL, LoadedModel, load_model
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL,
-                        help=f"a zoo name (default {DEFAULT_MODEL}; see `viscnn models`) or path/to/file.py:factory")
+                        help=f"a zoo name (default {DEFAULT_MODEL}), tv:NAME (any torchvision classification model), "
+                             "timm:NAME (any timm model) or path/to/file.py:factory")
+    parser.add_argument("--pretrained", action="store_true",
+                        help="tv:/timm: models: load the library's published weights from its local cache")
     parser.add_argument("--weights", metavar="FILE", help="state dict to load (.safetensors, or a torch file read with weights_only)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
 
 
 def load_from_args(args: argparse.Namespace) -> LoadedModel:
-    return load_model(args.model, args.weights, args.device)
+    return load_model(args.model, args.weights, args.device, pretrained=getattr(args, "pretrained", False))
 
 
 def load_with_graph(args: argparse.Namespace):  # -> tuple[LoadedModel, Graph]

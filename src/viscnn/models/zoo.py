@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from viscnn.errors import ViscnnError
+from viscnn.models.ecosystem import is_ecosystem_name, load_ecosystem
 from viscnn.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, TF_MEAN, TF_STD, Preprocess
 
 
@@ -143,9 +144,19 @@ def _load_factory(reference: str) -> tuple[nn.Module, Preprocess]:
     options = getattr(module, "PREPROCESS", {}) or {}
     try:
         preprocess = Preprocess(**options)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ViscnnError(f"PREPROCESS in {path} is not valid: {exc}") from exc
     return model, preprocess
+
+
+def load_error_text(exc: Exception) -> str:
+    """One line saying why a weights file could not be read (never torch's advice to load it unsafely)."""
+    import pickle
+
+    if isinstance(exc, pickle.UnpicklingError):
+        return "it holds Python objects besides tensors, and loading those could run code: refused"
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {first}"
 
 
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
@@ -161,7 +172,7 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt or foreign files: report which and why
-        raise ViscnnError(f"cannot read weights {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+        raise ViscnnError(f"cannot read weights {path}: {load_error_text(exc)}") from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -187,19 +198,31 @@ def apply_weights(model: nn.Module, state: dict[str, torch.Tensor], source: str,
     model.load_state_dict(state)
 
 
-def load_model(name: str = DEFAULT_MODEL, weights: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load a zoo model by name, or a user model given as ``path/to/file.py:factory``.
+def load_model(name: str = DEFAULT_MODEL, weights: str | Path | None = None, device: str | torch.device = "cpu",
+               *, pretrained: bool = False) -> LoadedModel:
+    """Load a zoo model by name, ``tv:NAME`` / ``timm:NAME`` from torchvision / timm, or a user model given as
+    ``path/to/file.py:factory``.
 
-    ``weights`` (a .safetensors or torch file) replaces the model's own weights.
+    ``weights`` (a .safetensors or torch file) replaces the model's own weights. ``pretrained`` loads a
+    torchvision or timm model's published weights from the library's local cache.
     """
+    extra: dict = {}
+    if pretrained and not is_ecosystem_name(name):
+        raise ViscnnError(f"--pretrained is for tv:NAME and timm:NAME models; {name!r} comes with its own weights "
+                          "or takes --weights FILE")
     if name in ZOO:
         spec = ZOO[name]
         module, preprocess, classes, pretrained = spec.build(), spec.preprocess, spec.classes, spec.pretrained
+    elif is_ecosystem_name(name):
+        built = load_ecosystem(name, pretrained=pretrained)
+        module, preprocess, classes, pretrained = built.module, built.preprocess, None, built.pretrained
+        extra = {"class_names": built.class_names, "preprocess_source": built.source}
     elif ":" in name and name.rpartition(":")[0].endswith(".py"):
         module, preprocess = _load_factory(name)
         classes, pretrained = None, False
     else:
-        raise ViscnnError(f"unknown model {name!r}: choose one of {', '.join(ZOO)} or give path/to/file.py:factory")
+        raise ViscnnError(f"unknown model {name!r}: choose one of {', '.join(ZOO)}, tv:NAME (torchvision), "
+                          "timm:NAME (timm) or give path/to/file.py:factory")
     if weights is not None:
         apply_weights(module, read_weights(weights), str(weights), name)
         pretrained = True
@@ -209,4 +232,4 @@ def load_model(name: str = DEFAULT_MODEL, weights: str | Path | None = None, dev
         raise ViscnnError(f"cannot move the model to device {device}: {exc}") from exc
     for parameter in module.parameters():
         parameter.requires_grad_(False)
-    return LoadedModel(name, module, preprocess, classes, pretrained, str(weights) if weights else None)
+    return LoadedModel(name, module, preprocess, classes, pretrained, str(weights) if weights else None, extra)
