@@ -73,6 +73,8 @@ def test_cli_reports_unsupported_op_in_one_line(tmp_path):
         import torch
         from torch import nn
 
+        PREPROCESS = dict(size=32, resize=None)
+
         class Net(nn.Module):
             def __init__(self):
                 super().__init__()

@@ -17,7 +17,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_from_args(args: argparse.Namespace) -> LoadedModel:
-    return load_model(args.model, args.weights, args.device, pretrained=getattr(args, "pretrained", False))
+    return load_model(args.model, args.weights, args.device, pretrained=getattr(args, "pretrained", False),
+                      images=getattr(args, "images", None))
 
 
 def load_with_graph(args: argparse.Namespace):  # -> tuple[LoadedModel, Graph]

@@ -63,6 +63,7 @@ class TraceResult:
     heads: list[Layer]
     outputs: list[tuple[str, np.ndarray]]
     captures: dict[str, Capture] = field(default_factory=dict)
+    unsupported: list[str] = field(default_factory=list)  # with survey=True: every op the trace could not follow
 
 
 class UnsupportedOp(ViscnnError):
@@ -86,8 +87,10 @@ def _trackable(value: Any) -> bool:
 
 
 class _Tracer(TorchFunctionMode):
-    def __init__(self, model: nn.Module, capture: bool) -> None:
+    def __init__(self, model: nn.Module, capture: bool, survey: bool = False) -> None:
         super().__init__()
+        self.survey = survey
+        self.unsupported_ops: list[str] = []
         self.param_names = {id(p): n for n, p in model.named_parameters()}
         self.module_types = dict(model.named_modules())
         self.stack: list[str] = []
@@ -134,7 +137,16 @@ class _Tracer(TorchFunctionMode):
         metas_before = [(t, _meta(t)) for t in tree_flatten((args, kwargs))[0] if _meta(t) is not None]
         out = func(*args, **kwargs)
         if metas_before:
-            self.follow(func, args, kwargs, out, metas_before)
+            try:
+                self.follow(func, args, kwargs, out, metas_before)
+            except UnsupportedOp as exc:
+                if not self.survey:
+                    raise
+                # note it and go on with the op's output untracked: later ops that can be followed still are
+                self.unsupported_ops.append(str(exc))
+                for tensor in tree_flatten(out)[0]:
+                    if isinstance(tensor, torch.Tensor):
+                        _set_meta(tensor, None)
         return out
 
     def follow(self, func: Any, args: tuple, kwargs: dict, out: Any, tracked: list[tuple[torch.Tensor, _Meta]]) -> None:
@@ -335,9 +347,13 @@ class _Tracer(TorchFunctionMode):
             _set_meta(tensor, _Meta(prov, rf if same_space else receptive.whole_image(), exact=keep))
 
 
-def trace(model: nn.Module, example: torch.Tensor, capture: bool = False) -> TraceResult:
-    """Run `model` on `example` once, following every op, and return its conv layers in call order."""
-    tracer = _Tracer(model, capture)
+def trace(model: nn.Module, example: torch.Tensor, capture: bool = False, *, survey: bool = False) -> TraceResult:
+    """Run `model` on `example` once, following every op, and return its conv layers in call order.
+
+    An op the trace cannot follow raises UnsupportedOp; with `survey`, it is listed in the result's
+    `unsupported` instead and the trace goes on (the graph is then incomplete: for `viscnn check` only).
+    """
+    tracer = _Tracer(model, capture, survey)
     handles = []
     for name, module in model.named_modules():
         handles.append(module.register_forward_pre_hook(lambda _m, _a, name=name: tracer.enter(name)))
@@ -360,4 +376,4 @@ def trace(model: nn.Module, example: torch.Tensor, capture: bool = False) -> Tra
         meta = _meta(tensor)
         if meta is not None:
             outputs.extend((src, a) for src, arrays in meta.prov.items() for a in arrays)
-    return TraceResult(tracer.layers, tracer.heads, outputs, tracer.captures)
+    return TraceResult(tracer.layers, tracer.heads, outputs, tracer.captures, tracer.unsupported_ops)

@@ -38,11 +38,11 @@ class Shown:
                 del _RUNNING[key]
 
 
-def show(model="efficientnet-lite0", images: str = "demo", port: int | None = None, height: int = 800,
+def show(model="efficientnet-lite0", images: str | None = None, port: int | None = None, height: int = 800,
          width: str = "100%", store: str | Path | None = None, weights: str | None = None,
          prepare: str | None = "umap") -> Shown:
     """Start (or reuse) a background server for `model` (a zoo name, `file.py:factory`, or a LoadedModel)
-    on the image-set spec `images`, and return an object a notebook displays as the page.
+    on the image-set spec `images` (default: the model's own kind of images), and return an object a notebook displays as the page.
 
     `prepare`: the layout to precompute in the background (None: only the grid layout, on demand the rest)."""
     from viscnn.models import LoadedModel
@@ -62,11 +62,11 @@ def show(model="efficientnet-lite0", images: str = "demo", port: int | None = No
     return Shown(running, width, height)
 
 
-def _state_for(loaded: LoadedModel, images: str, store: str | Path | None) -> ServerState:
+def _state_for(loaded: LoadedModel, images: str | None, store: str | Path | None) -> ServerState:
     from viscnn.graph import build_graph
     from viscnn.server.state import ServerState
     from viscnn.store import Store
 
     graph = build_graph(loaded.module, loaded.input_shape, loaded.name)
     the_store = Store(store)
-    return ServerState(loaded, graph, images, the_store, None, the_store.root / "uploads")
+    return ServerState(loaded, graph, images or loaded.default_images(), the_store, None, the_store.root / "uploads")
