@@ -38,6 +38,11 @@ class ConvCall:
     bn_shift: torch.Tensor | None = None  # beta - running_mean * bn_scale: the BN is x * bn_scale + bn_shift
     version: int = 0  # the node map's version counter when recorded
 
+    def ready_map(self) -> torch.Tensor:
+        """The node map, which a pass that reached this layer's node (its BN, if any) has set."""
+        assert self.node_map is not None, f"the pass ended before the node map of {self.layer.name} was made"
+        return self.node_map
+
 
 class StopForward(Exception):
     """Raised inside the forward pass once the target's map is known."""

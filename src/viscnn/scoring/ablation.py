@@ -24,8 +24,8 @@ def _target_values(model: nn.Module, graph: Graph, x: torch.Tensor, labels: torc
                    recorder: Recorder) -> torch.Tensor:
     with torch.no_grad():
         output = recorder.run(model, x)
-    if target.inside:
-        return target.from_map(recorder.calls[target.layer].node_map)
+    if target.layer is not None:  # inside
+        return target.from_map(recorder.calls[target.layer].ready_map())
     return target.from_output(output, labels)
 
 
