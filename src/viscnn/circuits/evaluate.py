@@ -89,8 +89,9 @@ class Evaluation:
 
     def auc(self, method: str) -> float | None:
         """Area under median r vs log10(kept fraction), divided by the axis span: the mean height, in [-1, 1]."""
-        points = sorted((f, self.median_r(method, f)) for f in self.fractions)
-        if not points or any(r is None for _, r in points):
+        medians = sorted((f, self.median_r(method, f)) for f in self.fractions)
+        points = [(f, r) for f, r in medians if r is not None]
+        if not points or len(points) < len(medians):
             return None
         if len(points) == 1:
             return points[0][1]
@@ -183,8 +184,8 @@ class Evaluation:
         markers = "osD^vP*Xhp"
         missing = []
         for index, method in enumerate(self.methods):
-            points = [(f, self.median_r(method, f)) for f in self.fractions]
-            points = [(f, r) for f, r in points if r is not None]
+            medians = [(f, self.median_r(method, f)) for f in self.fractions]
+            points = [(f, r) for f, r in medians if r is not None]
             covered = self.coverage(method)
             if not points:
                 missing.append(method)

@@ -46,7 +46,8 @@ class FmnistConvNet(nn.Module):
         for module in self.modules():  # He init: trains much faster than the default without batch norm
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
 
     def forward(self, x):
         return self.classifier(self.features(x))
