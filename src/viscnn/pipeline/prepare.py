@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -130,7 +131,7 @@ class Preparer:
                         "featurevis": 0.01 * self.settings.render_steps}[self.settings.projection]
             for layer in self.graph.conv_layers:
                 steps.append(Step(f"projection {layer.name}", "projection", self.projection_key(layer.name),
-                                  1.0 + per_node * layer.out_channels, lambda name=layer.name: self._projection(name)))
+                                  1.0 + per_node * layer.out_channels, partial(self._projection, layer.name)))
         steps.append(Step("layout", "layout", self.layout_key(), 0.2 * len(self.graph.conv_layers), self._layout))
         if self.settings.examples > 0:
             steps.append(Step("examples", "examples", "", 1.0 * n, self._examples, self._examples_done))
@@ -318,7 +319,11 @@ class Preparer:
                 image = result.images[j].permute(1, 2, 0).numpy()
                 meta = {"objective": str(objectives[k]), "values": [float(result.values[j])],
                         "initial": float(result.initial_values[j]), "steps": settings.steps, "copies": settings.copies}
-                cached_image(self.store, "render", parts[k], lambda image=image, meta=meta: (image, meta))
+
+                def computed(image: np.ndarray = image, meta: dict[str, Any] = meta) -> tuple[np.ndarray, dict[str, Any]]:
+                    return image, meta
+
+                cached_image(self.store, "render", parts[k], computed)
 
     def renders(self, layer: str) -> torch.Tensor:
         """[C, channels, H, W]: every node's render of `layer` as model input (rendered first where missing)."""
