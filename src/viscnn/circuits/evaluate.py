@@ -26,6 +26,7 @@ from torch import nn
 
 from viscnn.circuits.build import extract_circuit
 from viscnn.circuits.circuit import candidate_kernels
+from viscnn.circuits.masking import Masks
 from viscnn.circuits.methods import _MODULES, METHODS, Batch, get_method
 from viscnn.circuits.run import pearson, target_output
 from viscnn.circuits.select import _check
@@ -234,7 +235,7 @@ def check_fractions(fractions: Sequence[float]) -> list[float]:
     return sorted({float(f) for f in fractions})
 
 
-def _values(model: nn.Module, graph: Graph, batches: Sequence[Batch], target: Target, masks=None,
+def _values(model: nn.Module, graph: Graph, batches: Sequence[Batch], target: Target, masks: Masks | None = None,
             device: str | torch.device = "cpu") -> torch.Tensor:
     with torch.no_grad():
         return torch.cat([target_output(model, graph, x.to(device), y, target, masks).detach().cpu() for x, y in batches])

@@ -7,7 +7,7 @@ removes its bias too). A target inside the network stops the forward pass once i
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,7 +92,8 @@ class Recorder(TorchFunctionMode):
         self.pending_bn: dict[int, ConvCall] = {}
         self.count = 0
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
+    def __torch_function__(self, func: Callable[..., Any], types: Iterable[type], args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         name = op_name(func)
         if name == "conv2d":

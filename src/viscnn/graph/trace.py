@@ -7,6 +7,7 @@ come from. Unknown ops that would hide a channel mixing stop the trace with an e
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,7 +137,8 @@ class _Tracer(TorchFunctionMode):
         return self.unique_name(base), weight_name
 
     # --- the mode ----------------------------------------------------------------------------------
-    def __torch_function__(self, func, types, args=(), kwargs=None):
+    def __torch_function__(self, func: Callable[..., Any], types: Iterable[type], args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         metas_before = [(t, meta) for t in tree_flatten((args, kwargs))[0] if (meta := _meta(t)) is not None]
         out = func(*args, **kwargs)

@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -30,6 +31,10 @@ from viscnn.layout.placement import Layout
 from viscnn.layout.projection import project
 from viscnn.layout.vectors import featurevis_vectors, weight_vectors
 from viscnn.models import LoadedModel
+
+if TYPE_CHECKING:
+    from viscnn.scoring.query import QueryResult
+    from viscnn.scoring.scores import Scores
 
 VERSION = 1  # bump when a step's computation changes: old store entries are then ignored
 PROJECTIONS = ("umap", "mds", "weights", "grid", "featurevis")
@@ -169,7 +174,7 @@ class Preparer:
         return manifest
 
     # --- overall scores --------------------------------------------------------------------------------
-    def _score(self):  # -> QueryResult (from the store when cached)
+    def _score(self) -> QueryResult:  # from the store when cached
         from viscnn.scoring.query import score_sets
 
         return score_sets(self.loaded, self.graph, {"overall": self.images}, "overall", "loss", ["taylor"], True,
@@ -184,7 +189,7 @@ class Preparer:
     def _scores(self) -> None:
         self._memo["scores"] = self._score().scores["taylor"]
 
-    def overall(self):  # -> Scores
+    def overall(self) -> Scores:
         if "scores" not in self._memo:
             self._memo["scores"] = self._score().scores["taylor"]  # from the store when cached
         return self._memo["scores"]
@@ -259,7 +264,7 @@ class Preparer:
         return Layout.from_json(json.loads(data))
 
     # --- dataset examples and renders ------------------------------------------------------------------
-    def _examples_module(self):  # -> module | None
+    def _examples_module(self) -> ModuleType | None:
         try:
             from viscnn.inspection import examples
         except ImportError:
