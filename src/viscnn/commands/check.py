@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from viscnn.commands.common import add_model_arguments, load_from_args
+
+if TYPE_CHECKING:
+    from viscnn.models import LoadedModel
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def describe_input(loaded) -> list[str]:  # loaded: LoadedModel
+def describe_input(loaded: LoadedModel) -> list[str]:
     """Lines saying what each image becomes before the model sees it, and where that was decided."""
     pre = loaded.preprocess
     geometry = (f"shorter side resized to {pre.resize} px ({pre.interpolation}), centre crop {pre.size}x{pre.size}"
@@ -41,7 +45,6 @@ def run(args: argparse.Namespace) -> int:
     from viscnn.errors import ViscnnError
     from viscnn.graph.graph import from_trace
     from viscnn.graph.trace import trace
-    from viscnn.models import LoadedModel
 
     loaded: LoadedModel = load_from_args(args)
     for line in describe_input(loaded):

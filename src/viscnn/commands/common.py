@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from viscnn.models import DEFAULT_MODEL, LoadedModel, load_model
+
+if TYPE_CHECKING:
+    from viscnn.data import ImageSet
+    from viscnn.graph import Graph
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +26,7 @@ def load_from_args(args: argparse.Namespace) -> LoadedModel:
                       images=getattr(args, "images", None))
 
 
-def load_with_graph(args: argparse.Namespace):  # -> tuple[LoadedModel, Graph]
+def load_with_graph(args: argparse.Namespace) -> tuple[LoadedModel, Graph]:
     """The model named by the arguments and its traced kernel graph."""
     from viscnn.graph import build_graph
 
@@ -29,7 +34,7 @@ def load_with_graph(args: argparse.Namespace):  # -> tuple[LoadedModel, Graph]
     return loaded, build_graph(loaded.module, loaded.input_shape, loaded.name)
 
 
-def open_set(spec: str, name: str):  # -> ImageSet
+def open_set(spec: str, name: str) -> ImageSet:
     """One named image set of an image-set spec; an unknown name is an error listing the known ones."""
     from viscnn.data import open_image_sets
     from viscnn.errors import ViscnnError

@@ -12,8 +12,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # EfficientNet-Lite was trained with TF's (x - 127) / 128 on 0-255 pixels.
 TF_MEAN = (0.498, 0.498, 0.498)
 TF_STD = (0.502, 0.502, 0.502)
-INTERPOLATIONS = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC,
-                  "lanczos": Image.LANCZOS, "box": Image.BOX, "hamming": Image.HAMMING}
+INTERPOLATIONS = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
+                  "bicubic": Image.Resampling.BICUBIC,
+                  "lanczos": Image.Resampling.LANCZOS, "box": Image.Resampling.BOX, "hamming": Image.Resampling.HAMMING}
 
 
 @dataclass(frozen=True)

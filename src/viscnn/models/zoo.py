@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -84,7 +85,7 @@ def _efficientnet_lite(variant: str) -> Callable[[], nn.Module]:
     return build
 
 
-def _torchvision(arch: str, **kwargs) -> Callable[[], nn.Module]:
+def _torchvision(arch: str, **kwargs: Any) -> Callable[[], nn.Module]:
     def build() -> nn.Module:
         import torchvision
 

@@ -13,7 +13,9 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,6 +31,10 @@ from viscnn.layout.placement import Layout
 from viscnn.layout.projection import project
 from viscnn.layout.vectors import featurevis_vectors, weight_vectors
 from viscnn.models import LoadedModel
+
+if TYPE_CHECKING:
+    from viscnn.scoring.query import QueryResult
+    from viscnn.scoring.scores import Scores
 
 VERSION = 1  # bump when a step's computation changes: old store entries are then ignored
 PROJECTIONS = ("umap", "mds", "weights", "grid", "featurevis")
@@ -130,7 +136,7 @@ class Preparer:
                         "featurevis": 0.01 * self.settings.render_steps}[self.settings.projection]
             for layer in self.graph.conv_layers:
                 steps.append(Step(f"projection {layer.name}", "projection", self.projection_key(layer.name),
-                                  1.0 + per_node * layer.out_channels, lambda name=layer.name: self._projection(name)))
+                                  1.0 + per_node * layer.out_channels, partial(self._projection, layer.name)))
         steps.append(Step("layout", "layout", self.layout_key(), 0.2 * len(self.graph.conv_layers), self._layout))
         if self.settings.examples > 0:
             steps.append(Step("examples", "examples", "", 1.0 * n, self._examples, self._examples_done))
@@ -168,7 +174,7 @@ class Preparer:
         return manifest
 
     # --- overall scores --------------------------------------------------------------------------------
-    def _score(self):  # -> QueryResult (from the store when cached)
+    def _score(self) -> QueryResult:  # from the store when cached
         from viscnn.scoring.query import score_sets
 
         return score_sets(self.loaded, self.graph, {"overall": self.images}, "overall", "loss", ["taylor"], True,
@@ -183,7 +189,7 @@ class Preparer:
     def _scores(self) -> None:
         self._memo["scores"] = self._score().scores["taylor"]
 
-    def overall(self):  # -> Scores
+    def overall(self) -> Scores:
         if "scores" not in self._memo:
             self._memo["scores"] = self._score().scores["taylor"]  # from the store when cached
         return self._memo["scores"]
@@ -258,7 +264,7 @@ class Preparer:
         return Layout.from_json(json.loads(data))
 
     # --- dataset examples and renders ------------------------------------------------------------------
-    def _examples_module(self):  # -> module | None
+    def _examples_module(self) -> ModuleType | None:
         try:
             from viscnn.inspection import examples
         except ImportError:
@@ -318,7 +324,11 @@ class Preparer:
                 image = result.images[j].permute(1, 2, 0).numpy()
                 meta = {"objective": str(objectives[k]), "values": [float(result.values[j])],
                         "initial": float(result.initial_values[j]), "steps": settings.steps, "copies": settings.copies}
-                cached_image(self.store, "render", parts[k], lambda image=image, meta=meta: (image, meta))
+
+                def computed(image: np.ndarray = image, meta: dict[str, Any] = meta) -> tuple[np.ndarray, dict[str, Any]]:
+                    return image, meta
+
+                cached_image(self.store, "render", parts[k], computed)
 
     def renders(self, layer: str) -> torch.Tensor:
         """[C, channels, H, W]: every node's render of `layer` as model input (rendered first where missing)."""

@@ -7,10 +7,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from viscnn.errors import ViscnnError
 from viscnn.server.security import check_host
 from viscnn.server.state import ServerState
+
+if TYPE_CHECKING:
+    import uvicorn
 
 
 def build_state(model: str = "efficientnet-lite0", images: str | None = None, weights: str | None = None,
@@ -58,7 +62,7 @@ class Running:
 
     url: str
     port: int
-    server: object  # uvicorn.Server
+    server: uvicorn.Server
     thread: threading.Thread
     state: ServerState
 

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from viscnn.server.state import ServerState
 
 # Re-running a notebook cell must reuse the server (and the model in memory), not start another one.
-_RUNNING: dict[tuple, Running] = {}
+_RUNNING: dict[tuple[object, ...], Running] = {}
 
 
 class Shown:
@@ -38,8 +38,8 @@ class Shown:
                 del _RUNNING[key]
 
 
-def show(model="efficientnet-lite0", images: str | None = None, port: int | None = None, height: int = 800,
-         width: str = "100%", store: str | Path | None = None, weights: str | None = None,
+def show(model: str | LoadedModel = "efficientnet-lite0", images: str | None = None, port: int | None = None,
+         height: int = 800, width: str = "100%", store: str | Path | None = None, weights: str | None = None,
          prepare: str | None = "umap") -> Shown:
     """Start (or reuse) a background server for `model` (a zoo name, `file.py:factory`, or a LoadedModel)
     on the image-set spec `images` (default: the model's own kind of images), and return an object a notebook displays as the page.
@@ -47,6 +47,7 @@ def show(model="efficientnet-lite0", images: str | None = None, port: int | None
     `prepare`: the layout to precompute in the background (None: only the grid layout, on demand the rest)."""
     from viscnn.models import LoadedModel
 
+    key: tuple[object, ...]
     if isinstance(model, LoadedModel):
         key = ("loaded", id(model), images)
     else:
