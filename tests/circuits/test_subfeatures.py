@@ -28,6 +28,7 @@ from viscnn.graph import Node, build_graph
 from viscnn.graph.ids import check_node, parse_node
 from viscnn.graph.recorder import Recorder
 from viscnn.models import load_model
+from viscnn.scoring.targets import Target
 
 NET = """
 import torch
@@ -151,8 +152,8 @@ def test_position_target_reads_each_images_own_unit(case):
 
 
 def test_iou_and_crop():
-    a = Circuit("m", "", "c3:0", "actgrad", 0.1, {"c1": torch.tensor([[True], [True], [False]])})
-    b = Circuit("m", "", "c3:0", "actgrad", 0.1, {"c1": torch.tensor([[True], [False], [True]])})
+    a = Circuit("m", "", Target("node", "c3", 0), "actgrad", 0.1, {"c1": torch.tensor([[True], [True], [False]])})
+    b = Circuit("m", "", Target("node", "c3", 0), "actgrad", 0.1, {"c1": torch.tensor([[True], [False], [True]])})
     assert kernel_iou(a, b) == pytest.approx(1 / 3) and kernel_iou(a, a) == 1.0
     pixels = torch.arange(16, dtype=torch.float).view(1, 4, 4)
     window = crop(pixels, (-1, 2, 2, 5), fill=-1.0)  # one row above the image, one column right of it

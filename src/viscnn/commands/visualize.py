@@ -56,7 +56,7 @@ def parse_objectives(texts: list[str], graph: Graph, *, negative: bool = False,
     from viscnn.graph.ids import is_node_range, parse_node_range
     from viscnn.scoring.targets import Target, parse_target
 
-    out = []
+    out: list[Target] = []
     for text in texts:
         spec = text.strip()
         flip = spec.startswith("-")
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         circuit_hash = hashlib.sha256(Path(args.circuit).read_bytes()).hexdigest()[:16]
         for objective in objectives:
             if objective.is_edge:
-                mask = circuit.masks.get(objective.layer)
+                mask = circuit.masks.get(objective.edge.layer)
                 out, local = graph.kernel_index(objective.edge)
                 if mask is None or not bool(mask[out, local]):
                     raise ViscnnError(f"edge {objective} is not in circuit {args.circuit}: its kernel is zeroed there")
