@@ -175,10 +175,13 @@ class Preparer:
 
     # --- overall scores --------------------------------------------------------------------------------
     def _score(self) -> QueryResult:  # from the store when cached
+        from viscnn.scoring.expression import parse_expression
         from viscnn.scoring.query import score_sets
+        from viscnn.scoring.targets import Target
 
-        return score_sets(self.loaded, self.graph, {"overall": self.images}, "overall", "loss", ["taylor"], True,
-                          self.store, self.settings.batch_size, self.settings.device)
+        return score_sets(self.loaded, self.graph, {"overall": self.images}, parse_expression("overall"), Target("loss"),
+                          criteria=["taylor"], store=self.store, batch_size=self.settings.batch_size,
+                          device=self.settings.device)
 
     def _scores_done(self) -> bool:
         from viscnn.scoring.query import KIND, _key
@@ -292,11 +295,11 @@ class Preparer:
     def _render_parts(self, nodes: list[tuple[str, int]]) -> tuple[Any, list[Any], list[dict[str, Any]]]:
         """(settings, objectives, cache parts) of the renders of `nodes`: the parts `viscnn visualize` and the
         server use, so what is rendered here is what they serve."""
-        from viscnn.featurevis.objectives import parse_objective
         from viscnn.featurevis.render import RenderSettings
+        from viscnn.scoring.targets import Target
 
         settings = RenderSettings(steps=self.settings.render_steps, seed=self.settings.seed)
-        objectives = [parse_objective(f"{layer}:{channel}", self.graph) for layer, channel in nodes]
+        objectives = [Target("node", layer, channel) for layer, channel in nodes]
         base = {"model": self.loaded.name, "fingerprint": self.fingerprint, "circuit": None,
                 "settings": settings.to_json(), "size": settings.size or self.loaded.preprocess.size}
         return settings, objectives, [{**base, "objective": str(o)} for o in objectives]
