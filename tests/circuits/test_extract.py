@@ -115,3 +115,75 @@ def test_circuit_command_extracts_and_checks(tmp_path, capsys):
     assert code == 0 and "extracted network:" in out and "(was features.6:3)" in out
     difference = float(out.rsplit("masked circuit ", 1)[1].split()[0])
     assert difference < 1e-4
+
+
+def _frozen(model: nn.Module, shape: tuple[int, int, int]):
+    model = model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model, build_graph(model, shape), torch.randn(4, *shape, generator=torch.Generator().manual_seed(2))
+
+
+class Grouped(nn.Module):
+    """RegNet/ResNeXt-like: a grouped (not depthwise) 3x3 conv between two 1x1 convs."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(3)
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.reduce = nn.Conv2d(16, 16, 1)
+        self.grouped = nn.Conv2d(16, 16, 3, padding=1, groups=4)
+        self.expand = nn.Conv2d(16, 12, 1)
+        self.head = nn.Linear(12, 4)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        x = torch.relu(self.expand(torch.relu(self.grouped(torch.relu(self.reduce(x))))))
+        return self.head(x.mean(dim=(2, 3)))
+
+
+class Shuffle(nn.Module):
+    """ShuffleNet's channel shuffle (reshape, transpose, reshape) between two convs."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(4)
+        self.first = nn.Conv2d(3, 8, 3, padding=1)
+        self.second = nn.Conv2d(8, 8, 1)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.first(x))
+        n, c, h, w = x.shape
+        x = x.view(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w)
+        return self.head(torch.relu(self.second(x)).mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("target", ["expand:5", "logit:1"])
+def test_grouped_conv_extraction_is_exact(target):
+    model, graph, images = _frozen(Grouped(), (3, 10, 10))
+    _circuit, extracted, masked, smaller = masked_and_extracted(model, graph, target, 0.2, images)
+    assert torch.allclose(masked, smaller, atol=1e-5)
+    assert extracted.removed_filters > 0  # filters away from the grouped conv still go
+
+
+def test_channel_shuffle_extraction_is_exact_or_refused():
+    model, graph, images = _frozen(Shuffle(), (3, 8, 8))
+    circuit = extract_circuit(model, graph, [(images, None)], parse_target("logit:1", graph), 0.3, "actgrad")
+    with pytest.raises(ViscnnError, match="a coupling it mis-handled"):  # torch-pruning 1.6 mis-shuffles silently
+        circuit.extract(model, graph)
+
+
+def test_what_torch_pruning_cannot_follow_is_refused_in_one_line(monkeypatch):
+    import torch_pruning as tp
+
+    def fail(*args, **kwargs):
+        raise ZeroDivisionError("integer division or modulo by zero")  # as on ShuffleNetV2's reshapes
+
+    model, graph, images = _frozen(Shuffle(), (3, 8, 8))
+    circuit = extract_circuit(model, graph, [(images, None)], parse_target("logit:1", graph), 0.3, "actgrad")
+    monkeypatch.setattr(tp.DependencyGraph, "build_dependency", fail)
+    with pytest.raises(ViscnnError) as error:
+        circuit.extract(model, graph)
+    text = str(error.value)
+    assert "\n" not in text and "ZeroDivisionError" in text and "the masked circuit (without --extract) is unaffected" in text

@@ -16,7 +16,9 @@ the network still runs to its output; the target is read at its layer, under its
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from torch import nn
@@ -67,6 +69,33 @@ def _conv_modules(model: nn.Module, graph: Graph, upstream: list[str]) -> dict[s
     return found
 
 
+def _grouped(module: object) -> bool:
+    """A grouped conv that is not depthwise: torch-pruning 1.6 cannot remove its channels correctly."""
+    return isinstance(module, nn.Conv2d) and 1 < module.groups < module.in_channels
+
+
+def _followable(group: Any, dependencies: Any, layer_of: dict[nn.Module, str], remaining: dict[str, list[int]]) -> bool:
+    """False for a pruning group viscnn cannot trust torch-pruning with: one that reaches a grouped (not
+    depthwise) conv, or that names channels of a layer outside the channels it has (a split or chunk
+    torch-pruning maps into another channel space)."""
+    for item in group.items:
+        module = item.dep.target.module
+        if _grouped(module):
+            return False
+        member = layer_of.get(module)
+        if member is not None and dependencies.is_out_channel_pruning_fn(item.dep.handler) and \
+                any(not 0 <= index < len(remaining[member]) for index in item.idxs):
+            return False
+    return True
+
+
+def _refusal(graph: Graph, what: str, exc: Exception) -> ViscnnError:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return ViscnnError(f"cannot extract a circuit of {graph.model_name or 'this model'} physically: {what} "
+                       f"({type(exc).__name__}{': ' + reason if reason else ''}); the masked circuit (without "
+                       "--extract) is unaffected")
+
+
 def _zero_removed_kernels(convs: dict[str, nn.Conv2d], masks: dict[str, torch.Tensor]) -> None:
     with torch.no_grad():
         for name, conv in convs.items():
@@ -91,8 +120,13 @@ def extract(circuit: Circuit, model: nn.Module, graph: Graph, input_shape: tuple
     flags = {parameter: parameter.requires_grad for parameter in smaller.parameters()}
     for parameter in flags:  # torch-pruning follows autograd's graph, which frozen weights do not build
         parameter.requires_grad_(True)
-    with torch.enable_grad():
-        dependencies = tp.DependencyGraph().build_dependency(smaller, example_inputs=torch.zeros(1, *shape, device=device))
+    try:
+        with torch.enable_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch-pruning's own warnings; a failure is reported below
+            dependencies = tp.DependencyGraph().build_dependency(smaller, example_inputs=torch.zeros(1, *shape,
+                                                                                                    device=device))
+    except Exception as exc:  # torch-pruning cannot follow every architecture (e.g. a channel shuffle by reshape)
+        raise _refusal(graph, "torch-pruning cannot build its dependency graph of this model", exc) from exc
     layer_of = {module: name for name, module in convs.items()}
     remaining = {name: list(range(conv.out_channels)) for name, conv in convs.items()}
     original = {name: conv.out_channels for name, conv in convs.items()}
@@ -107,6 +141,8 @@ def extract(circuit: Circuit, model: nn.Module, graph: Graph, input_shape: tuple
         if not positions:
             continue
         group = dependencies.get_pruning_group(conv, tp.prune_conv_out_channels, idxs=positions)
+        if not _followable(group, dependencies, layer_of, remaining):
+            continue  # these filters stay: exact, only less small
         allowed = set(positions)
         for item in group.items:  # a coupled filter that is needed keeps its partners too
             if not (isinstance(item.dep.target.module, nn.Conv2d)
@@ -130,16 +166,51 @@ def extract(circuit: Circuit, model: nn.Module, graph: Graph, input_shape: tuple
             member = layer_of.get(item.dep.target.module)
             if member is not None and dependencies.is_out_channel_pruning_fn(item.dep.handler):
                 gone.setdefault(member, set()).update(item.idxs)
-        group.prune()
+        try:
+            group.prune()
+        except Exception as exc:  # torch-pruning's surgery failed on this architecture
+            raise _refusal(graph, f"torch-pruning failed to remove filters of {name}", exc) from exc
         for member, indices in gone.items():
             remaining[member] = [c for p, c in enumerate(remaining[member]) if p not in indices]
+        lost = [m for m, conv in convs.items() if len(remaining[m]) != conv.out_channels]
+        if lost:  # torch-pruning removed channels through a coupling it did not report as such
+            raise ViscnnError(f"cannot extract a circuit of {graph.model_name or 'this model'} physically: torch-pruning "
+                              f"removed filters of {lost[0]} through a coupling viscnn cannot follow; the masked "
+                              "circuit (without --extract) is unaffected")
     for parameter in smaller.parameters():  # pruned parameters are new objects: match them by requires_grad default
         parameter.requires_grad_(False if not any(flags.values()) else parameter.requires_grad)
-    smaller_graph = build_graph(smaller, shape, graph.model_name)
+    try:
+        smaller_graph = build_graph(smaller, shape, graph.model_name)
+    except ViscnnError as exc:  # torch-pruning left channel counts that no longer fit (e.g. around a split)
+        raise ViscnnError(f"cannot extract a circuit of {graph.model_name or 'this model'} physically: the network "
+                          f"torch-pruning made does not run ({exc}); the masked circuit (without --extract) is "
+                          "unaffected") from exc
     new_target = target
     if target.inside and target.kind in ("node", "neuron"):
         new_target = replace(target, channel=remaining[target.layer].index(target.channel))
     elif target.inside:
         raise ViscnnError("extract() supports node, neuron and output targets; a direction target would need its "
                           "channel weights renumbered")
+    _check_exact(model, graph, target, circuit, smaller, smaller_graph, new_target, shape)
     return Extracted(smaller, smaller_graph, new_target, remaining, original, before, _count(smaller))
+
+
+def _check_exact(model: nn.Module, graph: Graph, target: Target, circuit: Circuit, smaller: nn.Module,
+                 smaller_graph: Graph, new_target: Target, shape: tuple[int, ...]) -> None:
+    """Refuse a smaller network whose target differs from the masked circuit's on probe images: torch-pruning
+    can mis-handle a coupling (a channel shuffle, a split) without an error, and a silent wrong network is
+    worse than none."""
+    from viscnn.circuits.run import target_output
+
+    device = next(smaller.parameters()).device
+    probe = torch.rand(2, *shape, generator=torch.Generator().manual_seed(0)).to(device) * 2 - 1
+    masks = {name: mask.float().to(device) for name, mask in circuit.masks.items()}
+    with torch.no_grad():
+        masked = target_output(model, graph, probe, None, target, masks)
+        got = target_output(smaller, smaller_graph, probe, None, new_target)
+    difference = float((masked - got).abs().max())
+    scale = float(masked.abs().max())
+    if not difference <= 1e-4 * max(1.0, scale):  # NaN too
+        raise ViscnnError(f"cannot extract a circuit of {graph.model_name or 'this model'} physically: the network "
+                          f"torch-pruning made gives the target values up to {difference:.2e} away from the masked "
+                          "circuit's (a coupling it mis-handled); the masked circuit (without --extract) is unaffected")
