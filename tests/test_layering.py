@@ -22,7 +22,7 @@ LEVELS = {
     "circuits": 5, "featurevis": 5, "inspection": 5, "layout": 5, "train": 5,
     "pipeline": 6,
     "server": 7,
-    "commands": 8,
+    "commands": 8, "microscope": 8,
     "cli": 9, "__main__": 10, "__init__": 10,
 }
 
