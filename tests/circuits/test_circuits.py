@@ -40,7 +40,7 @@ def setup():
 def faithfulness(model, graph, circuit, held, target):
     full = torch.cat([target_output(model, graph, x, y, target) for x, y in held])
     masks = {k: v.float() for k, v in circuit.masks.items()}
-    return pearson(full, torch.cat([target_output(model, graph, x, y, target, masks) for x, y in held]))
+    return pearson(full, torch.cat([target_output(model, graph, x, y, target, masks=masks) for x, y in held]))
 
 
 def test_every_kept_edge_lies_on_an_input_to_target_path(setup):

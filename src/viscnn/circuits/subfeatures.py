@@ -22,7 +22,7 @@ from torch import nn
 from viscnn.circuits.build import extract_circuit
 from viscnn.circuits.circuit import Circuit
 from viscnn.circuits.methods import get_method
-from viscnn.circuits.select import _check
+from viscnn.circuits.select import check_fraction
 from viscnn.data.imageset import ImageSet
 from viscnn.errors import ViscnnError
 from viscnn.graph import INPUT, Graph, Node
@@ -256,7 +256,7 @@ def find_subfeatures(model: nn.Module, graph: Graph, image_set: ImageSet, prepro
         raise ViscnnError(f"min cluster size must be at least 2, not {min_cluster_size}")
     if scrambles < 1:
         raise ViscnnError(f"scrambles must be at least 1, not {scrambles}")
-    _check(keep, "keep fraction")
+    check_fraction(keep, "keep fraction")
     get_method(method)
     if len(image_set) < 2 * min_cluster_size or top_n < 2 * min_cluster_size:
         raise ViscnnError(f"too few images for min cluster size {min_cluster_size}: {min(len(image_set), top_n)} patches "

@@ -34,12 +34,13 @@ def run(args: argparse.Namespace) -> int:
     target = parse_target(args.target, graph)
     batches = [(x.to(args.device), y) for x, y in open_set(args.images, args.input).batches(loaded.preprocess, args.batch_size)]
     start = time.perf_counter()
-    circuit = extract_circuit(loaded.module, graph, batches, target, args.keep, args.method, args.rule, args.seed,
-                              args.device, loaded.name, loaded.fingerprint())
+    circuit = extract_circuit(loaded.module, graph, batches, target, args.keep, args.method, rule=args.rule,
+                              seed=args.seed, device=args.device, model_name=loaded.name,
+                              fingerprint=loaded.fingerprint())
     seconds = time.perf_counter() - start
     full = [target_output(loaded.module, graph, x, y, target) for x, y in batches]
     masks = {k: v.float().to(args.device) for k, v in circuit.masks.items()}
-    kept = [target_output(loaded.module, graph, x, y, target, masks) for x, y in batches]
+    kept = [target_output(loaded.module, graph, x, y, target, masks=masks) for x, y in batches]
     import torch
 
     r = pearson(torch.cat(full), torch.cat(kept))

@@ -50,10 +50,10 @@ def parse_fractions(text: str) -> list[float]:
 
 
 def parse_methods(text: str) -> list[str]:
-    from viscnn.circuits.evaluate import load_methods
+    from viscnn.circuits.methods import all_methods
     from viscnn.errors import ViscnnError
 
-    known = load_methods()
+    known = all_methods()
     methods = [m.strip() for m in text.split(",") if m.strip()]
     if not methods:
         raise ViscnnError("give at least one method")
@@ -137,8 +137,8 @@ def run(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ViscnnError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
-    evaluation = evaluate(loaded.module, graph, train, held, targets, methods, fractions, args.seed, args.device,
-                          None if args.quiet else print, loaded.name)
+    evaluation = evaluate(loaded.module, graph, train, held, targets, methods, fractions, seed=args.seed,
+                          device=args.device, progress=None if args.quiet else print, model_name=loaded.name)
     evaluation.save(out / "evaluation.json")
     evaluation.plot(out / "faithfulness.png")
     print(f"{loaded.name}: {len(targets)} targets, {evaluation.train_images} train / {evaluation.held_out_images} "

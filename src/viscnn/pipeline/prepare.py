@@ -175,10 +175,9 @@ class Preparer:
                           self.store, self.settings.batch_size, self.settings.device)
 
     def _scores_done(self) -> bool:
-        from viscnn.scoring.query import KIND, _key
+        from viscnn.scoring.query import KIND, score_key
 
-        key = _key(self.store, self.fingerprint, self.images, "loss", "taylor", True, "zero")
-        return self.store.get_path(KIND, key) is not None
+        return self.store.get_path(KIND, score_key(self.fingerprint, self.images, "loss", "taylor")) is not None
 
     def _scores(self) -> None:
         self._memo["scores"] = self._score().scores["taylor"]

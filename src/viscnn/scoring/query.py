@@ -21,7 +21,8 @@ from viscnn.scoring.criteria import CRITERIA
 from viscnn.scoring.engine import score_batches
 from viscnn.scoring.expression import parse_expression
 from viscnn.scoring.scores import Scores
-from viscnn.scoring.targets import parse_target
+from viscnn.scoring.targets import Target, parse_target
+from viscnn.store import Store
 
 KIND = "scores"
 
@@ -70,7 +71,8 @@ def score_sets(loaded: LoadedModel, graph: Graph, image_sets: dict[str, ImageSet
     result = QueryResult({})
     for name in parsed.terms:
         image_set = image_sets[name]
-        keys = {c: _key(store, fingerprint, image_set, str(the_target), c, edges, baseline_id) for c in criteria} if store else {}
+        keys = {c: score_key(fingerprint, image_set, the_target, c, edges=edges, baseline=baseline_id)
+                for c in criteria} if store else {}
         cached = {c: Scores.load(p) for c, key in keys.items() if (p := store.get_path(KIND, key)) is not None}
         missing = [c for c in criteria if c not in cached]
         if missing:
@@ -97,9 +99,12 @@ def score_sets(loaded: LoadedModel, graph: Graph, image_sets: dict[str, ImageSet
     return result
 
 
-def _key(store, fingerprint: str, image_set: ImageSet, target: str, criterion: str, edges: bool, baseline: str) -> str:
-    return store.key(KIND, model=fingerprint, images=image_set.hash(), target=target, criterion=criterion, edges=edges,
-                     baseline=baseline if criterion == "taylor_signed" else "zero")
+def score_key(fingerprint: str, image_set: ImageSet, target: str | Target, criterion: str, *, edges: bool = True,
+              baseline: str = "zero") -> str:
+    """The store key (kind `KIND`) of one image set's scores: model fingerprint, set hash, target, criterion,
+    whether edges were scored, and the baseline (recorded for signed Taylor only: no other criterion uses it)."""
+    return Store.key(KIND, model=fingerprint, images=image_set.hash(), target=str(target), criterion=criterion,
+                     edges=edges, baseline=baseline if criterion == "taylor_signed" else "zero")
 
 
 def _baseline(baseline: str, loaded: LoadedModel) -> tuple[str | torch.Tensor, str]:
@@ -127,4 +132,4 @@ def _class_names(loaded: LoadedModel) -> list[str] | None:
     return None
 
 
-__all__ = ["CRITERIA", "QueryResult", "score_sets"]
+__all__ = ["CRITERIA", "QueryResult", "score_key", "score_sets"]

@@ -13,7 +13,7 @@ MAX_EDGES = 4096
 
 
 @register("ablation", description="remove each kernel and rerun (ground truth; small graphs)")
-def ablation(model, graph, batches, target, keep, seed=0, device="cpu"):
+def ablation(model, graph, batches, target, keep, *, seed=0, device="cpu"):
     layers = upstream_layers(graph, target)
     total = sum(graph[n].num_edges for n in layers)
     if total > MAX_EDGES:

@@ -14,13 +14,13 @@ STEPS = 10
 
 
 @register("force", description="iterative SNIP with an exponential keep schedule")
-def force(model, graph, batches, target, keep, seed=0, device="cpu"):
+def force(model, graph, batches, target, keep, *, seed=0, device="cpu"):
     masks = ones(graph, target)
     candidates = candidate_kernels(graph, target)
     saliency = {}
     for step in range(1, STEPS + 1):
         fraction = keep ** (step / STEPS)  # 1 -> keep, exponentially
-        saliency = mask_saliency(model, graph, batches, target, masks, device)
+        saliency = mask_saliency(model, graph, batches, target, masks, device=device)
         masks = {k: v.float() for k, v in top_fraction(saliency, fraction, candidates=candidates).items()}
     # rank the final circuit first, then the rest by their last saliency
     ranked = {k: v.clamp(min=0) + 1e6 * masks[k] for k, v in normalised(saliency, candidates).items()}

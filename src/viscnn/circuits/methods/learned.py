@@ -155,7 +155,7 @@ def _step_size(step: int, steps: int) -> float:
 
 @register("learned", normalise=False, description="optimised kernel mask: 1 - r loss, soft L1 phase then "
                                                   "straight-through binary circuit, from actgrad's ranking")
-def learned(model, graph, batches, target, keep, seed=0, device="cpu", steps: int | None = None):
+def learned(model, graph, batches, target, keep, *, seed=0, device="cpu", steps: int | None = None):
     started = time.perf_counter()
     steps = int(steps or STEPS)
     generator = torch.Generator().manual_seed(seed)
@@ -175,7 +175,7 @@ def learned(model, graph, batches, target, keep, seed=0, device="cpu", steps: in
 
     def run(index: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         masks = None if mask is None else _unflat(mask, candidates)
-        return target_output(model, graph, xs[index].to(device), ys[index], target, masks)
+        return target_output(model, graph, xs[index].to(device), ys[index], target, masks=masks)
 
     with torch.no_grad():
         full = torch.cat([run(torch.arange(i, min(count, i + size)), None).detach() for i in range(0, count, size)])

@@ -6,5 +6,5 @@ from viscnn.scoring.engine import score_batches
 
 
 @register("magnitude", description="kernel L2 norm with BN folded in")
-def magnitude(model, graph, batches, target, keep, seed=0, device="cpu"):
+def magnitude(model, graph, batches, target, keep, *, seed=0, device="cpu"):
     return score_batches(model, graph, batches[:1], target, ("weight",), device=device)["weight"]

@@ -11,12 +11,12 @@ from viscnn.circuits.run import target_output
 from viscnn.scoring.engine import score_batches
 
 
-def mask_saliency(model, graph, batches, target, masks, device="cpu") -> dict[str, torch.Tensor]:
+def mask_saliency(model, graph, batches, target, masks, *, device="cpu") -> dict[str, torch.Tensor]:
     """sum over batches of |dT/dmask| at the given masks (T summed over images), per layer."""
     masks = {k: v.detach().clone().float().to(device).requires_grad_(True) for k, v in masks.items()}
     totals = {k: torch.zeros_like(v) for k, v in masks.items()}
     for x, labels in batches:
-        values = target_output(model, graph, x.to(device), labels, target, masks)
+        values = target_output(model, graph, x.to(device), labels, target, masks=masks)
         grads = torch.autograd.grad(values.sum(), list(masks.values()), allow_unused=True)
         for (name, _), grad in zip(masks.items(), grads):
             if grad is not None:
@@ -29,7 +29,7 @@ def ones(graph, target) -> dict[str, torch.Tensor]:
 
 
 @register("snip", description="|dT/dmask| on kernel masks at mask = 1")
-def snip(model, graph, batches, target, keep, seed=0, device="cpu"):
-    saliency = mask_saliency(model, graph, batches, target, ones(graph, target), device)
+def snip(model, graph, batches, target, keep, *, seed=0, device="cpu"):
+    saliency = mask_saliency(model, graph, batches, target, ones(graph, target), device=device)
     shape = score_batches(model, graph, batches[:1], target, ("weight",), device=device)["weight"]
     return replace(shape, criterion="snip", edges=saliency, nodes={k: v.sum(dim=1) for k, v in saliency.items()})
