@@ -71,11 +71,12 @@ def run(args: argparse.Namespace) -> int:
 
     from viscnn.circuits.circuit import Circuit
     from viscnn.errors import ViscnnError
+    from viscnn.featurevis.keys import KIND, render_key, render_meta, render_parts, render_setup
     from viscnn.featurevis.objectives import Objective, parse_objective
     from viscnn.featurevis.render import RenderSettings, check_settings, render
     from viscnn.graph import Edge
     from viscnn.store import Store
-    from viscnn.store.cache import cache_key, cached_image
+    from viscnn.store.cache import cached_image
 
     settings = RenderSettings(steps=args.steps, size=args.size, lr=args.lr, seed=args.seed, batch=args.batch,
                               param=args.param, copies=args.copies, diversity=args.diversity,
@@ -103,10 +104,9 @@ def run(args: argparse.Namespace) -> int:
 
     store = None if args.no_cache else Store(args.store)
     fingerprint = loaded.fingerprint()
-    base = {"model": loaded.name, "fingerprint": fingerprint, "circuit": circuit_hash, "settings": settings.to_json(),
-            "size": settings.size or loaded.preprocess.size}
-    parts = [{**base, "objective": str(o)} for o in objectives]
-    missing = [k for k, p in enumerate(parts) if store is None or store.get_path("render", cache_key("render", p)) is None]
+    base = render_setup(loaded, settings, fingerprint=fingerprint, circuit=circuit_hash)
+    parts = [render_parts(base, o) for o in objectives]
+    missing = [k for k, p in enumerate(parts) if store is None or store.get_path(KIND, render_key(p)) is None]
     rendered = {}
     if missing:
         result = render(module, graph, loaded.preprocess, [objectives[k] for k in missing], settings, args.device,
@@ -120,11 +120,10 @@ def run(args: argparse.Namespace) -> int:
         def make(k: int = k, objective: Objective = objective):
             images, values, initial = rendered[k]
             strip = np.concatenate([im.permute(1, 2, 0).numpy() for im in images], axis=1)
-            return strip, {"objective": str(objective), "values": values, "initial": initial,
-                           "steps": settings.steps, "copies": settings.copies}
+            return strip, render_meta(objective, values, initial, settings)
 
         if store is not None:
-            path, meta = cached_image(store, "render", parts[k], make)
+            path, meta = cached_image(store, KIND, parts[k], make)
             strip = np.asarray(_read(path))
         else:
             strip, meta = make()

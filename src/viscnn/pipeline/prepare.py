@@ -285,25 +285,28 @@ class Preparer:
     def _render_parts(self, nodes: list[tuple[str, int]]) -> tuple[Any, list[Any], list[dict[str, Any]]]:
         """(settings, objectives, cache parts) of the renders of `nodes`: the parts `viscnn visualize` and the
         server use, so what is rendered here is what they serve."""
+        from viscnn.featurevis.keys import render_parts, render_setup
         from viscnn.featurevis.objectives import parse_objective
         from viscnn.featurevis.render import RenderSettings
 
         settings = RenderSettings(steps=self.settings.render_steps, seed=self.settings.seed)
         objectives = [parse_objective(f"{layer}:{channel}", self.graph) for layer, channel in nodes]
-        base = {"model": self.loaded.name, "fingerprint": self.fingerprint, "circuit": None,
-                "settings": settings.to_json(), "size": settings.size or self.loaded.preprocess.size}
-        return settings, objectives, [{**base, "objective": str(o)} for o in objectives]
+        setup = render_setup(self.loaded, settings, fingerprint=self.fingerprint)
+        return settings, objectives, [render_parts(setup, o) for o in objectives]
 
     def _render_keys(self, nodes: list[tuple[str, int]]) -> list[str]:
-        from viscnn.store.cache import cache_key
+        from viscnn.featurevis.keys import render_key
 
-        return [cache_key("render", p) for p in self._render_parts(nodes)[2]]
+        return [render_key(p) for p in self._render_parts(nodes)[2]]
 
     def _missing_renders(self, nodes: list[tuple[str, int]]) -> list[int]:
-        return [k for k, key in enumerate(self._render_keys(nodes)) if self.store.get_path("render", key) is None]
+        from viscnn.featurevis.keys import KIND
+
+        return [k for k, key in enumerate(self._render_keys(nodes)) if self.store.get_path(KIND, key) is None]
 
     def _render(self, nodes: list[tuple[str, int]]) -> None:
         """Render the nodes whose renders are not stored yet, storing them batch by batch (a rerun resumes)."""
+        from viscnn.featurevis.keys import KIND, render_meta
         from viscnn.featurevis.render import render
         from viscnn.store.cache import cached_image
 
@@ -315,9 +318,8 @@ class Preparer:
                             settings, self.settings.device)
             for j, k in enumerate(chunk):
                 image = result.images[j].permute(1, 2, 0).numpy()
-                meta = {"objective": str(objectives[k]), "values": [float(result.values[j])],
-                        "initial": float(result.initial_values[j]), "steps": settings.steps, "copies": settings.copies}
-                cached_image(self.store, "render", parts[k], lambda image=image, meta=meta: (image, meta))
+                meta = render_meta(objectives[k], [result.values[j]], result.initial_values[j], settings)
+                cached_image(self.store, KIND, parts[k], lambda image=image, meta=meta: (image, meta))
 
     def renders(self, layer: str) -> torch.Tensor:
         """[C, channels, H, W]: every node's render of `layer` as model input (rendered first where missing)."""

@@ -34,17 +34,16 @@ def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
 
     # --- renders -------------------------------------------------------------------------------------
     def render_answer(text: str) -> Response:
+        from viscnn.featurevis.keys import KIND, render_key, render_meta, render_parts, render_setup
         from viscnn.featurevis.objectives import parse_objective
         from viscnn.featurevis.render import RenderSettings, render
-        from viscnn.store.cache import cache_key, cached_image
+        from viscnn.store.cache import cached_image
 
         the_store = store()
         objective = parse_objective(text, state.graph, class_names=state.class_names)
         settings = RenderSettings(steps=render_steps)
-        parts = {"model": state.loaded.name, "fingerprint": state.fingerprint, "circuit": None,
-                 "settings": settings.to_json(), "size": settings.size or state.loaded.preprocess.size,
-                 "objective": str(objective)}
-        path = the_store.get_path("render", cache_key("render", parts))
+        parts = render_parts(render_setup(state.loaded, settings, fingerprint=state.fingerprint), objective)
+        path = the_store.get_path(KIND, render_key(parts))
         if path is not None:
             return _png_file(path)
 
@@ -52,9 +51,8 @@ def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
             context.report(0.05, f"rendering {objective} ({settings.steps} steps)")
             result = render(state.loaded.module, state.graph, state.loaded.preprocess, [objective], settings)
             image = result.images[0].permute(1, 2, 0).numpy()
-            meta = {"objective": str(objective), "values": [float(result.values[0])],
-                    "initial": float(result.initial_values[0]), "steps": settings.steps, "copies": settings.copies}
-            cached_image(the_store, "render", parts, lambda: (image, meta))
+            meta = render_meta(objective, [result.values[0]], result.initial_values[0], settings)
+            cached_image(the_store, KIND, parts, lambda: (image, meta))
             return {"objective": str(objective), "value": float(result.values[0]), "seconds": round(result.seconds, 3)}
 
         return pending(state.jobs.submit("render", work, f"render {objective}", key=f"render|{objective}"))
