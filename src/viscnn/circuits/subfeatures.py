@@ -305,13 +305,10 @@ def patch_crops(graph: Graph, image_set: ImageSet, preprocess: Preprocess, node:
     """0-1 pixel crops [C, h, w] of the model's input at each member patch's receptive field."""
     rf = graph[node.layer].receptive_field
     subset, _ = _subset(image_set, patches, members)
-    mean = torch.tensor(preprocess.mean).view(-1, 1, 1)
-    std = torch.tensor(preprocess.std).view(-1, 1, 1)
     crops = []
     for x, _ in subset.batches(preprocess, 64):
-        for image in x:
+        for pixels in preprocess.to_pixels(x):
             patch = patches[members[len(crops)]]
-            pixels = (image * std + mean).clamp(0, 1)
             crops.append(pixels if rf is None or rf.whole_image else crop(pixels, rf.box(patch.y, patch.x)))
     return crops
 

@@ -24,7 +24,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
 
     from viscnn.circuits.composition import compose, parse_unit, saliency_image
     from viscnn.data import ImageSet, open_image_sets
@@ -44,8 +43,7 @@ def run(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ViscnnError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
-    pre = loaded.preprocess
-    pixels = (x[0] * torch.tensor(pre.std).view(-1, 1, 1) + torch.tensor(pre.mean).view(-1, 1, 1)).clamp(0, 1)
+    pixels = loaded.preprocess.to_pixels(x[0])
     scale = max(1, 192 // max(pixels.shape[-2:]))
     files: dict[int, str] = {}
 

@@ -83,8 +83,7 @@ def run(args: argparse.Namespace) -> int:
                               transforms=args.transforms, workers=args.workers, sharpen=args.sharpen)
     check_settings(settings)  # before the model loads
     loaded, graph = load_with_graph(args)
-    names = _class_names(loaded.classes)
-    objectives = [parse_objective(t, graph, args.negative, names) for t in expand_targets(args.target, graph)]
+    objectives = [parse_objective(t, graph, args.negative, loaded.class_names) for t in expand_targets(args.target, graph)]
     module, circuit_hash = loaded.module, None
     if args.circuit:
         circuit = Circuit.load(args.circuit, graph, loaded.fingerprint())
@@ -140,18 +139,6 @@ def run(args: argparse.Namespace) -> int:
               f"{' [cached]' if k not in rendered else ''}  -> {out / files[0]}")
     (out / "visualize.json").write_text(json.dumps({**base, "circuit_file": args.circuit, "renders": summary}, indent=1))
     return 0
-
-
-def _class_names(classes: str | None) -> list[str] | None:
-    if classes == "imagenet":
-        from viscnn.data import imagenet_classes
-
-        return imagenet_classes()
-    if classes == "fashion-mnist":
-        from viscnn.data import FASHION_MNIST_CLASSES
-
-        return list(FASHION_MNIST_CLASSES)
-    return None
 
 
 def _read(path: Path):

@@ -13,7 +13,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
 
 from viscnn.data.imageset import ImageSet
@@ -62,12 +61,10 @@ def model_pixels(image_set: ImageSet, preprocess: Preprocess, indices: Iterable[
     """The model-input pixels [S, S, C] (0-1, after resize and crop, before normalising) of the given images."""
     order = sorted({int(i) for i in indices})
     subset = ImageSet(image_set.name, [image_set.items[i] for i in order], image_set.tensor)
-    mean = torch.tensor(preprocess.mean).view(-1, 1, 1)
-    std = torch.tensor(preprocess.std).view(-1, 1, 1)
     pixels: dict[int, np.ndarray] = {}
     for x, _ in subset.batches(preprocess, batch_size):
-        for image in x:
-            pixels[order[len(pixels)]] = (image * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
+        for image in preprocess.to_pixels(x):
+            pixels[order[len(pixels)]] = image.permute(1, 2, 0).numpy()
     return pixels
 
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from viscnn.errors import ViscnnError
+from viscnn.models.classes import class_names
 from viscnn.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, TF_MEAN, TF_STD, Preprocess
 
 
@@ -46,6 +47,11 @@ class LoadedModel:
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return self.preprocess.input_shape
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """The names of the model's classes in output order, or None when they have none."""
+        return class_names(self.classes)
 
     def fingerprint(self) -> str:
         """A hash of the architecture and every parameter/buffer: the model's key in caches."""

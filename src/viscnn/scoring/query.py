@@ -65,7 +65,7 @@ def score_sets(loaded: LoadedModel, graph: Graph, image_sets: dict[str, ImageSet
     reference, baseline_id = _baseline(baseline, loaded)
     start = time.perf_counter()
     parsed = parse_expression(expression, list(image_sets))
-    the_target = parse_target(target, graph, _class_names(loaded))
+    the_target = parse_target(target, graph, loaded.class_names)
     fingerprint = loaded.fingerprint()
     per_set: dict[str, dict[str, Scores]] = {}
     result = QueryResult({})
@@ -119,17 +119,6 @@ def _baseline(baseline: str, loaded: LoadedModel) -> tuple[str | torch.Tensor, s
     x, _ = next(iter(image_set.batches(loaded.preprocess, 1)))
     return x[0], f"image:{image_set.hash()}"
 
-
-def _class_names(loaded: LoadedModel) -> list[str] | None:
-    if loaded.classes == "imagenet":
-        from viscnn.data import imagenet_classes
-
-        return imagenet_classes()
-    if loaded.classes == "fashion-mnist":
-        from viscnn.data import FASHION_MNIST_CLASSES
-
-        return list(FASHION_MNIST_CLASSES)
-    return None
 
 
 __all__ = ["CRITERIA", "QueryResult", "score_key", "score_sets"]
