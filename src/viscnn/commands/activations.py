@@ -5,7 +5,7 @@ import argparse
 import re
 from pathlib import Path
 
-from viscnn.commands.common import add_model_arguments, load_with_graph
+from viscnn.commands.common import add_model_arguments, load_with_graph, output_folder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,11 +42,7 @@ def run(args: argparse.Namespace) -> int:
     boxes = [(unit, receptive_box(graph, *unit)) for unit in units]  # checks layers and positions first
     x, pixels = image_input(read_image(Path(args.image)), loaded.preprocess)
     maps = activation_maps(loaded.module, graph, x, args.layers)
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ViscnnError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
+    out = output_folder(args.out)
     to_pil(pixels.squeeze()).save(out / "input.png")
     width = len(str(len(graph.conv_layers)))
     order = {layer.name: k for k, layer in enumerate(graph.conv_layers, 1)}

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from viscnn.commands.common import add_model_arguments, load_with_graph
+from viscnn.commands.common import add_model_arguments, load_with_graph, output_folder
 
 PARENT_COLOUR = (0, 170, 0)
 UNIT_COLOUR = (255, 140, 0)
@@ -38,11 +37,7 @@ def run(args: argparse.Namespace) -> int:
     x, _ = next(ImageSet("one", [item], images.tensor).batches(loaded.preprocess, 1))
     name = str(item.source) if not isinstance(item.source, int) else f"{args.image}[{args.index}]"
     result = compose(loaded.module, graph, x[0], unit, args.top_k, args.depth, loaded.name, name)
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ViscnnError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
+    out = output_folder(args.out)
     pixels = loaded.preprocess.to_pixels(x[0])
     scale = max(1, 192 // max(pixels.shape[-2:]))
     files: dict[int, str] = {}

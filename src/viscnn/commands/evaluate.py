@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from viscnn.commands.common import add_model_arguments
+from viscnn.commands.common import add_model_arguments, output_folder
 
 DEFAULT_FRACTIONS = "0.005,0.01,0.02,0.05,0.1,0.2,0.5"
 DEFAULT_METHODS = "actgrad,actgrad_signed,snip,force,magnitude,random,worst,ablation,learned"
@@ -112,7 +112,6 @@ def chunk(x, y, batch_size: int):
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from viscnn.circuits.evaluate import evaluate
     from viscnn.commands.common import load_with_graph, open_set
@@ -132,11 +131,7 @@ def run(args: argparse.Namespace) -> int:
         held = list(open_set(args.held_out, "overall").batches(loaded.preprocess, args.batch_size))
     else:
         train, held = split_batches(images, loaded.preprocess, args.batch_size, args.split, args.seed)
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ViscnnError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
+    out = output_folder(args.out)
     evaluation = evaluate(loaded.module, graph, train, held, targets, methods, fractions, seed=args.seed,
                           device=args.device, progress=None if args.quiet else print, model_name=loaded.name)
     evaluation.save(out / "evaluation.json")

@@ -7,9 +7,8 @@ import math
 import re
 import shutil
 import time
-from pathlib import Path
 
-from viscnn.commands.common import add_model_arguments, load_with_graph, open_set
+from viscnn.commands.common import add_model_arguments, load_with_graph, open_set, output_folder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -80,11 +79,7 @@ def run(args: argparse.Namespace) -> int:
     layers = check_layers(graph, args.layers)
     chosen = {name: parse_channels(args.nodes, graph[name].out_channels, name) for name in layers}
     image_set = open_set(args.images, args.input)
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ViscnnError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
+    out = output_folder(args.out)
 
     start = time.perf_counter()
     batches = math.ceil(len(image_set) / args.batch_size)

@@ -11,7 +11,7 @@ import json
 import re
 from pathlib import Path
 
-from viscnn.commands.common import add_model_arguments, load_with_graph
+from viscnn.commands.common import add_model_arguments, load_with_graph, output_folder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -95,11 +95,7 @@ def run(args: argparse.Namespace) -> int:
                 out, local = graph.kernel_index(Edge(objective.layer, objective.channel, objective.inp))
                 if mask is None or not bool(mask[out, local]):
                     raise ViscnnError(f"edge {objective} is not in circuit {args.circuit}: its kernel is zeroed there")
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ViscnnError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
+    out = output_folder(args.out)
 
     store = None if args.no_cache else Store(args.store)
     fingerprint = loaded.fingerprint()
