@@ -8,19 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from viscnn.cli import main
 from viscnn.data import open_image_sets
 
+pytestmark = pytest.mark.usefixtures("single_thread")  # one torch thread: two shared cores
+
 FMNIST = ["--model", "fmnist-convnet"]
 IMAGES = ["--images", "fashion-mnist:test:3"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
