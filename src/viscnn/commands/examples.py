@@ -87,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     def progress(items):
         return tqdm(items, desc=f"examples over {image_set.name}", total=batches, unit="batch", disable=args.quiet)
 
-    found = dataset_examples(store, loaded, graph, image_set, layers, args.k, args.batch_size, progress)
+    found = dataset_examples(store, loaded, graph, image_set, layers, k=args.k, batch_size=args.batch_size,
+                             progress=progress)
     seconds = time.perf_counter() - start
     image_hw = tuple(loaded.input_shape[1:])
     index = {"model": loaded.name, "images": f"{args.images}:{args.input}", "image_count": len(image_set),
@@ -103,10 +104,10 @@ def run(args: argparse.Namespace) -> int:
                 break
             target = folder / f"node_{channel}.png"
             if store is not None:
-                path, _ = examples_png(store, loaded, graph, image_set, examples, channel, args.cell, pixels)
+                path, _ = examples_png(store, loaded, graph, image_set, examples, channel, cell=args.cell, pixels=pixels)
                 shutil.copyfile(path, target)
             else:
-                node_grid(examples, rf, channel, pixels, image_hw, args.cell, image_set.name).save(target)
+                node_grid(examples, rf, channel, pixels, image_hw, cell=args.cell, set_name=image_set.name).save(target)
             node["png"] = target.name
         if not args.no_png:
             layer_sheet(examples, rf, pixels, image_hw, chosen[name], set_name=image_set.name).save(folder / "sheet.png")

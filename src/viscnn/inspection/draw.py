@@ -122,7 +122,7 @@ def wrap(text: str, width: int, size: int = 13) -> list[str]:
     return lines or [""]
 
 
-def framed(body: Image.Image, title: str, footer: Image.Image | None = None, margin: int = 6,
+def framed(body: Image.Image, title: str, footer: Image.Image | None = None, *, margin: int = 6,
            left_label: str = "", top_label: str = "") -> Image.Image:
     """`body` under a title line (and optional axis labels), with an optional footer (e.g. a colorbar) below."""
     title_size, label_size = 13, 11

@@ -130,7 +130,7 @@ def mark_unit(tile: Image.Image, rf: ReceptiveField | None, patch_hw: tuple[int,
 
 
 def node_grid(examples: LayerExamples, rf: ReceptiveField | None, channel: int, pixels: Pixels,
-              image_hw: tuple[int, int], cell: int = 80, set_name: str = "") -> Image.Image:
+              image_hw: tuple[int, int], *, cell: int = 80, set_name: str = "") -> Image.Image:
     """One node's examples as a PNG-ready picture: exciting patches above, inhibiting ones below,
     each captioned with its activation and image index."""
     excite, inhibit = node_patches(examples, rf, channel, pixels, image_hw)
@@ -165,7 +165,7 @@ def node_grid(examples: LayerExamples, rf: ReceptiveField | None, channel: int, 
 
 
 def layer_sheet(examples: LayerExamples, rf: ReceptiveField | None, pixels: Pixels, image_hw: tuple[int, int],
-                channels: Sequence[int] | None = None, cell: int = 48, set_name: str = "") -> Image.Image:
+                channels: Sequence[int] | None = None, *, cell: int = 48, set_name: str = "") -> Image.Image:
     """One cell per node: its most exciting patch, numbered: a contact sheet of what a layer's nodes like."""
     chosen = list(range(examples.channels)) if channels is None else [int(c) for c in channels]
     bad = [c for c in chosen if not 0 <= c < examples.channels]

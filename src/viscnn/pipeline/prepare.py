@@ -244,8 +244,8 @@ class Preparer:
         layout = assemble(self.graph, projections, smooth=smooth, rotate=True, edge_weights=weights,
                           projection=self.settings.projection, model=self.loaded.name, fingerprint=self.fingerprint,
                           images=self.spec)
-        layout.quality = measure_quality(layout, self.graph, weights, self.vectors if smooth else None,
-                                         projections if smooth else None)
+        layout.quality = measure_quality(layout, self.graph, weights, vectors=self.vectors if smooth else None,
+                                         projections=projections if smooth else None)
         self.store.put_bytes("layout", self.layout_key(), json.dumps(layout.to_json()).encode(),
                              meta={"model": self.loaded.name, "projection": self.settings.projection}, suffix=".json")
 
@@ -275,8 +275,8 @@ class Preparer:
     def _examples(self) -> None:
         module = self._examples_module()
         if module is not None:
-            module.dataset_examples(self.store, self.loaded, self.graph, self.images, None, self.settings.examples,
-                                    self.settings.batch_size)
+            module.dataset_examples(self.store, self.loaded, self.graph, self.images, None, k=self.settings.examples,
+                                    batch_size=self.settings.batch_size)
 
     def top_nodes(self) -> list[tuple[str, int]]:
         """The nodes with the highest overall score, `settings.renders` of them."""
@@ -318,7 +318,7 @@ class Preparer:
                             settings, self.settings.device)
             for j, k in enumerate(chunk):
                 image = result.images[j].permute(1, 2, 0).numpy()
-                meta = render_meta(objectives[k], [result.values[j]], result.initial_values[j], settings)
+                meta = render_meta(objectives[k], [float(result.values[j])], float(result.initial_values[j]), settings)
                 cached_image(self.store, KIND, parts[k], lambda image=image, meta=meta: (image, meta))
 
     def renders(self, layer: str) -> torch.Tensor:
@@ -367,9 +367,11 @@ def manifest_key(store: Any, fingerprint: str, images_hash: str, projection: str
     return store.key("prepared", model=fingerprint, images=images_hash, projection=projection, version=VERSION)
 
 
-def measure_quality(layout: Layout, graph: Graph, weights: dict[str, np.ndarray],
-                    vectors: Callable[[str], np.ndarray] | None, projections: dict[str, np.ndarray] | None) -> dict:
-    """The layout's quality figures (see viscnn.layout.quality): edge length vs random, trustworthiness."""
+def measure_quality(layout: Layout, graph: Graph, weights: dict[str, np.ndarray], *,
+                    vectors: Callable[[str], np.ndarray] | None = None,
+                    projections: dict[str, np.ndarray] | None = None) -> dict:
+    """The layout's quality figures (see viscnn.layout.quality): edge length vs random, and with `vectors` and
+    `projections` the trustworthiness."""
     result: dict[str, Any] = {"edge_length": quality.edge_length(layout, graph, weights)}
     if vectors is not None:
         result["trustworthiness"] = quality.trustworthiness(layout, vectors, projections)

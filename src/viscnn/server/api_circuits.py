@@ -61,7 +61,7 @@ def routes(state: ServerState) -> APIRouter:
         size = state.batch_size
         result = []
         steps = range(0, len(chosen), size)
-        for k in (context.track(steps, len(steps), start, stop, "reading images") if context else steps):
+        for k in (context.track(steps, len(steps), start=start, stop=stop, message="reading images") if context else steps):
             part = chosen[k:k + size]
             x = torch.stack([s._model_input(s.items[i], state.loaded.preprocess) for s, i in part])
             result.append((x.to(state.device), torch.tensor([s.items[i].label for s, i in part], dtype=torch.long)))

@@ -51,7 +51,7 @@ def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
             context.report(0.05, f"rendering {objective} ({settings.steps} steps)")
             result = render(state.loaded.module, state.graph, state.loaded.preprocess, [objective], settings)
             image = result.images[0].permute(1, 2, 0).numpy()
-            meta = render_meta(objective, [result.values[0]], result.initial_values[0], settings)
+            meta = render_meta(objective, [float(result.values[0])], float(result.initial_values[0]), settings)
             cached_image(the_store, KIND, parts, lambda: (image, meta))
             return {"objective": str(objective), "value": float(result.values[0]), "seconds": round(result.seconds, 3)}
 
@@ -76,8 +76,8 @@ def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
         overall = state.image_sets["overall"]
         if store().get_path(KIND, examples_key(state.loaded, overall, layer, min(EXAMPLES_K, len(overall)))) is None:
             return None
-        return dataset_examples(store(), state.loaded, state.graph, overall, [layer], min(EXAMPLES_K, len(overall)),
-                                state.batch_size)[layer]
+        return dataset_examples(store(), state.loaded, state.graph, overall, [layer], k=min(EXAMPLES_K, len(overall)),
+                                batch_size=state.batch_size)[layer]
 
     def examples_job(layer: str) -> Response:
         from viscnn.inspection.examples import dataset_examples
@@ -88,7 +88,7 @@ def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
         def work(context: JobContext) -> dict:
             context.report(0.05, f"finding the top {k} images of every node over {len(overall)} images")
             # every layer in one pass: the next node clicked is then ready too
-            dataset_examples(store(), state.loaded, state.graph, overall, None, k, state.batch_size)
+            dataset_examples(store(), state.loaded, state.graph, overall, None, k=k, batch_size=state.batch_size)
             return {"layers": len(state.graph.conv_layers), "k": k}
 
         return pending(state.jobs.submit("examples", work, "dataset examples of every node", key="examples"))

@@ -69,4 +69,4 @@ def _state_for(loaded: LoadedModel, images: str, store: str | Path | None) -> Se
 
     graph = build_graph(loaded.module, loaded.input_shape, loaded.name)
     the_store = Store(store)
-    return ServerState(loaded, graph, images, the_store, None, the_store.root / "uploads")
+    return ServerState(loaded, graph, images, store=the_store, upload_dir=the_store.root / "uploads")

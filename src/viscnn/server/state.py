@@ -63,7 +63,7 @@ class LRU:
 class ServerState:
     """Everything the routes share. Built once by `viscnn serve` / `viscnn.show`, or by tests."""
 
-    def __init__(self, loaded: LoadedModel, graph: Graph, images_spec: str, store=None, token: str | None = None,
+    def __init__(self, loaded: LoadedModel, graph: Graph, images_spec: str, *, store=None, token: str | None = None,
                  upload_dir: Path | None = None, max_upload_bytes: int = 10 * 1024 * 1024, batch_size: int = 32) -> None:
         from viscnn.data import open_image_sets
 
