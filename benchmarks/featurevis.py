@@ -37,10 +37,11 @@ import torch
 
 from viscnn.data import imagenet_classes, open_image_sets
 from viscnn.errors import ViscnnError
-from viscnn.featurevis import RenderSettings, measure, parse_objective, render
+from viscnn.featurevis import RenderSettings, measure, render
 from viscnn.featurevis.render import pass_size
 from viscnn.graph import build_graph
 from viscnn.models import load_model
+from viscnn.scoring import parse_target
 
 SHEET_CLASSES = [1, 130, 323, 949, 951, 985, 980, 88, 963, 852, 291, 954, 417, 945, 207, 430]
 
@@ -100,7 +101,7 @@ def quality(args: argparse.Namespace) -> None:
     for group, texts in sample_objectives(graph, args.nodes, args.seed).items():
         if args.only and not any(o in group for o in args.only.split(",")):
             continue
-        objectives = [parse_objective(t, graph) for t in texts]
+        objectives = [parse_target(t, graph) for t in texts]
         start = time.perf_counter()
         result = render(loaded.module, graph, loaded.preprocess, objectives, settings)
         seconds = time.perf_counter() - start
@@ -200,7 +201,7 @@ def speed(args: argparse.Namespace) -> None:
     loaded = load_model(args.model)
     graph = build_graph(loaded.module, loaded.input_shape, loaded.name)
     layer = args.layer or ("_blocks.6._expand_conv" if loaded.name == "efficientnet-lite0" else "features.8")
-    objectives = [parse_objective(f"{layer}:{c}", graph) for c in range(args.nodes)]
+    objectives = [parse_target(f"{layer}:{c}", graph) for c in range(args.nodes)]
     size = args.size or loaded.preprocess.size
     # Lucent renders 3-channel images normalised for torchvision's ImageNet models
     has_lucent = importlib.util.find_spec("lucent") is not None and loaded.preprocess.channels == 3
@@ -259,7 +260,7 @@ def sheet(args: argparse.Namespace) -> None:
     names = imagenet_classes()
     rows = [(f"{args.layer}:{c}", f"{args.layer}:{c}") for c in range(8)]
     rows += [(f"logit:{k}", names[k]) for k in SHEET_CLASSES[:args.classes]]
-    objectives = [parse_objective(text, graph) for text, _ in rows]
+    objectives = [parse_target(text, graph) for text, _ in rows]
     settings = RenderSettings(steps=args.steps, size=args.size, lr=args.lr, batch=args.batch, transforms=args.transforms,
                               seed=args.seed, sharpen=args.sharpen)
     start = time.perf_counter()
@@ -286,7 +287,6 @@ def circuits(args: argparse.Namespace) -> None:
     from PIL import Image, ImageDraw
 
     from viscnn.circuits import extract_circuit
-    from viscnn.scoring import parse_target
 
     loaded = load_model("fmnist-convnet")
     graph = build_graph(loaded.module, loaded.input_shape, loaded.name)
@@ -298,11 +298,11 @@ def circuits(args: argparse.Namespace) -> None:
     if args.targets == "auto":  # the two features.10 nodes whose renders reach the highest values
         layer = graph["features.10"]
         probe = render(loaded.module, graph, loaded.preprocess,
-                       [parse_objective(f"features.10:{c}", graph) for c in range(layer.out_channels)],
+                       [parse_target(f"features.10:{c}", graph) for c in range(layer.out_channels)],
                        RenderSettings(steps=32, batch=layer.out_channels))
         targets = [f"features.10:{int(c)}" for c in probe.values.argsort(descending=True)[:2]]
     for text in targets:
-        target, objective = parse_target(text, graph), parse_objective(text, graph)
+        target = objective = parse_target(text, graph)
         full = render(loaded.module, graph, loaded.preprocess, [objective], settings)
         row = [("full model", full.images[0], float(full.values[0]))]
         plan = [(m, args.keep) for m in ("actgrad", "random", "worst")] + [("actgrad", k) for k in (0.1, 0.03, 0.01)]

@@ -79,7 +79,7 @@ def test_circuit_file_round_trips(setup, tmp_path):
     assert data["target"] == {"text": "c4:2", "layer": "c4", "channel": 2}
     assert {"layer", "out", "in", "score"} <= set(data["edges"][0]) and {"layer", "channel", "score"} <= set(data["nodes"][0])
     back = Circuit.load(tmp_path / "c.json", graph, fingerprint="abc")
-    assert back.num_edges == circuit.num_edges
+    assert back.num_edges == circuit.num_edges and back.target == circuit.target == target
     assert "sign" not in data["edges"][0]  # saved without the model: no kernel signs
     assert all(torch.equal(back.masks[k], v) for k, v in circuit.masks.items())
     assert back.to_json(graph) == circuit.to_json(graph)
@@ -122,6 +122,9 @@ def test_bad_inputs(setup, tmp_path):
                                                   "edges": [{"layer": "c4", "out": 2, "in": 1}]}))
     with pytest.raises(ViscnnError, match="not in this model's graph"):
         Circuit.load(tmp_path / "c.json", other)
+    (tmp_path / "e.json").write_text(json.dumps({"format": "viscnn.circuit/1", "target": {"text": "c4:2<-1"}, "edges": []}))
+    with pytest.raises(ViscnnError, match="cannot score target 'c4:2<-1'"):
+        Circuit.load(tmp_path / "e.json", graph)
 
 
 def test_empty_circuit_is_an_error_not_a_silent_model(setup):

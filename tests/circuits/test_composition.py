@@ -6,11 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from viscnn.circuits.composition import Unit, compose, parse_unit
+from viscnn.circuits.composition import compose
 from viscnn.cli import main
 from viscnn.data import open_image_sets
 from viscnn.errors import ViscnnError
-from viscnn.graph import build_graph
+from viscnn.graph import Unit, build_graph
+from viscnn.graph.ids import parse_unit
 from viscnn.models import load_model
 
 
@@ -53,7 +54,7 @@ def brute_force(model, image, layer, channel, y, x):
 
 def test_children_and_layers_match_brute_force(chain):
     model, graph, image = chain
-    result = compose(model, graph, image, "c3:1:4,5", top_k=3, depth=2)
+    result = compose(model, graph, image, parse_unit("c3:1:4,5", graph), top_k=3, depth=2)
     assert result.root.unit == Unit("c3", 1, 4, 5)
     products = brute_force(model, image, "c3", 1, 4, 5)
     sums = products["c2"].sum(dim=(1, 2))
@@ -78,7 +79,7 @@ def test_children_and_layers_match_brute_force(chain):
 
 def test_masked_saliency_stays_in_the_root_field_and_sums_to_the_gradient(chain):
     model, graph, image = chain
-    result = compose(model, graph, image, "c3:2:2,2", top_k=6, depth=2)
+    result = compose(model, graph, image, parse_unit("c3:2:2,2", graph), top_k=6, depth=2)
     top, left, bottom, right = graph["c3"].receptive_field.box(2, 2)
     inside = torch.zeros(20, 20, dtype=torch.bool)
     inside[max(0, math.floor(top)):math.ceil(bottom), max(0, math.floor(left)):math.ceil(right)] = True
@@ -98,7 +99,7 @@ def test_masked_saliency_stays_in_the_root_field_and_sums_to_the_gradient(chain)
 
 def test_masked_saliency_is_the_gradient_through_one_channel(chain):
     model, graph, image = chain
-    result = compose(model, graph, image, "c3:0", top_k=2, depth=1)
+    result = compose(model, graph, image, parse_unit("c3:0", graph), top_k=2, depth=1)
     child = result.root.children[0]
     x = image[None].clone().requires_grad_(True)
     h1 = torch.relu(model.c1(x))
@@ -116,14 +117,14 @@ def test_masked_saliency_is_the_gradient_through_one_channel(chain):
 
 def test_to_json_and_paths(chain):
     model, graph, image = chain
-    result = compose(model, graph, image, ("c3", 3, (1, 1)), top_k=2, depth=2, model_name="chain", image_name="noise")
+    result = compose(model, graph, image, Unit("c3", 3, 1, 1), top_k=2, depth=2, model_name="chain", image_name="noise")
     data = json.loads(json.dumps(result.to_json()))
     assert data["root"] == "c3:3:1,1" and data["tree"]["unit"] == "c3:3:1,1" and data["model"] == "chain"
     assert len(data["tree"]["children"]) == len(result.root.children)
     paths = result.paths()
     assert all(p[0] == "c3:3:1,1" and len(p) <= 3 for p in paths)
     assert len(paths) == sum(1 for _, node in result.root.walk() if not node.children)
-    assert compose(model, graph, image, "c3:3:1,1", depth=0).root.children == []
+    assert compose(model, graph, image, parse_unit("c3:3:1,1", graph), depth=0).root.children == []
 
 
 @pytest.mark.parametrize("unit, message", [
@@ -138,16 +139,17 @@ def test_to_json_and_paths(chain):
 def test_bad_units(chain, unit, message):
     model, graph, image = chain
     with pytest.raises(ViscnnError, match=message):
-        compose(model, graph, image, unit)
+        compose(model, graph, image, parse_unit(unit, graph))
 
 
 def test_bad_arguments(chain):
     model, graph, image = chain
     with pytest.raises(ViscnnError, match="top-k must be at least 1"):
-        compose(model, graph, image, "c3:0", top_k=0)
+        compose(model, graph, image, parse_unit("c3:0", graph), top_k=0)
     with pytest.raises(ViscnnError, match="depth must be at least 0"):
-        compose(model, graph, image, "c3:0", depth=-1)
-    assert parse_unit("c2:5:3,4", graph) == ("c2", 5, (3, 4))
+        compose(model, graph, image, parse_unit("c3:0", graph), depth=-1)
+    assert parse_unit("c2:5:3,4", graph) == Unit("c2", 5, 3, 4)
+    assert parse_unit(" c2:5 ", graph) == Unit("c2", 5) and Unit("c2", 5).position is None
 
 
 def test_fmnist_convnet_cli_writes_json_and_pngs(tmp_path, capsys):
@@ -171,7 +173,7 @@ def test_fmnist_convnet_saliency_inside_the_field():
     loaded = load_model("fmnist-convnet")
     graph = build_graph(loaded.module, loaded.input_shape)
     x, _ = next(open_image_sets("fashion-mnist:test:1")["overall"].batches(loaded.preprocess, 2))
-    result = compose(loaded.module, graph, x[1], "features.6:3:1,1", top_k=2, depth=2)
+    result = compose(loaded.module, graph, x[1], parse_unit("features.6:3:1,1", graph), top_k=2, depth=2)
     top, left, bottom, right = graph["features.6"].receptive_field.box(1, 1)
     inside = torch.zeros(28, 28, dtype=torch.bool)
     inside[max(0, math.floor(top)):math.ceil(bottom), max(0, math.floor(left)):math.ceil(right)] = True

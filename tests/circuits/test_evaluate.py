@@ -149,7 +149,7 @@ def test_cli_writes_json_and_png(model_file, tmp_path, capsys):
     (["--targets", "c4:2", "--fractions", "0.1,1.5"], "kept fraction must be in (0, 1], not 1.5"),
     (["--targets", "c4:2", "--fractions", "0.1,abc"], "cannot read kept fraction 'abc'"),
     (["--targets", "c4:2", "--methods", "actgrad,best"], "unknown circuit method 'best'"),
-    (["--targets", "c9:2"], "unknown layer 'c9'"),
+    (["--targets", "c9:2"], "unknown conv layer 'c9'"),
     (["--random-targets", "3", "--layers", "c1,nope"], "unknown layer 'nope'"),
     (["--random-targets", "3"], "--random-targets needs --layers"),
 ])

@@ -16,19 +16,19 @@ import torch
 from viscnn.circuits import Circuit
 from viscnn.circuits.subfeatures import (
     PositionTarget,
-    check_node,
     crop,
     find_subfeatures,
     kernel_iou,
-    parse_node,
     top_patches,
 )
 from viscnn.cli import main
 from viscnn.data import open_image_sets
 from viscnn.errors import ViscnnError
 from viscnn.graph import Node, build_graph
+from viscnn.graph.ids import check_node, parse_node
 from viscnn.graph.recorder import Recorder
 from viscnn.models import load_model
+from viscnn.scoring.targets import Target
 
 NET = """
 import torch
@@ -152,8 +152,8 @@ def test_position_target_reads_each_images_own_unit(case):
 
 
 def test_iou_and_crop():
-    a = Circuit("m", "", "c3:0", "actgrad", 0.1, {"c1": torch.tensor([[True], [True], [False]])})
-    b = Circuit("m", "", "c3:0", "actgrad", 0.1, {"c1": torch.tensor([[True], [False], [True]])})
+    a = Circuit("m", "", Target("node", "c3", 0), "actgrad", 0.1, {"c1": torch.tensor([[True], [True], [False]])})
+    b = Circuit("m", "", Target("node", "c3", 0), "actgrad", 0.1, {"c1": torch.tensor([[True], [False], [True]])})
     assert kernel_iou(a, b) == pytest.approx(1 / 3) and kernel_iou(a, a) == 1.0
     pixels = torch.arange(16, dtype=torch.float).view(1, 4, 4)
     window = crop(pixels, (-1, 2, 2, 5), fill=-1.0)  # one row above the image, one column right of it
@@ -200,7 +200,7 @@ def test_fewer_than_two_clusters_is_reported_not_raised(case):
 
 @pytest.mark.parametrize("node, message", [
     ("nope:0", "unknown conv layer 'nope'"),
-    ("c3:7", "channel 7 of node c3:7 is out of range: layer c3 has 3 channels"),
+    ("c3:7", "channel 7 of node 'c3:7' is out of range: layer c3 has 3 channels"),
     ("input:0", "unknown conv layer 'input'"),
     ("c3", "cannot read node 'c3'"),
 ])
@@ -212,7 +212,7 @@ def test_bad_nodes(case, node, message):
 
 def test_bad_input_is_one_line(case, capsys):
     folder, loaded, graph, image_set, _ = case
-    with pytest.raises(ViscnnError, match="channel -1 of node c3:-1 is out of range"):
+    with pytest.raises(ViscnnError, match="channel -1 of node 'c3:-1' is out of range"):
         check_node(Node("c3", -1), graph)
     with pytest.raises(ViscnnError, match="too few images for min cluster size 70"):
         find_subfeatures(loaded.module, graph, image_set, loaded.preprocess, Node("c3", 0), min_cluster_size=70)
@@ -242,7 +242,7 @@ def test_fmnist_convnet_patches_and_clusters():
     assert float(node_map[:, 0].max()) == pytest.approx(patch.value, rel=1e-5)
     assert float(node_map[patch.image, 0, patch.y, patch.x]) == pytest.approx(patch.value, rel=1e-5)
     for members, circuit in zip(result.clusters, result.circuits):
-        assert len(members) >= 10 and circuit.num_edges > 0 and circuit.target == "features.8:0"
+        assert len(members) >= 10 and circuit.num_edges > 0 and str(circuit.target) == "features.8:0"
     if len(result.clusters) >= 2:
         assert np.all((result.iou >= 0) & (result.iou <= 1)) and np.all(np.diag(result.iou) == 1)
     assert top_patches(loaded.module, graph, image_set, loaded.preprocess, node, 5)[0].value == patch.value

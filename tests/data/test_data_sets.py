@@ -4,10 +4,12 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import pytest
 import torch
 from safetensors.torch import save_file
 
 from viscnn.data import FASHION_MNIST_CLASSES, ImageSet, imagenet_classes, load_fashion_mnist, open_image_sets
+from viscnn.errors import ViscnnError
 from viscnn.models import Preprocess
 
 FMNIST_PRE = Preprocess(size=28, resize=None, mean=(0.2860,), std=(0.3530,), channels=1)
@@ -115,15 +117,27 @@ def test_tensor_and_file_give_the_same_input(tmp_path, write_image):
     torch.save(pixels.unsqueeze(0), tmp_path / "noise.pt")
     for pre in (Preprocess(), Preprocess(size=28, resize=None), FMNIST_PRE):
         from_file = next(open_image_sets(str(path))["overall"].batches(pre))[0]
-        from_tensor = next(open_image_sets(str(tmp_path / "noise.pt"))["overall"].batches(pre))[0]
+        from_tensor = next(open_image_sets(str(tmp_path / "noise.pt"), resize=True)["overall"].batches(pre))[0]
         assert from_file.shape == from_tensor.shape == (1, *pre.input_shape)
         assert (from_file - from_tensor).abs().mean() < 0.1  # PIL and torch resizing differ only slightly
 
 
-def test_grey_tensor_for_rgb_model(tmp_path):
+def test_grey_tensor_for_rgb_model_is_resized_only_when_asked(tmp_path, capsys):
     torch.save((torch.rand(3, 1, 28, 28) * 255).to(torch.uint8), tmp_path / "g.pt")
-    x, _ = next(open_image_sets(str(tmp_path / "g.pt"))["g"].batches(Preprocess()))
+    with pytest.raises(ViscnnError, match="holds 28x28 tensor images but the model takes 224x224 inputs"):
+        next(open_image_sets(str(tmp_path / "g.pt"))["g"].batches(Preprocess()))
+    x, _ = next(open_image_sets(str(tmp_path / "g.pt"), resize=True)["g"].batches(Preprocess()))
     assert x.shape == (3, 3, 224, 224)
+    assert "1-channel tensor images; the model takes 3: each is repeated on all 3 channels" in capsys.readouterr().err
+
+
+def test_tensor_at_the_models_size_is_fed_as_it_is(tmp_path, capsys):
+    pixels = torch.rand(2, 3, 32, 32)
+    torch.save(pixels, tmp_path / "t.pt")
+    pre = Preprocess(size=32, resize=36, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    x, _ = next(open_image_sets(str(tmp_path / "t.pt"))["t"].batches(pre))
+    assert torch.allclose(x, (pixels - 0.5) / 0.25)  # no resize to 36 and crop back to 32
+    assert capsys.readouterr().err == ""  # nothing assumed, nothing said
 
 
 def test_hash_stable_and_sensitive(image_folder, tmp_path, write_image):

@@ -5,10 +5,11 @@ from torch import nn
 
 from viscnn.errors import ViscnnError
 from viscnn.featurevis.bounds import ceiling
-from viscnn.featurevis.objectives import forward, parse_objective
+from viscnn.featurevis.objectives import forward
 from viscnn.featurevis.render import RenderSettings, render
 from viscnn.graph import build_graph
 from viscnn.models.preprocess import Preprocess
+from viscnn.scoring.targets import parse_target
 
 PRE = Preprocess(size=12, resize=None, mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3))
 
@@ -60,7 +61,7 @@ def test_the_ceiling_of_an_affine_node_is_reached_by_the_best_image():
     model = _randomise_bn(nn.Sequential(nn.Conv2d(3, 5, 3, padding=1), nn.BatchNorm2d(5)))
     graph = build_graph(model, (3, 12, 12))
     for text in ["0:2", "-0:2", "0:4:neuron", "0:1<-2"]:
-        objective = parse_objective(text, graph)
+        objective = parse_target(text, graph)
         bound = ceiling(model, graph, PRE, objective)
         x = torch.full((1, 3, 12, 12), 0.5, requires_grad=True)
         (grad,) = torch.autograd.grad(forward(model, graph, [objective], PRE.normalize(x))[0].sum(), x)
@@ -73,7 +74,7 @@ def test_the_ceiling_of_an_affine_node_is_reached_by_the_best_image():
                                   "project.0:2", "head.1:4", "head.1:0<-3", "head.1:0<-3:neuron", "logit:1", "-logit:2"])
 def test_no_image_exceeds_the_ceiling_not_even_a_render(block, text):
     model, graph = block
-    objective = parse_objective(text, graph)
+    objective = parse_target(text, graph)
     bound = ceiling(model, graph, PRE, objective)
     generator = torch.Generator().manual_seed(0)
     images = torch.cat([torch.rand(256, 3, 12, 12, generator=generator),
@@ -87,7 +88,7 @@ def test_an_op_that_is_not_increasing_is_an_error(block):
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.SiLU(), nn.Conv2d(4, 2, 1)).eval()
     graph = build_graph(model, (3, 12, 12))
     with pytest.raises(ViscnnError, match="silu"):
-        ceiling(model, graph, PRE, parse_objective("2:0", graph))
+        ceiling(model, graph, PRE, parse_target("2:0", graph))
 
 
 def test_a_model_in_training_mode_is_an_error(block):
@@ -95,6 +96,6 @@ def test_a_model_in_training_mode_is_an_error(block):
     model.train()
     try:
         with pytest.raises(ViscnnError, match="eval mode"):
-            ceiling(model, graph, PRE, parse_objective("project.0:0", graph))
+            ceiling(model, graph, PRE, parse_target("project.0:0", graph))
     finally:
         model.eval()

@@ -7,8 +7,8 @@ import torch
 
 from viscnn.circuits.masking import CircuitModel
 from viscnn.errors import ViscnnError
-from viscnn.featurevis.objectives import parse_objective
 from viscnn.featurevis.render import RenderSettings, measure, render
+from viscnn.scoring.targets import parse_target
 
 STEPS = 24
 
@@ -23,7 +23,7 @@ def natural(fmnist):
 
 def _render(fmnist, texts, **settings):
     loaded, graph = fmnist
-    objectives = [parse_objective(t, graph) for t in texts]
+    objectives = [parse_target(t, graph) for t in texts]
     return render(loaded.module, graph, loaded.preprocess, objectives, RenderSettings(**{"steps": STEPS, **settings}))
 
 
@@ -51,9 +51,9 @@ def test_edge_renders_beat_natural_images(fmnist, natural):
     texts = [f"{t}:neuron" for t in _positive_edges(fmnist, 2)] + ["features.8:5<-7:neuron", "features.3:35<-12"]
     result = _render(fmnist, texts, steps=96)
     for text, value in zip(texts, result.values):
-        own = measure(loaded.module, graph, parse_objective(text, graph), natural)
+        own = measure(loaded.module, graph, parse_target(text, graph), natural)
         assert value > own.max() and value > 1.5 * own.quantile(0.99), (text, float(value), float(own.max()))
-    deep = measure(loaded.module, graph, parse_objective(texts[2], graph), natural)
+    deep = measure(loaded.module, graph, parse_target(texts[2], graph), natural)
     assert result.values[2] > 3 * deep.quantile(0.99)
 
 
@@ -139,7 +139,7 @@ def test_circuit_model_is_rendered_through(fmnist):
     masks["features.6"][2] = 0
     masks["features.6"][2, :8] = 1  # node features.6:2 keeps only 8 of its 64 kernels
     circuit = CircuitModel(loaded.module, graph, masks)
-    objective = [parse_objective("features.6:2", graph)]
+    objective = [parse_target("features.6:2", graph)]
     full = render(loaded.module, graph, loaded.preprocess, objective, RenderSettings(steps=STEPS))
     through = render(circuit, graph, loaded.preprocess, objective, RenderSettings(steps=STEPS))
     assert through.values[0] > through.initial_values[0]
@@ -190,7 +190,7 @@ def test_a_unit_dead_at_the_start_wakes_only_with_the_redirected_gradient(redire
     model = _dead_start_model()
     graph = build_graph(model, (1, 16, 16))
     preprocess = Preprocess(size=16, channels=1, mean=(0.0,), std=(1.0,))  # pixels as they are
-    objective = parse_objective(f"{graph.conv_layers[1].name}:0", graph)
+    objective = parse_target(f"{graph.conv_layers[1].name}:0", graph)
     result = render(model, graph, preprocess, [objective], RenderSettings(steps=48, size=16, redirect_steps=redirect_steps,
                                                                           transforms="none", param="pixel"))
     assert float(result.initial_values[0]) == 0.0
@@ -212,7 +212,7 @@ def test_passes_run_in_parallel_give_the_same_renders(fmnist):
 
 def test_an_error_in_a_parallel_pass_is_raised_once(fmnist):
     loaded, graph = fmnist
-    objectives = [parse_objective(t, graph) for t in ["features.6:0", "features.6:1"]]
+    objectives = [parse_target(t, graph) for t in ["features.6:0", "features.6:1"]]
     with pytest.raises(ViscnnError, match="NaN"):
         render(loaded.module, graph, loaded.preprocess, objectives, RenderSettings(steps=3, batch=1, workers=2, lr=float("inf")))
 
@@ -231,7 +231,7 @@ def test_folding_bn_while_optimising_does_not_change_the_render(monkeypatch):
         bn.weight.data.uniform_(-1.5, 1.5)
     graph = build_graph(model, (3, 16, 16))
     preprocess = Preprocess(size=16, resize=None, mean=(0.5,) * 3, std=(0.25,) * 3)
-    objectives = [parse_objective(t, graph) for t in ["3:0", "3:2<-4", "0:5:neuron"]]
+    objectives = [parse_target(t, graph) for t in ["3:0", "3:2<-4", "0:5:neuron"]]
     settings = RenderSettings(steps=12)
     folded = render(model, graph, preprocess, objectives, settings)
     check_size = render_module.check_size

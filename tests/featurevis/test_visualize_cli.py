@@ -74,7 +74,7 @@ def test_render_through_a_circuit(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--target", "features.9:1"], "unknown layer 'features.9'"),
+    (["--target", "features.9:1"], "unknown conv layer 'features.9'"),
     (["--target", "features.6:500"], "channel 500"),
     (["--target", "features.3:1<-99"], "input channel 99"),
     (["--target", "features.3:2<-"], "cannot read edge"),

@@ -60,6 +60,20 @@ def test_channels_last_linear_is_refused():
         build_graph(MLP(), (3, 4, 4))
 
 
+def test_linear_with_a_weight_from_the_image_is_refused():
+    # the image reaches the linear only through its weight: once an AttributeError, not the one clear error
+    class DynamicWeight(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 1)
+
+        def forward(self, x):
+            return torch.nn.functional.linear(torch.ones(1, 4), self.conv(x).mean((2, 3)))
+
+    with pytest.raises(UnsupportedOp, match="linear layer whose input does not come from the image"):
+        build_graph(DynamicWeight(), (3, 4, 4))
+
+
 def test_model_without_convs_and_model_that_fails():
     with pytest.raises(ViscnnError, match="no 2D convolution"):
         build_graph(nn.Sequential(nn.Flatten(), nn.Linear(12, 2)), (3, 2, 2))
@@ -72,6 +86,8 @@ def test_cli_reports_unsupported_op_in_one_line(tmp_path):
     model_file.write_text(textwrap.dedent("""
         import torch
         from torch import nn
+
+        PREPROCESS = dict(size=32, resize=None)
 
         class Net(nn.Module):
             def __init__(self):

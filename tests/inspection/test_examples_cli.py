@@ -113,7 +113,7 @@ def test_activations_command(capsys, tmp_path: Path, shirt: Path) -> None:
     (["kernels", *FMNIST, "--layer", "features.3", "--kernel", "3,40", "--out", "{tmp}/k.png"], "input channel 40 is out of range"),
     (["kernels", *FMNIST, "--layer", "nope", "--out", "{tmp}/k.png"], "unknown conv layer 'nope'"),
     (["activations", *FMNIST, "--image", "{tmp}/missing.png"], "cannot read image"),
-    (["activations", *FMNIST, "--image", "{shirt}", "--unit", "features.6:9,9"], "unit 9,9 is outside the 7x7 map"),
+    (["activations", *FMNIST, "--image", "{shirt}", "--unit", "features.6:9,9"], "position 9,9 is outside the 7x7 map"),
     (["activations", *FMNIST, "--image", "{shirt}", "--unit", "features.6"], "cannot read --unit"),
     (["activations", *FMNIST, "--image", "{shirt}", "--layer", "classifier.2"], "unknown conv layer"),
 ])

@@ -7,6 +7,7 @@ from viscnn.errors import ViscnnError
 from viscnn.graph import build_graph
 from viscnn.models import load_model
 from viscnn.scoring import score_batches
+from viscnn.scoring.expression import parse_expression
 from viscnn.scoring.query import score_sets
 from viscnn.scoring.targets import parse_target
 from viscnn.store import Store
@@ -26,10 +27,16 @@ def per_set(setup, name, criterion="taylor_signed", target="loss"):
                          (criterion,))[criterion]
 
 
-def test_expression_equals_hand_combination(setup):
+def query(setup, expression, criteria, target="loss", **options):
+    """score_sets as a boundary calls it: the expression and the target parsed first."""
     loaded, graph, sets = setup
+    return score_sets(loaded, graph, sets, parse_expression(expression, list(sets)), parse_target(target, graph),
+                      criteria=criteria, **options)
+
+
+def test_expression_equals_hand_combination(setup):
     cats, dogs, overall = (per_set(setup, n) for n in ("cats", "dogs", "overall"))
-    result = score_sets(loaded, graph, sets, "0.5*cats + 0.5*dogs - 2*overall", "loss", ["taylor_signed"])
+    result = query(setup, "0.5*cats + 0.5*dogs - 2*overall", ["taylor_signed"])
     scores = result.scores["taylor_signed"]
     for layer in scores.nodes:
         expected = 0.5 * cats.nodes[layer] + 0.5 * dogs.nodes[layer] - 2 * overall.nodes[layer]
@@ -38,7 +45,7 @@ def test_expression_equals_hand_combination(setup):
         assert torch.allclose(scores.edges[layer], expected, atol=1e-6)
     assert scores.images == "0.5*cats + 0.5*dogs - 2*overall"
     assert (min(v.min() for v in scores.nodes.values()) < 0)  # a contrast keeps its negative values
-    clipped = score_sets(loaded, graph, sets, "cats - overall", "loss", ["taylor_signed"], clip=True).scores["taylor_signed"]
+    clipped = query(setup, "cats - overall", ["taylor_signed"], clip=True).scores["taylor_signed"]
     assert min(v.min() for v in clipped.nodes.values()) >= 0
 
 
@@ -49,16 +56,15 @@ def test_overall_is_the_image_weighted_mean_of_its_parts(setup):
 
 
 def test_cached_sets_cost_no_forward_pass(setup, tmp_path, monkeypatch):
-    loaded, graph, sets = setup
     store = Store(tmp_path / "store")
-    first = score_sets(loaded, graph, sets, "cats - overall", "loss", ["taylor"], store=store)
+    first = query(setup, "cats - overall", ["taylor"], store=store)
     assert sorted(first.computed) == ["cats", "overall"] and first.cached == []
 
     def no_forward(*args, **kwargs):
         raise AssertionError("a cached query ran the model")
 
     monkeypatch.setattr("viscnn.scoring.query.score_batches", no_forward)
-    again = score_sets(loaded, graph, sets, "2*cats - overall", "loss", ["taylor"], store=store)
+    again = query(setup, "2*cats - overall", ["taylor"], store=store)
     assert again.computed == [] and sorted(again.cached) == ["cats", "overall"]
     monkeypatch.undo()
     cats, overall = per_set(setup, "cats", "taylor"), per_set(setup, "overall", "taylor")
@@ -72,9 +78,16 @@ def test_cached_sets_cost_no_forward_pass(setup, tmp_path, monkeypatch):
     ("cats - cats", "cancels to nothing"),
 ])
 def test_bad_expressions(setup, expression, message):
-    loaded, graph, sets = setup
     with pytest.raises(ViscnnError, match=message):
-        score_sets(loaded, graph, sets, expression, "loss", ["taylor"])
+        query(setup, expression, ["taylor"])
+
+
+def test_score_sets_checks_what_it_is_given(setup):
+    loaded, graph, sets = setup
+    with pytest.raises(ViscnnError, match="image set 'tigers' of 'cats - tigers' is not one of the sets given"):
+        score_sets(loaded, graph, sets, parse_expression("cats - tigers"), parse_target("loss", graph))
+    with pytest.raises(ViscnnError, match="cannot score target '3:1<-2': an edge is a render objective only"):
+        query(setup, "cats", ["taylor"], target="3:1<-2")
 
 
 def test_scores_round_trip_and_top(setup, tmp_path):

@@ -52,7 +52,8 @@ def bad_inputs(tmp_path_factory):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--target", "9:0"], "unknown layer '9'"),
+    (["--target", "9:0"], "unknown conv layer '9'"),
+    (["--target", "3:1<-2"], "cannot score target '3:1<-2'"),
     (["--target", "0:99"], "channel 99 of target '0:99' is out of range"),
     (["--target", "0:1:x"], "cannot read target"),
     (["--input", "cats - tigers"], "unknown image set 'tigers'"),

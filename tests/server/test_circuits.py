@@ -35,6 +35,7 @@ def test_circuit_job_then_stored(client, state):
     ({"target": "features.6:3", "images": "trouser - overall"}, "negative coefficient"),
     ({"target": "features.6:3", "images": "trouser +"}, "column"),
     ({"target": "nonsense:::"}, "nonsense"),
+    ({"target": "features.3:1<-2"}, "an edge is a render objective only"),
     ({"images": "overall"}, "target"),
 ])
 def test_bad_circuit_requests_are_400(client, body, message):
@@ -88,14 +89,10 @@ def test_unknown_saliency_maps_are_404(client, key):
 @pytest.mark.parametrize("params, status, message", [
     ({"image": "i5", "unit": "features.6"}, 400, "cannot read unit"),
     ({"image": "i5", "unit": "features.99:1"}, 400, "unknown conv layer"),
-    ({"image": "i5", "unit": "features.6:1:99,99"}, 200, ""),  # a unit outside the map fails in the job
+    ({"image": "i5", "unit": "features.6:1:99,99"}, 400, "position 99,99 is outside the 7x7 map of layer features.6"),
     ({"image": "nope", "unit": "features.6:1"}, 404, "unknown image"),
     ({"image": "i5", "unit": "features.6:1", "top_k": 0}, 400, "top_k"),
 ])
 def test_bad_composition_requests(client, params, status, message):
     answer = client.get("/api/composition", params=params)
-    if status == 200:
-        job = wait(client, answer)
-        assert job["state"] == "error" and "outside" in job["error"]
-        return
     assert answer.status_code == status and message in answer.json()["detail"]

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from tests.server.conftest import wait
+from viscnn.scoring.expression import parse_expression
 from viscnn.scoring.query import score_sets
+from viscnn.scoring.targets import Target
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +37,9 @@ def test_new_query_runs_as_a_job_then_answers_from_the_cache(client):
 
 
 def test_scores_are_those_of_the_scoring_engine(loss_query, state):
-    expected = score_sets(state.loaded, state.graph, state.image_sets, "trouser - overall", "loss", ["taylor_signed"],
-                          True, state.store).scores["taylor_signed"]
+    expression = parse_expression("trouser - overall", list(state.image_sets))
+    expected = score_sets(state.loaded, state.graph, state.image_sets, expression, Target("loss"),
+                          criteria=["taylor_signed"], store=state.store).scores["taylor_signed"]
     for layer, values in loss_query["nodes"].items():
         np.testing.assert_allclose(values, expected.nodes[layer].numpy(), rtol=1e-5, atol=1e-9)
     layer = "features.3"
@@ -106,6 +109,7 @@ def test_kernel_signs_follow_the_bn_folded_weights(loss_query, state):
     ({"images": "overall", "target": "features.99:1"}, "features.99"),
     ({"images": "overall", "target": "features.3:9999"}, "9999"),
     ({"images": "overall", "target": "class:Unicorn"}, "Unicorn"),
+    ({"images": "overall", "target": "features.3:1<-2"}, "an edge is a render objective only"),
     ({"images": "overall", "node_fraction": 0.1, "node_cumulative": 0.2}, "not both"),
     ({"images": "overall", "edge_fraction": 1.5}, "between 0 and 1"),
     ({"images": "overall", "max_edges": -1}, "max_edges"),

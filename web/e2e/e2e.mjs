@@ -169,7 +169,7 @@ try {
   await step("Back undoes a view switch, then an edge, then a node selection", async () => {
     // Selecting a node or an edge and switching views push history entries; Back returns to each one.
     const params = () => new URL(page.url()).searchParams;
-    const edgeText = (edge) => { const [, layer, out, inp] = /^(.+):(\d+):(\d+)$/.exec(edge); return `${layer} ${inp}→${out}`; };
+    const edgeText = (edge) => { const [, layer, out, inp] = /^(.+):(\d+)<-(\d+)$/.exec(edge); return `${layer} ${inp}→${out}`; };
     const shows = (panel, id) => page.waitForFunction(([panel, id]) => document.querySelector(`#${panel} h2 .id`)?.textContent === id, [panel, id], { timeout: 15000 });
     const back = async () => {
       await page.goBack();

@@ -23,7 +23,7 @@ const CIRCUIT: Circuit = {
 
 describe("2D circuit diagram", () => {
   it("puts layers in columns by depth, channels in rows, and the input node its edges start from", () => {
-    const d = arrange(CIRCUIT, LAYERS, 600, new Map([["features.3:2:3", 1]]));
+    const d = arrange(CIRCUIT, LAYERS, 600, new Map([["features.3:2<-3", 1]]));
     expect(d.columns.map((c) => c.layer)).toEqual(["input", "features.0", "features.3"]);
     expect(d.columns[0].x).toBeLessThan(d.columns[1].x);
     const f0 = d.nodes.filter((n) => n.layer === "features.0").map((n) => [n.channel, n.y]);
@@ -37,12 +37,12 @@ describe("2D circuit diagram", () => {
   it("draws clickable nodes and edges and marks the target", () => {
     const host = document.createElement("div");
     const picked: string[] = [];
-    drawCircuit(host, CIRCUIT, LAYERS, { selectNode: (l, c) => picked.push(`${l}:${c}`), selectEdge: (l, o, i) => picked.push(`${l}:${o}:${i}`) });
+    drawCircuit(host, CIRCUIT, LAYERS, { selectNode: (l, c) => picked.push(`${l}:${c}`), selectEdge: (l, o, i) => picked.push(`${l}:${o}<-${i}`) });
     expect(host.querySelectorAll("g.node")).toHaveLength(4);
     expect(host.querySelectorAll("g.node.target")).toHaveLength(1);
     (host.querySelector("g.node[data-node='features.0:3']") as SVGGElement).dispatchEvent(new Event("click"));
     (host.querySelectorAll("path.edge")[0] as SVGPathElement).dispatchEvent(new Event("click"));
-    expect(picked).toEqual(["features.0:3", "features.3:2:1"]);
+    expect(picked).toEqual(["features.0:3", "features.3:2<-1"]);
   });
 });
 

@@ -1,6 +1,7 @@
 /** The flat layered diagram of an extracted circuit (SVG): one column per layer, kernels as curves. */
 import type { Circuit, LayerInfo } from "./api";
 import { fmt, normalise, signCss, signName } from "./colors";
+import { edgeId } from "./state";
 
 const SVG = "http://www.w3.org/2000/svg";
 const MAX_EDGES = 2000;
@@ -18,7 +19,7 @@ export interface Diagram {
 
 /**
  * Places the circuit's nodes: columns by depth (then call order), channels top to bottom.
- * `signs` maps "layer:out:in" to a kernel's sign when the circuit JSON does not carry it.
+ * `signs` maps an edge id ("layer:out<-in", `edgeId`) to a kernel's sign when the circuit JSON does not carry it.
  */
 export function arrange(circuit: Circuit, layers: LayerInfo[], width: number, signs: Map<string, number> = new Map(), fitHeight = 600): Diagram {
   const info = new Map(layers.map((l, i) => [l.name, { layer: l, order: i }] as const));
@@ -72,7 +73,7 @@ export function arrange(circuit: Circuit, layers: LayerInfo[], width: number, si
     nodes: [...at.values()],
     edges: pairs.map(({ from, to, e }) => ({
       from: at.get(from.join(":"))!, to: at.get(to.join(":"))!, score: e.score, layer: e.layer, out: e.out, in: e.in,
-      sign: e.sign ?? signs.get(`${e.layer}:${e.out}:${e.in}`) ?? null,
+      sign: e.sign ?? signs.get(edgeId(e.layer, e.out, e.in)) ?? null,
     })),
     width,
     height,

@@ -12,7 +12,7 @@ import { ImagePicker } from "./imagePicker";
 import { JobsView } from "./jobsView";
 import { NodePanel } from "./nodePanel";
 import { QueryPanel } from "./queryPanel";
-import { decodeState, encodeState, parseEdge, parseNode, queryKey, type ViewState } from "./state";
+import { decodeState, edgeId, encodeState, parseEdge, parseNode, queryKey, type ViewState } from "./state";
 
 const $ = (id: string) => document.getElementById(id)!;
 
@@ -182,7 +182,7 @@ class App {
   private showResult(result: QueryResult): void {
     this.signs.clear();
     for (const [layer, block] of Object.entries(result.edges)) {
-      for (let i = 0; i < block.out.length; i++) this.signs.set(`${layer}:${block.out[i]}:${block.in[i]}`, block.sign[i]);
+      for (let i = 0; i < block.out.length; i++) this.signs.set(edgeId(layer, block.out[i], block.in[i]), block.sign[i]);
     }
     this.restyle();
   }
@@ -219,7 +219,7 @@ class App {
       kept[id] = 1;
     }
     this.graph.setStyle({ scores, kept, signed: false });
-    const edges = circuit.edges.map((e) => ({ ...e, sign: e.sign ?? this.signs.get(`${e.layer}:${e.out}:${e.in}`) ?? 0 }));
+    const edges = circuit.edges.map((e) => ({ ...e, sign: e.sign ?? this.signs.get(edgeId(e.layer, e.out, e.in)) ?? 0 }));
     this.graph.setSegments(segments(this.index, groupEdges(edges)));
   }
 
@@ -257,7 +257,7 @@ class App {
     if (!this.circuit) return;
     drawCircuit($("circuit"), this.circuit, this.index.layers, {
       selectNode: (layer, channel) => this.set({ node: `${layer}:${channel}`, unit: null }),
-      selectEdge: (layer, out, inp) => this.set({ edge: `${layer}:${out}:${inp}` }),
+      selectEdge: (layer, out, inp) => this.set({ edge: edgeId(layer, out, inp) }),
     }, this.signs, this.state.node);
   }
 
@@ -343,7 +343,7 @@ class App {
       api: this.api, model: this.model, queryKey: this.result && this.lastQuery === queryKey(this.state) ? this.result.key : null,
       image: this.state.image, mode: this.state.mode, unit: this.state.unit,
       selectNode: (layer, channel) => this.set({ node: `${layer}:${channel}`, unit: null }),
-      selectEdge: (layer, out, inp) => this.set({ edge: `${layer}:${out}:${inp}` }),
+      selectEdge: (layer, out, inp) => this.set({ edge: edgeId(layer, out, inp) }),
       setMode: (mode) => this.set({ mode }),
       setUnit: (unit) => this.set({ unit }),
       showExample: (image, unit) => this.set({ image, unit }),
@@ -395,7 +395,7 @@ class App {
       this.set({ node: id, unit: null });
     } else if (pick.segment !== null && this.graph.segments) {
       const sg = this.graph.segments, i = pick.segment;
-      this.set({ edge: `${this.index.layers[sg.layer[i]].name}:${sg.out[i]}:${sg.in[i]}` });
+      this.set({ edge: edgeId(this.index.layers[sg.layer[i]].name, sg.out[i], sg.in[i]) });
     }
   }
 
@@ -416,7 +416,7 @@ class App {
           if (!a || !b) continue;
           const [x, y] = [(a[0] + b[0]) / 2, (a[1] + b[1]) / 2];
           const hit = this.graph.pick(x, y).segment;
-          if (hit !== null) return { x, y, edge: `${this.index.layers[sg.layer[hit]].name}:${sg.out[hit]}:${sg.in[hit]}` };
+          if (hit !== null) return { x, y, edge: edgeId(this.index.layers[sg.layer[hit]].name, sg.out[hit], sg.in[hit]) };
         }
         return null;
       },

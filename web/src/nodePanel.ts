@@ -3,7 +3,7 @@ import type { Api, Box, IncomingEdge, LayerInfo, ModelInfo } from "./api";
 import { fmt, signCss, signName } from "./colors";
 import { figure, h, image, status, statusOf } from "./dom";
 import { cellAt, heatmapCanvas } from "./heatmap";
-import type { Mode } from "./state";
+import { edgeId, type Mode } from "./state";
 
 export interface NodeContext {
   api: Api;
@@ -152,7 +152,7 @@ export class NodePanel {
       const src = e.sources[0];
       if (src && src.layer !== "input") void image(ctx.api, source, ctx.api.renderUrl(src.layer, src.channel, "channel"), "source visualization", "render", true);
       else source.replaceChildren(h("span", { class: "na muted" }, src ? "input" : "–"));
-      return h("tr", { class: "edge-row", "data-edge": `${e.layer}:${e.out}:${e.in}`, onclick: () => ctx.selectEdge(e.layer, e.out, e.in) },
+      return h("tr", { class: "edge-row", "data-edge": edgeId(e.layer, e.out, e.in), onclick: () => ctx.selectEdge(e.layer, e.out, e.in) },
         h("td", {}, h("span", { class: "sign", style: `background:${signCss(e.sign)}`, title: signName(e.sign) })),
         h("td", {}, ...e.sources.map((s) => h("a", { href: "#", onclick: (ev: Event) => { ev.preventDefault(); ev.stopPropagation(); ctx.selectNode(s.layer, s.channel); } }, `${s.layer}:${s.channel}`)),
           h("div", { class: "muted" }, `in ${e.in}`)),

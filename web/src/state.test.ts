@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULTS, decodeState, encodeState, parseEdge, parseNode, queryKey } from "./state";
+import { DEFAULTS, decodeState, edgeId, encodeState, parseEdge, parseNode, queryKey } from "./state";
 
 describe("view state in the URL", () => {
   it("round-trips every field and writes only what differs from the defaults", () => {
     const state = { ...DEFAULTS, images: "tiger - overall", target: "_blocks.3._expand_conv:5", criterion: "taylor_signed",
-      nodeRule: "cumulative" as const, nodeValue: 0.8, node: "features.3@2:12", edge: "features.3:4:7", image: "i12",
+      nodeRule: "cumulative" as const, nodeValue: 0.8, node: "features.3@2:12", edge: "features.3:4<-7", image: "i12",
       mode: "neuron" as const, unit: [3, 4] as [number, number], view: "circuit" as const, circuit: true };
     const search = encodeState(state);
     expect(decodeState(search)).toEqual(state);
@@ -27,8 +27,18 @@ describe("view state in the URL", () => {
   it("parses node and edge ids whose layer names contain dots, colons are split from the right", () => {
     expect(parseNode("_blocks.3._expand_conv:17")).toEqual(["_blocks.3._expand_conv", 17]);
     expect(parseNode("features.0")).toBeNull();
-    expect(parseEdge("features.3:12:3")).toEqual(["features.3", 12, 3]);
+    expect(parseEdge("features.3:12<-3")).toEqual(["features.3", 12, 3]);
     expect(parseEdge("features.3:12")).toBeNull();
+    expect(parseEdge("features.3:12<-")).toBeNull();
+    expect(edgeId("_blocks.1._depthwise_conv", 4, 4)).toBe("_blocks.1._depthwise_conv:4<-4");
+    expect(parseEdge(edgeId("a:b@2", 5, 9))).toEqual(["a:b@2", 5, 9]);
+  });
+
+  it("writes edges as Python does and reads the older LAYER:OUT:IN links", () => {
+    expect(decodeState("?edge=features.3%3A4%3A7").edge).toBe("features.3:4<-7");
+    expect(decodeState("?edge=features.3%3A4%3C-7").edge).toBe("features.3:4<-7");
+    expect(decodeState("?edge=features.3%3A4").edge).toBeNull();
+    expect(decodeState(encodeState({ ...DEFAULTS, edge: edgeId("features.3", 4, 7) })).edge).toBe("features.3:4<-7");
   });
 
   it("changes the query key only for fields that change the query", () => {

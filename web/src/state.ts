@@ -18,7 +18,7 @@ export interface ViewState {
   layout: string;
   /** Selected node as "LAYER:C". */
   node: string | null;
-  /** Selected edge as "LAYER:OUT:IN". */
+  /** Selected edge as "LAYER:OUT<-IN" (the edge id Python writes; see `edgeId`). */
   edge: string | null;
   image: string | null;
   mode: Mode;
@@ -78,10 +78,21 @@ export function parseNode(text: string | null): [string, number] | null {
   return match ? [match[1], Number(match[2])] : null;
 }
 
-/** "LAYER:OUT:IN" -> [layer, out, in]. */
+/** The id of the kernel from input channel `inp` to output channel `out` of `layer`, as Python writes it. */
+export function edgeId(layer: string, out: number, inp: number): string {
+  return `${layer}:${out}<-${inp}`;
+}
+
+/** "LAYER:OUT<-IN" -> [layer, out, in]; the older "LAYER:OUT:IN" of saved links is read too. */
 export function parseEdge(text: string | null): [string, number, number] | null {
-  const match = /^(.+):(\d+):(\d+)$/.exec(text ?? "");
+  const match = /^(.+):(\d+)\s*<-\s*(\d+)$/.exec(text ?? "") ?? /^(.+):(\d+):(\d+)$/.exec(text ?? "");
   return match ? [match[1], Number(match[2]), Number(match[3])] : null;
+}
+
+/** An edge id in the one form the page writes (old links' "LAYER:OUT:IN" becomes "LAYER:OUT<-IN"); else null. */
+function canonicalEdge(text: string | null): string | null {
+  const edge = parseEdge(text);
+  return edge ? edgeId(...edge) : null;
 }
 
 /** Reads a state from a query string; unknown or malformed values fall back to the defaults. */
@@ -101,7 +112,7 @@ export function decodeState(search: string): ViewState {
     keep: number(get("keep"), DEFAULTS.keep, 0, 1),
     layout: get("layout") ?? DEFAULTS.layout,
     node: parseNode(get("node")) ? get("node") : null,
-    edge: parseEdge(get("edge")) ? get("edge") : null,
+    edge: canonicalEdge(get("edge")),
     image: get("image"),
     mode: oneOf(get("mode"), ["channel", "neuron"] as const, DEFAULTS.mode),
     unit: parseUnit(get("unit")),

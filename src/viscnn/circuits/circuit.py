@@ -8,6 +8,7 @@ File format (JSON, documented in docs/circuit-format.md):
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from viscnn.circuits.masking import CircuitModel, Masks
 from viscnn.errors import ViscnnError
 from viscnn.graph import Edge, Graph, Node
 from viscnn.graph.kernels import folded_kernels, kernel_signs
-from viscnn.scoring.targets import Target, parse_target
+from viscnn.scoring.targets import Target, check_scorable, parse_target
 
 FORMAT = "viscnn.circuit/1"
 
@@ -44,7 +45,7 @@ class Circuit:
 
     model: str
     fingerprint: str
-    target: str
+    target: Target
     method: str
     keep: float
     masks: Masks
@@ -102,10 +103,9 @@ class Circuit:
 
     def to_json(self, graph: Graph, model: nn.Module | None = None) -> dict:
         """The circuit file's object (docs/circuit-format.md); with `model`, each edge carries its kernel's sign."""
-        target = {"text": self.target}
-        layer, _, rest = self.target.partition(":")
-        if layer in graph and rest.split(":")[0].isdigit():
-            target.update(layer=layer, channel=int(rest.split(":")[0]))
+        target: dict = {"text": str(self.target)}
+        if self.target.kind in ("node", "neuron"):
+            target.update(layer=self.target.layer, channel=self.target.channel)
         edges = [{"layer": e.layer, "out": e.out, "in": e.inp, "score": s} for e, s in self.edges(graph)]
         if model is not None:
             for edge, sign in zip(edges, self.signs(model, graph), strict=True):
@@ -120,8 +120,12 @@ class Circuit:
         Path(path).write_text(json.dumps(self.to_json(graph, model)))
 
     @classmethod
-    def from_json(cls, data: dict, graph: Graph, fingerprint: str | None = None) -> Circuit:
-        """Rebuild a circuit on `graph`; a file from another model (fingerprint or layers) is an error."""
+    def from_json(cls, data: dict, graph: Graph, fingerprint: str | None = None, *,
+                  class_names: Sequence[str] | None = None) -> Circuit:
+        """Rebuild a circuit on `graph`; a file from another model (fingerprint or layers) is an error.
+
+        The target's text is parsed here, once (`class_names` reads a `class:NAME` written by hand).
+        """
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ViscnnError(f"not a viscnn circuit file (format {data.get('format') if isinstance(data, dict) else None!r})")
         if fingerprint is not None and data.get("fingerprint") not in (None, fingerprint):
@@ -136,24 +140,25 @@ class Circuit:
             out, local = graph.kernel_index(edge)
             masks[edge.layer][out, local] = True
             scores[edge.layer][out, local] = float(item.get("score", 0.0))
-        target = parse_target(data["target"]["text"], graph)
+        target = check_scorable(parse_target(data["target"]["text"], graph, class_names))
         used = set(upstream_layers(graph, target))
         node_scores = {name: torch.zeros(graph[name].out_channels) for name in used}
         for item in data.get("nodes", []):
             if item["layer"] in node_scores:
                 node_scores[item["layer"]][int(item["channel"])] = float(item.get("score", 0.0))
-        return cls(data.get("model", ""), data.get("fingerprint", ""), data["target"]["text"], data.get("method", ""),
+        return cls(data.get("model", ""), data.get("fingerprint", ""), target, data.get("method", ""),
                    float(data.get("keep", 0.0)), {n: m for n, m in masks.items() if n in used},
                    {n: s for n, s in scores.items() if n in used}, node_scores,
                    int(data.get("upstream_edges", sum(graph[n].num_edges for n in used))))
 
     @classmethod
-    def load(cls, path: str | Path, graph: Graph, fingerprint: str | None = None) -> Circuit:
+    def load(cls, path: str | Path, graph: Graph, fingerprint: str | None = None, *,
+             class_names: Sequence[str] | None = None) -> Circuit:
         try:
             data = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise ViscnnError(f"cannot read circuit file {path}: {exc}") from exc
-        return cls.from_json(data, graph, fingerprint)
+        return cls.from_json(data, graph, fingerprint, class_names=class_names)
 
 
 def make_circuit(graph: Graph, target: Target, masks: Masks, method: str, keep: float, model_name: str = "",
@@ -162,8 +167,7 @@ def make_circuit(graph: Graph, target: Target, masks: Masks, method: str, keep: 
     layers = upstream_layers(graph, target)
     kept = connected(graph, {n: masks[n] for n in layers if n in masks}, target)
     upstream = int(sum(int(m.sum()) for m in candidate_kernels(graph, target).values()))
-    circuit = Circuit(model_name, fingerprint, str(target), method, keep, kept, edge_scores or {}, node_scores or {},
-                      upstream)
+    circuit = Circuit(model_name, fingerprint, target, method, keep, kept, edge_scores or {}, node_scores or {}, upstream)
     if circuit.num_edges == 0:
         raise ViscnnError(f"empty circuit: at keep={keep:g} with method {method}, no kept kernels connect the "
                           f"input to target {target}; keep more")

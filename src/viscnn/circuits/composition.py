@@ -16,7 +16,6 @@ fed by several conv layers (a residual add, a concat) draws its children from al
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -26,26 +25,14 @@ import torch
 from torch import nn
 
 from viscnn.errors import ViscnnError
-from viscnn.graph import INPUT, Graph
+from viscnn.graph import Graph, Unit
+from viscnn.graph.ids import check_unit
 from viscnn.graph.recorder import Recorder
 
 if TYPE_CHECKING:
     from PIL import Image
 
 Box = tuple[float, float, float, float]
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One unit of a conv layer's map: channel `channel` at row `y`, column `x`."""
-
-    layer: str
-    channel: int
-    y: int
-    x: int
-
-    def __str__(self) -> str:
-        return f"{self.layer}:{self.channel}:{self.y},{self.x}"
 
 
 @dataclass
@@ -112,24 +99,6 @@ class Composition:
                 "layers": self.layers}
 
 
-_UNIT = re.compile(r"(.+?):(\d+)(?::(\d+),(\d+))?")
-
-
-def parse_unit(text: str, graph: Graph) -> tuple[str, int, tuple[int, int] | None]:
-    """'LAYER:C' or 'LAYER:C:Y,X' -> (layer, channel, position or None), checked against the graph's layers."""
-    match = _UNIT.fullmatch(text.strip())
-    if not match:
-        raise ViscnnError(f"cannot read unit {text!r}: use LAYER:CHANNEL or LAYER:CHANNEL:Y,X, e.g. features.8:5:3,3")
-    layer, channel = match.group(1), int(match.group(2))
-    if layer not in graph or layer == INPUT or graph[layer].kind != "conv":
-        convs = [spec.name for spec in graph.conv_layers]
-        raise ViscnnError(f"unknown conv layer {layer!r} in unit {text!r}: choose from "
-                          f"{', '.join(convs[:8])}{' ...' if len(convs) > 8 else ''}")
-    if channel >= graph[layer].out_channels:
-        raise ViscnnError(f"channel {channel} of unit {text!r} is out of range: layer {layer} has {graph[layer].out_channels} channels")
-    return layer, channel, (int(match.group(3)), int(match.group(4))) if match.group(3) is not None else None
-
-
 def _forward(model: nn.Module, graph: Graph, x: torch.Tensor, layer: str) -> dict[str, torch.Tensor]:
     recorder = Recorder(graph, stop_at=layer)
     with torch.enable_grad():
@@ -141,22 +110,22 @@ def _sources(graph: Graph, layer: str, maps: dict[str, torch.Tensor]) -> list[st
     return [name for name in graph[layer].source_layers if name in maps and graph[name].kind == "conv"]
 
 
-def compose(model: nn.Module, graph: Graph, image: torch.Tensor, unit: str | tuple[str, int, tuple[int, int] | None],
-            top_k: int = 3, depth: int = 3, model_name: str = "", image_name: str = "") -> Composition:
+def compose(model: nn.Module, graph: Graph, image: torch.Tensor, unit: Unit, *, top_k: int = 3, depth: int = 3,
+            model_name: str = "", image_name: str = "") -> Composition:
     """The composition tree of `unit` on `image` (a preprocessed model input [C, H, W]).
 
-    `unit` is 'LAYER:C[:Y,X]' or (layer, channel, (y, x) or None); without a position the unit is
-    where the channel's map peaks on this image. Each node gets at most `top_k` children: the
-    channels of its source layers with the largest signed contributions, zero ones left out (so a
-    negative one appears only when fewer than `top_k` are positive, e.g. below a depthwise conv,
-    where one channel feeds each unit). The tree goes `depth` levels below the root.
+    `unit` comes from `viscnn.graph.ids.parse_unit`; without a position it is where the channel's map
+    peaks on this image. Each node gets at most `top_k` children: the channels of its source layers
+    with the largest signed contributions, zero ones left out (so a negative one appears only when
+    fewer than `top_k` are positive, e.g. below a depthwise conv, where one channel feeds each unit).
+    The tree goes `depth` levels below the root.
     """
     if top_k < 1:
         raise ViscnnError(f"top-k must be at least 1, not {top_k}")
     if depth < 0:
         raise ViscnnError(f"depth must be at least 0, not {depth}")
-    layer, channel, position = parse_unit(unit, graph) if isinstance(unit, str) else unit
-    parse_unit(f"{layer}:{channel}", graph)
+    check_unit(unit, graph)
+    layer, channel, position = unit.layer, unit.channel, unit.position
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     x = image[None].to(device).float().requires_grad_(True)
     maps = _forward(model, graph, x, layer)

@@ -43,10 +43,7 @@ def connected(graph: Graph, masks: Masks, target: Target) -> Masks:
         reached[layer.name] = alive[layer.name].any(dim=1)
     needed: dict[str, torch.Tensor] = {layer.name: torch.zeros(layer.out_channels, dtype=torch.bool) for layer in layers}
     if target.inside:
-        if target.kind in ("node", "neuron"):
-            needed[target.layer][target.channel] = True
-        else:
-            needed[target.layer][[c for c, _ in target.weights]] = True
+        needed[target.layer][target.channels] = True
     else:
         for name, flags in output_channels(graph).items():
             needed[name] |= flags
@@ -102,8 +99,7 @@ def read_nodes(graph: Graph, masks: Masks, target: Target) -> dict[str, torch.Te
     """
     read = {layer.name: torch.zeros(layer.out_channels, dtype=torch.bool) for layer in graph.conv_layers}
     if target.inside:
-        channels = [target.channel] if target.kind in ("node", "neuron") else [c for c, _ in target.weights]
-        read[target.layer][channels] = True
+        read[target.layer][target.channels] = True
     else:
         for name, flags in output_channels(graph).items():
             read[name] |= flags

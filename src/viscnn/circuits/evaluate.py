@@ -25,6 +25,7 @@ from torch import nn
 
 from viscnn.circuits.build import extract_circuit
 from viscnn.circuits.circuit import candidate_kernels
+from viscnn.circuits.masking import Masks
 from viscnn.circuits.methods import Batch, get_method
 from viscnn.circuits.run import pearson, target_output
 from viscnn.circuits.select import check_fraction
@@ -88,8 +89,9 @@ class Evaluation:
 
     def auc(self, method: str) -> float | None:
         """Area under median r vs log10(kept fraction), divided by the axis span: the mean height, in [-1, 1]."""
-        points = sorted((f, self.median_r(method, f)) for f in self.fractions)
-        if not points or any(r is None for _, r in points):
+        medians = sorted((f, self.median_r(method, f)) for f in self.fractions)
+        points = [(f, r) for f, r in medians if r is not None]
+        if not points or len(points) < len(medians):
             return None
         if len(points) == 1:
             return points[0][1]
@@ -182,8 +184,8 @@ class Evaluation:
         markers = "osD^vP*Xhp"
         missing = []
         for index, method in enumerate(self.methods):
-            points = [(f, self.median_r(method, f)) for f in self.fractions]
-            points = [(f, r) for f, r in points if r is not None]
+            medians = [(f, self.median_r(method, f)) for f in self.fractions]
+            points = [(f, r) for f, r in medians if r is not None]
             covered = self.coverage(method)
             if not points:
                 missing.append(method)
@@ -224,7 +226,7 @@ def check_fractions(fractions: Sequence[float]) -> list[float]:
     return sorted({float(f) for f in fractions})
 
 
-def _values(model: nn.Module, graph: Graph, batches: Sequence[Batch], target: Target, masks=None,
+def _values(model: nn.Module, graph: Graph, batches: Sequence[Batch], target: Target, masks: Masks | None = None,
             device: str | torch.device = "cpu") -> torch.Tensor:
     with torch.no_grad():
         return torch.cat([target_output(model, graph, x.to(device), y, target, masks=masks).detach().cpu()

@@ -16,7 +16,7 @@ the network still runs to its output; the target is read at its layer, under its
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -25,7 +25,7 @@ from viscnn.circuits.circuit import Circuit, upstream_layers
 from viscnn.circuits.connect import read_nodes
 from viscnn.errors import ViscnnError
 from viscnn.graph import INPUT, Graph, build_graph
-from viscnn.scoring.targets import Target, parse_target
+from viscnn.scoring.targets import Target
 
 
 @dataclass
@@ -78,7 +78,7 @@ def extract(circuit: Circuit, model: nn.Module, graph: Graph, input_shape: tuple
     """A copy of `model` without the filters `circuit` does not need; the model itself is untouched."""
     import torch_pruning as tp  # imported here: only extraction needs it
 
-    target = parse_target(circuit.target, graph)
+    target = circuit.target
     layers = upstream_layers(graph, target)
     if circuit.num_edges == 0:
         raise ViscnnError(f"the circuit for {circuit.target} is empty: nothing to extract")
@@ -138,9 +138,7 @@ def extract(circuit: Circuit, model: nn.Module, graph: Graph, input_shape: tuple
     smaller_graph = build_graph(smaller, shape, graph.model_name)
     new_target = target
     if target.inside and target.kind in ("node", "neuron"):
-        text = str(target).split(":")
-        text[1] = str(remaining[target.layer].index(target.channel))
-        new_target = parse_target(":".join(text), smaller_graph)
+        new_target = replace(target, channel=remaining[target.layer].index(target.channel))
     elif target.inside:
         raise ViscnnError("extract() supports node, neuron and output targets; a direction target would need its "
                           "channel weights renumbered")

@@ -6,6 +6,9 @@ never modified and a mask can be a differentiable tensor (the `learned` method o
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
@@ -26,7 +29,8 @@ class KernelMasks(TorchFunctionMode):
         self.masks = masks
         self.count = 0
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
+    def __torch_function__(self, func: Callable[..., Any], types: Iterable[type], args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         if op_name(func) != "conv2d":
             return func(*args, **kwargs)
@@ -52,6 +56,6 @@ class CircuitModel(nn.Module):
         self.graph = graph
         self.masks = masks
 
-    def forward(self, *args, **kwargs):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         with KernelMasks(self.graph, self.masks):
             return self.inner(*args, **kwargs)

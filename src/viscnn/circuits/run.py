@@ -16,13 +16,12 @@ def target_output(model: nn.Module, graph: Graph, x: torch.Tensor, labels: torch
 
     Gradients flow to `masks` when they require grad; the pass stops at the target's layer.
     """
-    recorder = Recorder(graph, stop_at=target.layer if target.inside else None, keep={target.layer} if target.inside else set())
+    recorder = Recorder(graph, stop_at=target.layer, keep=set() if target.layer is None else {target.layer})
     with KernelMasks(graph, masks or {}):
         output = recorder.run(model, x)
-    if target.kind == "node":
-        return recorder.calls[target.layer].node_map[:, target.channel]
-    if target.inside:
-        return target.from_map(recorder.calls[target.layer].node_map)
+    if target.layer is not None:  # inside: the pass stopped at the target's node map
+        node_map = recorder.calls[target.layer].ready_map()
+        return node_map[:, target.channel] if target.kind == "node" else target.from_map(node_map)
     if labels is None:
         labels = torch.full((x.shape[0],), -1, dtype=torch.long)
     return target.from_output(output, labels)

@@ -10,7 +10,6 @@ after scrambling the clusters' images into mixed sets of the same sizes (the pap
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -25,7 +24,8 @@ from viscnn.circuits.methods import get_method
 from viscnn.circuits.select import check_fraction
 from viscnn.data.imageset import ImageSet
 from viscnn.errors import ViscnnError
-from viscnn.graph import INPUT, Graph, Node
+from viscnn.graph import Graph, Node
+from viscnn.graph.ids import check_node
 from viscnn.graph.recorder import Recorder
 from viscnn.models.preprocess import Preprocess
 from viscnn.scoring.engine import Sums, accumulate, to_scores
@@ -121,25 +121,6 @@ class SubfeatureResult:
         }
 
 
-def parse_node(text: str, graph: Graph) -> Node:
-    """'LAYER:CHANNEL' -> Node, checked against the graph (a conv layer, channel in range)."""
-    match = re.fullmatch(r"(.+):(-?\d+)", text.strip())
-    if not match:
-        raise ViscnnError(f"cannot read node {text!r}: use LAYER:CHANNEL, e.g. features.8:5")
-    return check_node(Node(match.group(1), int(match.group(2))), graph)
-
-
-def check_node(node: Node, graph: Graph) -> Node:
-    """The node itself if it is a filter of a conv layer of `graph`; a ViscnnError naming the fault otherwise."""
-    if node.layer not in graph or node.layer == INPUT or graph[node.layer].kind != "conv":
-        convs = [layer.name for layer in graph.conv_layers]
-        raise ViscnnError(f"unknown conv layer {node.layer!r}: choose from {', '.join(convs[:8])}{' ...' if len(convs) > 8 else ''}")
-    size = graph[node.layer].out_channels
-    if not 0 <= node.channel < size:
-        raise ViscnnError(f"channel {node.channel} of node {node} is out of range: layer {node.layer} has {size} channels")
-    return node
-
-
 def top_patches(model: nn.Module, graph: Graph, image_set: ImageSet, preprocess: Preprocess, node: Node, top_n: int,
                 device: str | torch.device = "cpu", batch_size: int = 64) -> list[Patch]:
     """Per image, the unit where the node's map peaks; the `top_n` images with the highest peaks, best first."""
@@ -203,7 +184,7 @@ def circuit_for(model: nn.Module, graph: Graph, image_set: ImageSet, preprocess:
     first = next(subset.batches(preprocess, 1))
     circuit = extract_circuit(model, graph, [first], target, keep, method, seed=seed, device=device,
                               model_name=model_name, fingerprint=fingerprint, scores=scores)
-    circuit.target = f"{node.layer}:{node.channel}"  # loadable as a node target (same upstream kernels)
+    circuit.target = Target("node", node.layer, node.channel)  # a node target in files (same upstream kernels)
     return circuit
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 from viscnn.commands.common import add_model_arguments, load_with_graph, output_folder
@@ -28,17 +27,12 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from viscnn.data.imageset import read_image
-    from viscnn.errors import ViscnnError
+    from viscnn.graph.ids import parse_position
     from viscnn.inspection.views import activation_grid, activation_maps, draw_box, image_input, receptive_box
     from viscnn.store.cache import to_pil
 
     loaded, graph = load_with_graph(args)
-    units = []
-    for text in args.unit:
-        match = re.fullmatch(r"(.+):(\d+),(\d+)", text.strip())
-        if not match:
-            raise ViscnnError(f"cannot read --unit {text!r}: use LAYER:Y,X, e.g. _blocks.6._expand_conv:5,3")
-        units.append((match.group(1), int(match.group(2)), int(match.group(3))))
+    units = [parse_position(text, graph, what="--unit") for text in args.unit]
     boxes = [(unit, receptive_box(graph, *unit)) for unit in units]  # checks layers and positions first
     x, pixels = image_input(read_image(Path(args.image)), loaded.preprocess)
     maps = activation_maps(loaded.module, graph, x, args.layers)

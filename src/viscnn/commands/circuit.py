@@ -12,7 +12,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_arguments(parser)
     parser.add_argument("--images", default="demo", help="image-set spec")
     parser.add_argument("--input", default="overall", help="which set of --images to use (a set name)")
-    parser.add_argument("--target", required=True, help="LAYER:C, LAYER:C:neuron, loss, logit:K ...")
+    parser.add_argument("--target", required=True, help="LAYER:C, LAYER:C:neuron, loss, logit:K, class:NAME ...")
     parser.add_argument("--keep", type=float, default=0.05, help="fraction of the target's upstream kernels to keep, in (0, 1]")
     parser.add_argument("--method", default="actgrad", help="actgrad, actgrad_signed, snip, force, magnitude, random, worst, ablation, learned")
     parser.add_argument("--rule", default="top", choices=["top", "cumulative", "hierarchical"])
@@ -27,11 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from viscnn.circuits import extract_circuit, get_method, pearson, target_output
-    from viscnn.scoring.targets import parse_target
+    from viscnn.scoring.targets import check_scorable, parse_target
 
     get_method(args.method)  # a bad name fails before any work
     loaded, graph = load_with_graph(args)
-    target = parse_target(args.target, graph)
+    target = check_scorable(parse_target(args.target, graph, loaded.class_names))
     batches = [(x.to(args.device), y) for x, y in open_set(args.images, args.input).batches(loaded.preprocess, args.batch_size)]
     start = time.perf_counter()
     circuit = extract_circuit(loaded.module, graph, batches, target, args.keep, args.method, rule=args.rule,

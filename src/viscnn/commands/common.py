@@ -3,22 +3,31 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from viscnn.models import DEFAULT_MODEL, LoadedModel, load_model
+
+if TYPE_CHECKING:
+    from viscnn.data import ImageSet
+    from viscnn.graph import Graph
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL,
-                        help=f"a zoo name (default {DEFAULT_MODEL}; see `viscnn models`) or path/to/file.py:factory")
+                        help=f"a zoo name (default {DEFAULT_MODEL}), tv:NAME (any torchvision classification model), "
+                             "timm:NAME (any timm model) or path/to/file.py:factory")
+    parser.add_argument("--pretrained", action="store_true",
+                        help="tv:/timm: models: load the library's published weights from its local cache")
     parser.add_argument("--weights", metavar="FILE", help="state dict to load (.safetensors, or a torch file read with weights_only)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
 
 
 def load_from_args(args: argparse.Namespace) -> LoadedModel:
-    return load_model(args.model, args.weights, args.device)
+    return load_model(args.model, args.weights, args.device, pretrained=getattr(args, "pretrained", False),
+                      images=getattr(args, "images", None))
 
 
-def load_with_graph(args: argparse.Namespace):  # -> tuple[LoadedModel, Graph]
+def load_with_graph(args: argparse.Namespace) -> tuple[LoadedModel, Graph]:
     """The model named by the arguments and its traced kernel graph."""
     from viscnn.graph import build_graph
 
@@ -26,7 +35,7 @@ def load_with_graph(args: argparse.Namespace):  # -> tuple[LoadedModel, Graph]
     return loaded, build_graph(loaded.module, loaded.input_shape, loaded.name)
 
 
-def open_set(spec: str, name: str):  # -> ImageSet
+def open_set(spec: str, name: str) -> ImageSet:
     """One named image set of an image-set spec; an unknown name is an error listing the known ones."""
     from viscnn.data import open_image_sets
     from viscnn.errors import ViscnnError

@@ -24,9 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
 
-    from viscnn.circuits.composition import compose, parse_unit, saliency_image
+    from viscnn.circuits.composition import compose, saliency_image
     from viscnn.data import ImageSet, open_image_sets
     from viscnn.errors import ViscnnError
+    from viscnn.graph.ids import parse_unit
 
     loaded, graph = load_with_graph(args)
     unit = parse_unit(args.unit, graph)  # a bad unit fails before the image is read
@@ -36,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     item = images.items[args.index]
     x, _ = next(ImageSet("one", [item], images.tensor).batches(loaded.preprocess, 1))
     name = str(item.source) if not isinstance(item.source, int) else f"{args.image}[{args.index}]"
-    result = compose(loaded.module, graph, x[0], unit, args.top_k, args.depth, loaded.name, name)
+    result = compose(loaded.module, graph, x[0], unit, top_k=args.top_k, depth=args.depth, model_name=loaded.name,
+                     image_name=name)
     out = output_folder(args.out)
     pixels = loaded.preprocess.to_pixels(x[0])
     scale = max(1, 192 // max(pixels.shape[-2:]))

@@ -79,6 +79,6 @@ def _list(args: argparse.Namespace) -> int:
     count = len(sets) - 1
     print(f"{args.spec}: {count} set{'s' if count != 1 else ''}, {len(sets['overall'])} images")
     for name, image_set in sets.items():
-        count = f"{len(image_set)} image{'s' if len(image_set) != 1 else ''}"
-        print(f"  {name:<{width}}  {count:>12}  {_describe_labels(image_set.labels, names)}")
+        size = f"{len(image_set)} image{'s' if len(image_set) != 1 else ''}"
+        print(f"  {name:<{width}}  {size:>12}  {_describe_labels(image_set.labels, names)}")
     return 0

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
+from typing import Any
 
 import torch
+from torch import nn
 
 from viscnn.commands.common import add_model_arguments, load_with_graph
 
@@ -26,8 +29,8 @@ def run(args: argparse.Namespace) -> int:
     modules = dict(loaded.module.named_modules())
     sums: dict[str, torch.Tensor] = {}
 
-    def keep(name: str):
-        def hook(_module, _inputs, output):
+    def keep(name: str) -> Callable[[nn.Module, Any, torch.Tensor], None]:
+        def hook(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
             sums[name] = sums.get(name, 0) + output.detach().float().mean(dim=(2, 3)).sum(dim=0).cpu()
         return hook
 

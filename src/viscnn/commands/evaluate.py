@@ -63,17 +63,17 @@ def parse_methods(text: str) -> list[str]:
     return list(dict.fromkeys(methods))
 
 
-def pick_targets(args: argparse.Namespace, graph):
+def pick_targets(args: argparse.Namespace, graph, *, class_names: list[str] | None = None):
     import random
 
     from viscnn.errors import ViscnnError
-    from viscnn.scoring.targets import parse_target
+    from viscnn.scoring.targets import Target, check_scorable, parse_target
 
     if args.targets is not None:
         texts = [t.strip() for t in args.targets.split(",") if t.strip()]
         if not texts:
             raise ViscnnError("--targets is empty")
-        return [parse_target(t, graph) for t in texts]
+        return [check_scorable(parse_target(t, graph, class_names)) for t in texts]
     if args.random_targets < 1:
         raise ViscnnError(f"--random-targets must be at least 1, not {args.random_targets}")
     if not args.layers:
@@ -86,7 +86,7 @@ def pick_targets(args: argparse.Namespace, graph):
             raise ViscnnError(f"unknown layer {name!r}: not a conv layer of the model (first ones: {', '.join(conv[:5])}...)")
         channels = graph[name].out_channels
         for channel in sorted(rng.sample(range(channels), min(args.random_targets, channels))):
-            targets.append(parse_target(f"{name}:{channel}", graph))
+            targets.append(Target("node", name, channel))
     return targets
 
 
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     if args.random_targets is not None and not args.layers:
         raise ViscnnError("--random-targets needs --layers (comma-separated conv layer names)")
     loaded, graph = load_with_graph(args)
-    targets = pick_targets(args, graph)
+    targets = pick_targets(args, graph, class_names=loaded.class_names)
     images = open_set(args.images, args.input)
     if args.held_out:
         train = list(images.batches(loaded.preprocess, args.batch_size))

@@ -7,6 +7,7 @@ import math
 import re
 import shutil
 import time
+from collections.abc import Iterable
 
 from viscnn.commands.common import add_model_arguments, load_with_graph, open_set, output_folder
 
@@ -84,13 +85,13 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     batches = math.ceil(len(image_set) / args.batch_size)
 
-    def progress(items):
+    def progress(items: Iterable) -> Iterable:
         return tqdm(items, desc=f"examples over {image_set.name}", total=batches, unit="batch", disable=args.quiet)
 
     found = dataset_examples(store, loaded, graph, image_set, layers, k=args.k, batch_size=args.batch_size,
                              progress=progress)
     seconds = time.perf_counter() - start
-    image_hw = tuple(loaded.input_shape[1:])
+    image_hw = loaded.input_shape[1:]
     index = {"model": loaded.name, "images": f"{args.images}:{args.input}", "image_count": len(image_set),
              "k": min(args.k, len(image_set)), "seconds": round(seconds, 2), "layers": {}}
     pixels = PixelCache(image_set, loaded.preprocess)

@@ -7,8 +7,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING, Any
 
 from viscnn.commands.common import add_model_arguments, load_with_graph
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+    from viscnn.layout.placement import Layout
+    from viscnn.pipeline.prepare import Preparer
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -55,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings(args.projection, args.mode, args.batch_size, args.seed, args.examples, args.renders,
                         args.render_steps, args.device)
 
-    def progress(**kwargs):
+    def progress(**kwargs: Any) -> tqdm:
         return tqdm(**kwargs, disable=args.quiet, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
 
     def echo(text: str) -> None:
@@ -87,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _picture(preparer, layout, path: str) -> None:
+def _picture(preparer: Preparer, layout: Layout, path: str) -> None:
     """Nodes coloured by the class they serve most relative to the layer's mean, sized by overall score."""
     from viscnn.layout.figure import plot_layout
 

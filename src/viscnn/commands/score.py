@@ -62,21 +62,26 @@ def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from viscnn.data import open_image_sets
+    from viscnn.scoring.expression import parse_expression
     from viscnn.scoring.query import score_sets
+    from viscnn.scoring.targets import check_scorable, parse_target
     from viscnn.store import Store
 
     criteria = list(dict.fromkeys(args.criteria or ["taylor"]))
     main_process = _distributed(args.device)
     loaded, graph = load_with_graph(args)
+    target = check_scorable(parse_target(args.target, graph, loaded.class_names))
     image_sets = open_image_sets(args.images)
+    expression = parse_expression(args.input, list(image_sets))
     store = None if args.no_cache else Store(args.store)
 
     def progress(batches, name, count):
         return tqdm(batches, desc=f"scoring {name}", total=-(-count // args.batch_size), unit="batch",
                     disable=args.quiet or not main_process)
 
-    result = score_sets(loaded, graph, image_sets, args.input, args.target, criteria, not args.no_edges, store,
-                        args.batch_size, args.device, args.clip, progress, args.baseline)
+    result = score_sets(loaded, graph, image_sets, expression, target, criteria=criteria, edges=not args.no_edges,
+                        store=store, batch_size=args.batch_size, device=args.device, clip=args.clip, progress=progress,
+                        baseline=args.baseline)
     if not main_process:
         return 0
     print(f"{loaded.name}: target {args.target}, input {args.input!r}: scored {', '.join(result.computed) or 'nothing'}"

@@ -10,7 +10,8 @@ from viscnn.commands.common import add_model_arguments
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("serve", help="start the browser view (JSON API + page) and print its URL")
     add_model_arguments(parser)
-    parser.add_argument("--images", default="demo", help="image-set spec: folder, image, tensor file, demo, fashion-mnist...")
+    parser.add_argument("--images", help="image-set spec: folder, image, tensor file, demo, fashion-mnist... "
+                                         "(default: the model's own kind of images)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--token", default=os.environ.get("VISCNN_TOKEN") or None,
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
                         args.batch_size)
     prepare = None if args.prepare == "none" or state.store is None else args.prepare
     app = create_app(state, Path(args.web) if args.web else None, args.render_steps, prepare)
-    print(f"viscnn: {state.loaded.name} on {args.images} ({len(state.image_sets['overall'])} images, "
+    print(f"viscnn: {state.loaded.name} on {state.images_spec} ({len(state.image_sets['overall'])} images, "
           f"{state.graph.num_nodes:,} nodes, {state.graph.num_edges:,} edges)", flush=True)
     if prepare:
         print(f"viscnn: preparing the {prepare} layout and dataset examples in the background (see /api/jobs)", flush=True)

@@ -27,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from viscnn.circuits.subfeatures import find_subfeatures, parse_node, patch_crops, patch_grid
+    from viscnn.circuits.subfeatures import find_subfeatures, patch_crops, patch_grid
+    from viscnn.graph.ids import parse_node
 
     loaded, graph = load_with_graph(args)
     node = parse_node(args.node, graph)

@@ -10,7 +10,7 @@ import torch
 
 from viscnn.errors import ViscnnError
 from viscnn.models.fmnist import MODEL_NAMES, home_weights_path
-from viscnn.train.loop import DEFAULT_EPOCHS, DEFAULT_LAMBDA
+from viscnn.train.loop import DEFAULT_EPOCHS, DEFAULT_LAMBDA, TrainReport
 
 TRAIN_THREADS = 2  # fixed, so a seed gives the same weights bit for bit (on the same CPU type and torch)
 
@@ -42,7 +42,7 @@ def canonical_command(args: argparse.Namespace, epochs: int, group_lambda: float
     return shlex.join(parts)
 
 
-def format_report(report) -> str:
+def format_report(report: TrainReport) -> str:
     """A one-screen summary of a TrainReport."""
     lines = [
         f"{report.model}: test accuracy {report.test_accuracy:.2%} on {report.test_images} images",

@@ -10,8 +10,13 @@ import hashlib
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from viscnn.commands.common import add_model_arguments, load_with_graph, output_folder
+
+if TYPE_CHECKING:
+    from viscnn.graph import Graph
+    from viscnn.scoring.targets import Target
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,20 +49,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def expand_targets(texts: list[str], graph) -> list[str]:
-    """`LAYER:A-B` becomes LAYER:A ... LAYER:B; everything else is kept as it is."""
-    from viscnn.errors import ViscnnError
+def parse_objectives(texts: list[str], graph: Graph, *, negative: bool = False,
+                     class_names: list[str] | None = None) -> list[Target]:
+    """The render objectives (Targets) of the --target options: `LAYER:A-B` gives LAYER:A ... LAYER:B."""
+    from viscnn.featurevis.objectives import check_objective
+    from viscnn.graph.ids import is_node_range, parse_node_range
+    from viscnn.scoring.targets import Target, parse_target
 
-    out = []
+    out: list[Target] = []
     for text in texts:
-        match = re.fullmatch(r"(-?)(.+):(\d+)-(\d+)", text.strip())
-        if match and "<" not in text:
-            sign, layer, first, last = match.group(1), match.group(2), int(match.group(3)), int(match.group(4))
-            if last < first:
-                raise ViscnnError(f"empty channel range in target {text!r}")
-            out.extend(f"{sign}{layer}:{c}" for c in range(first, last + 1))
+        spec = text.strip()
+        flip = spec.startswith("-")
+        if is_node_range(spec.removeprefix("-")):
+            out.extend(Target("node", n.layer, n.channel, negative=flip != negative)
+                       for n in parse_node_range(spec.removeprefix("-"), graph, what="target"))
         else:
-            out.append(text)
+            target = check_objective(parse_target(text, graph, class_names))
+            out.append(target.negated() if negative else target)
     return out
 
 
@@ -72,9 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from viscnn.circuits.circuit import Circuit
     from viscnn.errors import ViscnnError
     from viscnn.featurevis.keys import KIND, render_key, render_meta, render_parts, render_setup
-    from viscnn.featurevis.objectives import Objective, parse_objective
     from viscnn.featurevis.render import RenderSettings, check_settings, render
-    from viscnn.graph import Edge
     from viscnn.store import Store
     from viscnn.store.cache import cached_image
 
@@ -83,16 +89,16 @@ def run(args: argparse.Namespace) -> int:
                               transforms=args.transforms, workers=args.workers, sharpen=args.sharpen)
     check_settings(settings)  # before the model loads
     loaded, graph = load_with_graph(args)
-    objectives = [parse_objective(t, graph, args.negative, loaded.class_names) for t in expand_targets(args.target, graph)]
+    objectives = parse_objectives(args.target, graph, negative=args.negative, class_names=loaded.class_names)
     module, circuit_hash = loaded.module, None
     if args.circuit:
-        circuit = Circuit.load(args.circuit, graph, loaded.fingerprint())
+        circuit = Circuit.load(args.circuit, graph, loaded.fingerprint(), class_names=loaded.class_names)
         module = circuit.module(loaded.module, graph)
         circuit_hash = hashlib.sha256(Path(args.circuit).read_bytes()).hexdigest()[:16]
         for objective in objectives:
             if objective.is_edge:
-                mask = circuit.masks.get(objective.layer)
-                out, local = graph.kernel_index(Edge(objective.layer, objective.channel, objective.inp))
+                mask = circuit.masks.get(objective.edge.layer)
+                out, local = graph.kernel_index(objective.edge)
                 if mask is None or not bool(mask[out, local]):
                     raise ViscnnError(f"edge {objective} is not in circuit {args.circuit}: its kernel is zeroed there")
     out = output_folder(args.out)
@@ -112,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             rendered[k] = (images, values, float(result.initial_values[result.owners.index(j)]))
     summary = []
     for k, objective in enumerate(objectives):
-        def make(k: int = k, objective: Objective = objective):
+        def make(k: int = k, objective: Target = objective):
             images, values, initial = rendered[k]
             strip = np.concatenate([im.permute(1, 2, 0).numpy() for im in images], axis=1)
             return strip, render_meta(objective, values, initial, settings)

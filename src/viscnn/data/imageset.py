@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,12 +67,7 @@ class ImageItem:
 
 def _fit(pixels: torch.Tensor, preprocess: Preprocess) -> torch.Tensor:
     """0-1 pixels [C, H, W] -> [channels, size, size], with the same geometry as Preprocess.pil_to_pixels."""
-    if pixels.shape[0] != preprocess.channels:
-        if preprocess.channels == 1:
-            weights = torch.tensor([0.299, 0.587, 0.114], dtype=pixels.dtype).view(3, 1, 1)
-            pixels = (pixels * weights).sum(0, keepdim=True)
-        else:
-            pixels = pixels.expand(preprocess.channels, -1, -1)
+    pixels = _match_channels(pixels, preprocess.channels)
     size = preprocess.size
     batch = pixels.unsqueeze(0)
     if preprocess.resize:
@@ -89,19 +85,37 @@ def _fit(pixels: torch.Tensor, preprocess: Preprocess) -> torch.Tensor:
     return batch[0].clamp(0, 1)
 
 
+def _match_channels(pixels: torch.Tensor, channels: int) -> torch.Tensor:
+    if pixels.shape[0] == channels:
+        return pixels
+    if channels == 1:
+        weights = torch.tensor([0.299, 0.587, 0.114], dtype=pixels.dtype).view(3, 1, 1)
+        return (pixels * weights).sum(0, keepdim=True)
+    return pixels.expand(channels, -1, -1)
+
+
 class ImageSet:
     """A named list of images with integer labels (-1 = unknown).
 
     Items are file paths, or indices into ``tensor`` (uint8 or 0-1 float pixels, [N, C, H, W]), which
-    several sets may share.
+    several sets may share. Tensor images are taken as they are: a tensor whose height and width differ
+    from the model's input is an error unless ``resize`` allows resizing it (as image files are: shorter
+    side to the model's resize, centre crop); a channel count that differs is converted and said once.
     """
 
-    def __init__(self, name: str, items: Sequence[ImageItem], tensor: torch.Tensor | None = None) -> None:
+    def __init__(self, name: str, items: Sequence[ImageItem], tensor: torch.Tensor | None = None, *,
+                 resize: bool = False) -> None:
         if tensor is None and any(isinstance(item.source, int) for item in items):
             raise ValueError(f"image set {name!r} has tensor items but no tensor")
         self.name = name
         self.items = list(items)
         self.tensor = tensor
+        self.resize = resize
+        self._said: set[str] = set()
+
+    def subset(self, items: Sequence[ImageItem], name: str | None = None) -> ImageSet:
+        """Another set over some of these items (same tensor, same resize permission)."""
+        return ImageSet(self.name if name is None else name, items, self.tensor, resize=self.resize)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -119,6 +133,22 @@ class ImageSet:
         row = self.tensor[index]
         return row.float() / 255.0 if row.dtype == torch.uint8 else row.float()
 
+    def shapes(self) -> set[tuple[int, int, int]]:
+        """The distinct (channels, height, width) of the images, read from file headers (no decoding)."""
+        found: set[tuple[int, int, int]] = set()
+        if self.tensor is not None and any(isinstance(item.source, int) for item in self.items):
+            c, h, w = (int(v) for v in self.tensor.shape[1:4])
+            found.add((c, h, w))
+        for item in self.items:
+            if isinstance(item.source, int):
+                continue
+            try:
+                with Image.open(item.source) as image:
+                    found.add((1 if image.mode in _GRAY_MODES else 3, image.height, image.width))
+            except _DECODE_ERRORS as exc:
+                raise ViscnnError(f"cannot read image {item.source}: {_reason(exc)}") from exc
+        return found
+
     def load_pixels(self, i: int) -> torch.Tensor:
         """Image ``i`` as 0-1 float pixels [C, H, W] at its own size (C is 1 for grey images, else 3)."""
         source = self.items[i].source
@@ -133,8 +163,25 @@ class ImageSet:
 
     def _model_input(self, item: ImageItem, preprocess: Preprocess) -> torch.Tensor:
         if isinstance(item.source, int):
-            return preprocess.normalize(_fit(self._tensor_pixels(item.source), preprocess))
+            pixels = self._tensor_pixels(item.source)
+            self._check_tensor(pixels, preprocess)
+            if not self.resize:
+                return preprocess.normalize(_match_channels(pixels, preprocess.channels))
+            return preprocess.normalize(_fit(pixels, preprocess))
         return preprocess(read_image(item.source))
+
+    def _check_tensor(self, pixels: torch.Tensor, preprocess: Preprocess) -> None:
+        c, h, w = pixels.shape
+        if (h, w) != (preprocess.size, preprocess.size) and not self.resize:
+            raise ViscnnError(f"image set {self.name!r} holds {h}x{w} tensor images but the model takes "
+                              f"{preprocess.size}x{preprocess.size} inputs: resize them yourself, or pass --resize "
+                              f"to let viscnn resize them as it does image files")
+        if c != preprocess.channels and "channels" not in self._said:
+            self._said.add("channels")
+            how = "converted to grey (luminance)" if preprocess.channels == 1 else \
+                f"repeated on all {preprocess.channels} channels"
+            print(f"viscnn: note: image set {self.name!r} holds {c}-channel tensor images; the model takes "
+                  f"{preprocess.channels}: each is {how}", file=sys.stderr)
 
     def batches(self, preprocess: Preprocess, batch_size: int = 32) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield ``(x, labels)``: x the normalised model input [B, C, H, W], labels int64 [B]."""

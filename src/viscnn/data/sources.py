@@ -15,7 +15,7 @@ OVERALL = "overall"
 _SPEC_HELP = "give a folder, an image, a tensor file (.pt .pth .npy .safetensors), 'demo' or 'fashion-mnist[:test|:train][:N]'"
 
 
-def open_image_sets(spec: str, class_names: list[str] | None = None) -> dict[str, ImageSet]:
+def open_image_sets(spec: str, class_names: list[str] | None = None, *, resize: bool = False) -> dict[str, ImageSet]:
     """Open the image sets a spec names, each by name, plus ``overall`` (the union of them all).
 
     ``spec`` is a folder (ImageFolder layout: one set per class subfolder; or loose images: one set named
@@ -24,13 +24,14 @@ def open_image_sets(spec: str, class_names: list[str] | None = None) -> dict[str
     class, at most N images each; the test split by default). The keywords win over same-named folders:
     write ``./demo`` for a folder called demo. A subfolder's label is its leading integer, else its name
     matched against ``class_names``, else -1. Any fault in the input is a ViscnnError naming the path.
+    ``resize`` lets tensor images whose size differs from the model's input be resized (see `ImageSet`).
     """
     if spec == "demo":
         from viscnn.data.demo import build_demo_set
 
         return _open_folder(build_demo_set(), class_names)
     if spec.split(":")[0] == "fashion-mnist":
-        return _open_fashion_mnist(spec)
+        return _open_fashion_mnist(spec, resize)
     path = Path(spec).expanduser()
     if not path.exists():
         raise ViscnnError(f"{path} does not exist ({_SPEC_HELP})")
@@ -38,20 +39,20 @@ def open_image_sets(spec: str, class_names: list[str] | None = None) -> dict[str
         return _open_folder(path, class_names)
     suffix = path.suffix.lower()
     if suffix in TENSOR_EXTENSIONS:
-        return _open_tensor_file(path)
+        return _open_tensor_file(path, resize)
     if suffix in IMAGE_EXTENSIONS:
         check_image(path)
         return _with_overall([ImageSet(path.stem, [ImageItem(path)])])
     raise ViscnnError(f"{path} is not an image or tensor file (extension {suffix or '(none)'}; {_SPEC_HELP})")
 
 
-def _with_overall(sets: list[ImageSet], tensor: torch.Tensor | None = None) -> dict[str, ImageSet]:
+def _with_overall(sets: list[ImageSet], tensor: torch.Tensor | None = None, resize: bool = False) -> dict[str, ImageSet]:
     result: dict[str, ImageSet] = {}
     for image_set in sets:
         if image_set.name == OVERALL:
             raise ViscnnError(f"a set may not be called {OVERALL!r}: viscnn uses that name for the union of all sets")
         result[image_set.name] = image_set
-    result[OVERALL] = ImageSet(OVERALL, [item for s in sets for item in s.items], tensor)
+    result[OVERALL] = ImageSet(OVERALL, [item for s in sets for item in s.items], tensor, resize=resize)
     return result
 
 
@@ -151,7 +152,7 @@ def _check_labels(labels: object, count: int, path: Path) -> list[int]:
     return [int(v) for v in labels.tolist()]
 
 
-def _open_tensor_file(path: Path) -> dict[str, ImageSet]:
+def _open_tensor_file(path: Path, resize: bool) -> dict[str, ImageSet]:
     data = _read_tensor_file(path)
     labels = None
     if isinstance(data, dict):
@@ -160,7 +161,7 @@ def _open_tensor_file(path: Path) -> dict[str, ImageSet]:
         data, labels = data["images"], data.get("labels")
     images = _check_images(data, path)
     items = [ImageItem(i, label) for i, label in enumerate(_check_labels(labels, images.shape[0], path))]
-    return _with_overall([ImageSet(path.stem, items, images)], images)
+    return _with_overall([ImageSet(path.stem, items, images, resize=resize)], images, resize)
 
 
 def _parse_fashion_spec(spec: str) -> tuple[str, int | None]:
@@ -174,7 +175,7 @@ def _parse_fashion_spec(spec: str) -> tuple[str, int | None]:
     return split, cap
 
 
-def _open_fashion_mnist(spec: str) -> dict[str, ImageSet]:
+def _open_fashion_mnist(spec: str, resize: bool) -> dict[str, ImageSet]:
     from viscnn.data.fashion_mnist import CLASSES, load_fashion_mnist
 
     split, cap = _parse_fashion_spec(spec)
@@ -183,5 +184,5 @@ def _open_fashion_mnist(spec: str) -> dict[str, ImageSet]:
     sets = []
     for label, name in enumerate(CLASSES):
         indices = torch.nonzero(labels == label).flatten().tolist()[:cap]
-        sets.append(ImageSet(slugify(name), [ImageItem(i, label) for i in indices], tensor))
-    return _with_overall(sets, tensor)
+        sets.append(ImageSet(slugify(name), [ImageItem(i, label) for i in indices], tensor, resize=resize))
+    return _with_overall(sets, tensor, resize)

@@ -28,11 +28,12 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from viscnn.errors import ViscnnError
-from viscnn.featurevis.objectives import Objective, evaluate
+from viscnn.featurevis.objectives import check_objective, evaluate
 from viscnn.graph import Graph
 from viscnn.graph.ops import SIGNATURES, bind, op_name, pair
 from viscnn.graph.recorder import BN_ARGS, ConvCall, bn_affine
 from viscnn.models.preprocess import Preprocess
+from viscnn.scoring.targets import Target
 
 INCREASING = frozenset(["relu", "relu6", "hardtanh", "clamp", "clamp_min", "clamp_max", "sigmoid", "tanh", "leaky_relu", "elu", "softplus", "hardsigmoid", "exp", "max_pool2d", "max_pool2d_with_indices", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "pad", "sum", "mean", "amax", "amin"])
 MOVES = frozenset(["view", "reshape", "flatten", "contiguous", "clone", "detach", "to", "float", "type", "__getitem__", "narrow", "select", "squeeze", "unsqueeze", "cat", "concat", "split", "chunk", "dropout", "dropout2d", "feature_dropout"])
@@ -43,7 +44,7 @@ BATCH_DIM_ARG = {"flatten": "start_dim", "sum": "dim", "mean": "dim", "amax": "d
 
 
 @dataclass
-class _Target:
+class _Reached:
     layer: str
     call: ConvCall | None = None  # the objective's conv call, its input the box (centre) and radius in `radius`
     radius: torch.Tensor | None = None
@@ -61,7 +62,7 @@ class IntervalMode(TorchFunctionMode):
         self.layers = graph.conv_layers
         self.count = 0
         self.boxes: weakref.WeakValueDictionary[int, torch.Tensor] = weakref.WeakValueDictionary()
-        self.target = _Target(target) if target else None
+        self.target = _Reached(target) if target else None
         self.pending: torch.Tensor | None = None  # the target conv's output, waiting for its BN
 
     def box(self, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
@@ -185,9 +186,10 @@ class IntervalMode(TorchFunctionMode):
         return self.box(products.amin(0), products.amax(0))
 
 
-def ceiling(module: nn.Module, graph: Graph, preprocess: Preprocess, objective: Objective,
+def ceiling(module: nn.Module, graph: Graph, preprocess: Preprocess, objective: Target,
             size: int | None = None) -> float:
     """An upper bound on `objective` over every 0-1 image of `size` px (see the module docstring)."""
+    check_objective(objective)
     size = size or preprocess.size
     shape = (1, preprocess.channels, size, size)
     lower = preprocess.normalize(torch.zeros(shape))

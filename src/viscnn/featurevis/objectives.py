@@ -1,24 +1,17 @@
-"""Objectives: what a render maximises, one scalar per image, read off one recorded forward pass.
+"""Render objectives: the `Target`s a render maximises, one scalar per image, read off one recorded forward pass.
 
-Syntax (the graph's layer names; `--negative` or a leading `-` flips the sign: what inhibits):
-    LAYER:C                node C's channel objective: mean of its map (BN folded in, as scoring reads it)
-    LAYER:C:neuron         the centre unit of that map;  LAYER:C:Y,X  the unit at row Y, column X
-    LAYER:dir(3=0.5,7=-1)  mean of a weighted sum of channels (a direction)
-    logit:K | class:NAME   one class logit
-    LAYER:O<-I             the EDGE objective: mean of the map of the single kernel W[O, I] applied to input
-                           channel I alone (exact: a conv of the recorded input channel with that kernel,
-                           times the BN scale of node O, so it is the edge's contribution to node O's map)
-    LAYER:O<-I:neuron      the centre unit of that edge map
+An objective is a `viscnn.scoring.targets.Target` of any kind but the loss (`check_objective`), parsed by
+`parse_target` (a leading `-` flips the sign: what inhibits). The EDGE objective `LAYER:O<-I` is exact: a
+conv of the recorded input channel I with the kernel W[O, I], times the BN scale of node O, so it is the
+edge's contribution to node O's map; `LAYER:O<-I:neuron` reads the centre unit of that edge map.
 
-Objectives are evaluated for a batch where image b has its own objective; objectives of one kind and
+Targets are evaluated for a batch where image b has its own objective; objectives of one kind and
 layer are evaluated together (one indexing op, or one grouped conv for all edges of a layer).
 """
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -27,97 +20,22 @@ from viscnn.errors import ViscnnError
 from viscnn.graph import Graph
 from viscnn.graph.recorder import ConvCall, Folds, Recorder
 from viscnn.scoring.criteria import geometry
-from viscnn.scoring.targets import parse_target
-
-_EDGE = re.compile(r"(?P<layer>.+):(?P<out>\d+)\s*<-\s*(?P<inp>\d+)(?::(?P<pos>neuron|(?P<y>\d+),(?P<x>\d+)))?")
+from viscnn.scoring.targets import Target
 
 
-@dataclass(frozen=True)
-class Objective:
-    """One render objective. `channel` is the output channel (for edges: O); `inp` the edge's input channel."""
-
-    kind: str  # "node" | "neuron" | "direction" | "logit" | "edge" | "edge_neuron"
-    layer: str | None = None
-    channel: int | None = None
-    inp: int | None = None
-    position: tuple[int, int] | None = None  # None for a neuron means the centre unit
-    weights: tuple[tuple[int, float], ...] = field(default_factory=tuple)
-    class_index: int | None = None
-    negative: bool = False
-
-    def __str__(self) -> str:
-        sign = "-" if self.negative else ""
-        where = "" if self.position is None else f"{self.position[0]},{self.position[1]}"
-        if self.kind == "logit":
-            return f"{sign}logit:{self.class_index}"
-        if self.kind == "node":
-            return f"{sign}{self.layer}:{self.channel}"
-        if self.kind == "neuron":
-            return f"{sign}{self.layer}:{self.channel}:{where or 'neuron'}"
-        if self.kind == "edge":
-            return f"{sign}{self.layer}:{self.channel}<-{self.inp}"
-        if self.kind == "edge_neuron":
-            return f"{sign}{self.layer}:{self.channel}<-{self.inp}:{where or 'neuron'}"
-        return f"{sign}{self.layer}:dir(" + ",".join(f"{c}={w:g}" for c, w in self.weights) + ")"
-
-    @property
-    def is_edge(self) -> bool:
-        return self.kind in ("edge", "edge_neuron")
-
-    def negated(self) -> Objective:
-        return replace(self, negative=not self.negative)
-
-
-def _edge(text: str, match: re.Match, graph: Graph) -> Objective:
-    name, out, inp = match.group("layer"), int(match.group("out")), int(match.group("inp"))
-    if name not in graph:
-        raise ViscnnError(f"unknown layer {name!r} in edge {text!r}")
-    layer = graph[name]
-    if layer.kind != "conv":
-        raise ViscnnError(f"{name!r} in edge {text!r} is not a conv layer: it has no kernels")
-    if not 0 <= out < layer.out_channels:
-        raise ViscnnError(f"output channel {out} of edge {text!r} is out of range: layer {name} has {layer.out_channels}")
-    if not 0 <= inp < layer.in_channels:
-        raise ViscnnError(f"input channel {inp} of edge {text!r} is out of range: layer {name} has {layer.in_channels}")
-    group = out // layer.out_per_group
-    first, last = group * layer.in_per_group, (group + 1) * layer.in_per_group
-    if not first <= inp < last:
-        what = "depthwise" if layer.in_per_group == 1 else f"grouped ({layer.groups} groups)"
-        reads = f"input channel {first}" if last - first == 1 else f"input channels {first}-{last - 1}"
-        raise ViscnnError(f"edge {text!r} does not exist: layer {name} is {what}, so output channel {out} reads only "
-                          f"{reads} (try {name}:{out}<-{first})")
-    pos = match.group("pos")
-    if pos is None:
-        return Objective("edge", name, out, inp)
-    position = None if pos == "neuron" else (int(match.group("y")), int(match.group("x")))
-    return Objective("edge_neuron", name, out, inp, position)
-
-
-def parse_objective(text: str, graph: Graph, negative: bool = False, class_names: list[str] | None = None) -> Objective:
-    """An objective from its text (see the module docstring); unknown layers, channels and edges are errors."""
-    spec = text.strip()
-    if spec.startswith("-"):
-        spec, negative = spec[1:].strip(), not negative
-    if "<-" in spec:
-        match = _EDGE.fullmatch(spec)
-        if match is None:
-            raise ViscnnError(f"cannot read edge objective {text!r}: use LAYER:OUT<-IN or LAYER:OUT<-IN:neuron")
-        objective = _edge(text, match, graph)
-    else:
-        if spec == "loss":
-            raise ViscnnError("'loss' is not a render objective: use logit:K, class:NAME or a LAYER:C node")
-        target = parse_target(spec, graph, class_names)
-        objective = Objective(target.kind, target.layer, target.channel, None, target.position, target.weights,
-                              target.class_index)
-    return replace(objective, negative=negative)
+def check_objective(target: Target) -> Target:
+    """`target` itself when it can be rendered: every kind but the loss."""
+    if target.kind == "loss":
+        raise ViscnnError("'loss' is not a render objective: use logit:K, class:NAME or a LAYER:C node")
+    return target
 
 
 # --- evaluation -----------------------------------------------------------------------------------------
-def needed_layers(objectives: Sequence[Objective]) -> set[str]:
+def needed_layers(objectives: Sequence[Target]) -> set[str]:
     return {o.layer for o in objectives if o.layer is not None}
 
 
-def _unit(objective: Objective, maps: torch.Tensor) -> tuple[int, int]:
+def _unit(objective: Target, maps: torch.Tensor) -> tuple[int, int]:
     h, w = maps.shape[-2:]
     y, x = objective.position if objective.position is not None else (h // 2, w // 2)
     if not (0 <= y < h and 0 <= x < w):
@@ -141,12 +59,12 @@ def edge_maps(call: ConvCall, rows: torch.Tensor, outs: Sequence[int], inps: Seq
     return maps
 
 
-def evaluate(objectives: Sequence[Objective], calls: dict[str, ConvCall], output: torch.Tensor | None) -> torch.Tensor:
+def evaluate(objectives: Sequence[Target], calls: dict[str, ConvCall], output: torch.Tensor | None) -> torch.Tensor:
     """[B]: objective b's value on image b, from a forward pass's recorded calls and output."""
     values: list[torch.Tensor | None] = [None] * len(objectives)
     groups: dict[tuple[str, str | None], list[int]] = defaultdict(list)
     for b, objective in enumerate(objectives):
-        groups[(objective.kind, objective.layer)].append(b)
+        groups[(check_objective(objective).kind, objective.layer)].append(b)
     for (kind, layer), members in groups.items():
         items = [objectives[b] for b in members]
         rows = torch.tensor(members)
@@ -184,7 +102,7 @@ def deepest(graph: Graph, layers: set[str]) -> str | None:
     return max(layers, key=order.__getitem__) if layers else None
 
 
-def forward(module: nn.Module, graph: Graph, objectives: Sequence[Objective], x: torch.Tensor,
+def forward(module: nn.Module, graph: Graph, objectives: Sequence[Target], x: torch.Tensor,
             keep: set[str] | None = None, fold: Folds | None = None) -> tuple[torch.Tensor, dict[str, ConvCall]]:
     """Run `module` on normalised inputs `x` ([B, ...], image b for objective b) inside a recorder.
 

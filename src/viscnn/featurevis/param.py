@@ -9,6 +9,7 @@ ImageNet colour covariance, as in Lucid) and mapped back to RGB before a sigmoid
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -42,6 +43,9 @@ class FFTImage(nn.Module):
     Calling the module returns pixels [batch, channels, size, size]; `parameters()` is what to optimise.
     `generators` (one per image) seed the initial spectrum: small noise, so renders start from grey.
     """
+
+    scale: torch.Tensor  # buffers (registered in __init__)
+    colour: torch.Tensor
 
     def __init__(self, batch: int, channels: int, size: int | tuple[int, int], sd: float = 0.01,
                  decay_power: float = 1.0, decorrelate: bool = True, generators: Sequence[torch.Generator] | None = None,
@@ -81,9 +85,9 @@ class PixelImage(nn.Module):
 
 
 def image_param(batch: int, channels: int, size: int, kind: str = "fft", seeds: Sequence[int] | None = None,
-                device: str | torch.device = "cpu", **options: float) -> nn.Module:
+                device: str | torch.device = "cpu", **options: Any) -> nn.Module:
     """A parametrised batch of images: `kind` "fft" (default) or "pixel"; image k seeded by seeds[k]
-    (default 0, 1, ...)."""
+    (default 0, 1, ...). `options` go to the parametrisation (FFTImage: sd, decay_power, decorrelate; PixelImage: sd)."""
     generators = [torch.Generator().manual_seed(s) for s in (seeds if seeds is not None else range(batch))]
     if kind == "fft":
         return FFTImage(batch, channels, size, generators=generators, device=device, **options)

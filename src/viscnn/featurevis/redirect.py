@@ -1,6 +1,9 @@
 """Lucid's redirected ReLU gradient: a way for an image to wake units that are dead where it starts."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 import torch
 from torch.overrides import TorchFunctionMode
 
@@ -16,13 +19,13 @@ class _RedirectedClamp(torch.autograd.Function):
     ReLU is a sixth faster (no all-zero test)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, lo: float, hi: float | None) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, lo: float, hi: float | None) -> torch.Tensor:
         ctx.save_for_backward(x)
         ctx.lo, ctx.hi = lo, hi
         return x.clamp(lo, hi)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         (x,) = ctx.saved_tensors
         lo, hi = ctx.lo, ctx.hi
         # the true gradient in one fused op; the redirect (several more passes) only for images that need it
@@ -41,7 +44,8 @@ class _RedirectedClamp(torch.autograd.Function):
 class RedirectedReLU(TorchFunctionMode):
     """Inside this mode, relu / relu6 / hardtanh(0, hi) calls use `_RedirectedClamp` (never in place)."""
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
+    def __torch_function__(self, func: Callable[..., Any], types: Iterable[type], args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         name = op_name(func)
         if name in ("relu", "relu_", "relu6", "hardtanh", "hardtanh_") and args and args[0].requires_grad:

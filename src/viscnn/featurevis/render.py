@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from viscnn.errors import ViscnnError
-from viscnn.featurevis.objectives import Objective, deepest, forward
+from viscnn.featurevis.objectives import check_objective, deepest, forward
 from viscnn.featurevis.param import image_param
 from viscnn.featurevis.redirect import RedirectedReLU
 from viscnn.featurevis.transforms import (
@@ -46,6 +46,7 @@ from viscnn.featurevis.transforms import (
 from viscnn.graph import Graph
 from viscnn.graph.recorder import Folds, Recorder
 from viscnn.models.preprocess import Preprocess
+from viscnn.scoring.targets import Target
 
 _T = TypeVar("_T")
 
@@ -84,7 +85,7 @@ class RenderSettings:
 class RenderResult:
     """Renders (0-1 pixels, [N * copies, C, H, W], on the CPU) and the objectives' values on them."""
 
-    objectives: list[Objective]
+    objectives: list[Target]
     images: torch.Tensor
     values: torch.Tensor  # on the final images, untransformed
     initial_values: torch.Tensor  # on the starting images (grey noise)
@@ -161,7 +162,7 @@ def _one_thread(work: Callable[[], _T]) -> _T:
     return work()
 
 
-def image_seed(seed: int, objective: Objective, copy: int, stream: str) -> int:
+def image_seed(seed: int, objective: Target, copy: int, stream: str) -> int:
     """The seed of one image's `stream` ("start" noise or "transforms"), from what the image renders."""
     digest = hashlib.sha256(f"{seed}|{objective}|{copy}|{stream}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
@@ -177,7 +178,7 @@ def _diversity(maps: torch.Tensor, copies: int) -> torch.Tensor:
     return off_diagonal.sum() / max(1, copies * (copies - 1))
 
 
-def _render_batch(module: nn.Module, graph: Graph, preprocess: Preprocess, objectives: list[Objective],
+def _render_batch(module: nn.Module, graph: Graph, preprocess: Preprocess, objectives: list[Target],
                   copies: list[int], settings: RenderSettings, size: int, device: torch.device,
                   transforms: Sequence[Transform], fold: Folds, bar) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     channels = preprocess.channels
@@ -222,7 +223,7 @@ def _render_batch(module: nn.Module, graph: Graph, preprocess: Preprocess, objec
     return final.cpu(), values.cpu(), initial.cpu()
 
 
-def render(module: nn.Module, graph: Graph, preprocess: Preprocess, objectives: Sequence[Objective],
+def render(module: nn.Module, graph: Graph, preprocess: Preprocess, objectives: Sequence[Target],
            settings: RenderSettings | None = None, device: str | torch.device | None = None,
            transforms: Sequence[Transform] | None = None, progress: bool = False) -> RenderResult:
     """Render every objective (settings.copies images each), `pass_size` objectives per optimisation pass.
@@ -235,6 +236,8 @@ def render(module: nn.Module, graph: Graph, preprocess: Preprocess, objectives: 
     check_settings(settings)
     if not objectives:
         raise ViscnnError("nothing to render: give at least one objective")
+    for objective in objectives:
+        check_objective(objective)
     own = next((p.device for p in module.parameters()), torch.device("cpu"))
     device = torch.device(device) if device is not None else own
     if device.type != own.type:
@@ -275,7 +278,7 @@ def render(module: nn.Module, graph: Graph, preprocess: Preprocess, objectives: 
                         time.perf_counter() - start, settings, owners)
 
 
-def measure(module: nn.Module, graph: Graph, objective: Objective, x: torch.Tensor, batch: int = 32) -> torch.Tensor:
+def measure(module: nn.Module, graph: Graph, objective: Target, x: torch.Tensor, batch: int = 32) -> torch.Tensor:
     """One objective's value on each of a set of normalised images `x` [N, C, H, W] (no gradients)."""
     out = []
     with torch.no_grad():

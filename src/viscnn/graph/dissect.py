@@ -73,7 +73,8 @@ def iter_kernel_maps(x: torch.Tensor, weight: torch.Tensor, geometry: ConvGeomet
     x_padded = geometry.pad(x)
     out_per_group = weight.shape[0] // geometry.groups
     probe = F.conv2d(x_padded[:1, :1], weight[:1, :1], None, geometry.stride, 0, geometry.dilation)
-    step = chunk_size(x.shape[0], out_per_group, tuple(probe.shape[-2:]), max_bytes, x.element_size())
+    out_hw = (int(probe.shape[-2]), int(probe.shape[-1]))
+    step = chunk_size(x.shape[0], out_per_group, out_hw, max_bytes, x.element_size())
     for start in range(0, x.shape[1], step):
         stop = min(start + step, x.shape[1])
         yield start, stop, kernel_maps(x_padded, weight, geometry, start, stop)

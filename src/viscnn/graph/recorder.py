@@ -7,7 +7,7 @@ removes its bias too). A target inside the network stops the forward pass once i
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,11 @@ class ConvCall:
     bn_scale: torch.Tensor | None = None  # gamma / sqrt(running_var + eps) of the BN folded into the node
     bn_shift: torch.Tensor | None = None  # beta - running_mean * bn_scale: the BN is x * bn_scale + bn_shift
     version: int = 0  # the node map's version counter when recorded
+
+    def ready_map(self) -> torch.Tensor:
+        """The node map, which a pass that reached this layer's node (its BN, if any) has set."""
+        assert self.node_map is not None, f"the pass ended before the node map of {self.layer.name} was made"
+        return self.node_map
 
 
 class StopForward(Exception):
@@ -87,7 +92,8 @@ class Recorder(TorchFunctionMode):
         self.pending_bn: dict[int, ConvCall] = {}
         self.count = 0
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
+    def __torch_function__(self, func: Callable[..., Any], types: Iterable[type], args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         name = op_name(func)
         if name == "conv2d":

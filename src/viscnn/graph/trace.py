@@ -7,6 +7,7 @@ come from. Unknown ops that would hide a channel mixing stop the trace with an e
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +64,7 @@ class TraceResult:
     heads: list[Layer]
     outputs: list[tuple[str, np.ndarray]]
     captures: dict[str, Capture] = field(default_factory=dict)
+    unsupported: list[str] = field(default_factory=list)  # with survey=True: every op the trace could not follow
 
 
 class UnsupportedOp(ViscnnError):
@@ -81,13 +83,19 @@ def _set_meta(tensor: torch.Tensor, meta: _Meta | None) -> None:
         setattr(tensor, _META, meta)
 
 
+def _hw(tensor: torch.Tensor) -> tuple[int, int]:
+    return int(tensor.shape[-2]), int(tensor.shape[-1])
+
+
 def _trackable(value: Any) -> bool:
     return isinstance(value, torch.Tensor) and value.is_floating_point() and value.dim() >= 2
 
 
 class _Tracer(TorchFunctionMode):
-    def __init__(self, model: nn.Module, capture: bool) -> None:
+    def __init__(self, model: nn.Module, capture: bool, survey: bool = False) -> None:
         super().__init__()
+        self.survey = survey
+        self.unsupported_ops: list[str] = []
         self.param_names = {id(p): n for n, p in model.named_parameters()}
         self.module_types = dict(model.named_modules())
         self.stack: list[str] = []
@@ -129,12 +137,22 @@ class _Tracer(TorchFunctionMode):
         return self.unique_name(base), weight_name
 
     # --- the mode ----------------------------------------------------------------------------------
-    def __torch_function__(self, func, types, args=(), kwargs=None):
+    def __torch_function__(self, func: Callable[..., Any], types: Iterable[type], args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
-        metas_before = [(t, _meta(t)) for t in tree_flatten((args, kwargs))[0] if _meta(t) is not None]
+        metas_before = [(t, meta) for t in tree_flatten((args, kwargs))[0] if (meta := _meta(t)) is not None]
         out = func(*args, **kwargs)
         if metas_before:
-            self.follow(func, args, kwargs, out, metas_before)
+            try:
+                self.follow(func, args, kwargs, out, metas_before)
+            except UnsupportedOp as exc:
+                if not self.survey:
+                    raise
+                # note it and go on with the op's output untracked: later ops that can be followed still are
+                self.unsupported_ops.append(str(exc))
+                for tensor in tree_flatten(out)[0]:
+                    if isinstance(tensor, torch.Tensor):
+                        _set_meta(tensor, None)
         return out
 
     def follow(self, func: Any, args: tuple, kwargs: dict, out: Any, tracked: list[tuple[torch.Tensor, _Meta]]) -> None:
@@ -160,7 +178,7 @@ class _Tracer(TorchFunctionMode):
             self.on_window_pool(name, args, kwargs, outputs, tracked)
         elif name in ops.ADAPTIVE_POOLS:
             first = tracked[0][0]
-            rf = receptive.through_adaptive_pool(tracked[0][1].rf, tuple(first.shape[-2:]), tuple(outputs[0].shape[-2:]))
+            rf = receptive.through_adaptive_pool(tracked[0][1].rf, _hw(first), _hw(outputs[0]))
             _set_meta(outputs[0], _Meta(tracked[0][1].prov, rf))
         elif name in ("interpolate", "upsample", "upsample_bilinear", "upsample_nearest"):
             self.on_resize(args, kwargs, outputs[0], tracked)
@@ -190,7 +208,8 @@ class _Tracer(TorchFunctionMode):
         pad = meta.pad
         zero_pad = pad is not None and pad.mode == "constant" and pad.value == 0
         other_pad = pad is not None and pad.mode != "constant" and padding == (0, 0, 0, 0)
-        if zero_pad or other_pad:  # a non-zero constant pad stays a separate op (replay uses the padded input)
+        # a non-zero constant pad stays a separate op (replay uses the padded input)
+        if pad is not None and (zero_pad or other_pad):
             # fold the F.pad that produced the conv's input (TF 'same' padding, reflect padding_mode...)
             padding = (padding[0] + pad.top, padding[1] + pad.bottom, padding[2] + pad.left, padding[3] + pad.right)
             padding_mode = "zeros" if pad.mode == "constant" else pad.mode
@@ -218,6 +237,8 @@ class _Tracer(TorchFunctionMode):
             raise self.unsupported(func, x, "a linear layer over a map's channels (channels-last MLP) is not a "
                                             "kernel graph; only a linear head on flattened features is")
         meta = _meta(x)
+        if meta is None:  # only the weight or bias comes from the image: channels mixed in an unknown way
+            raise self.unsupported(func, x, "a linear layer whose input does not come from the image")
         name, weight_name = self.layer_name(weight, "linear")
         head = Layer(name=name, kind="linear", index=len(self.heads), out_channels=int(weight.shape[0]),
                      in_channels=int(weight.shape[1]), bias=call.get("bias") is not None, module=self.where(),
@@ -253,7 +274,7 @@ class _Tracer(TorchFunctionMode):
         call = ops.bind(args, kwargs, ops.SIGNATURES["upsample"])
         x, meta = tracked[0]
         smooth = (call.get("mode") or "nearest") not in ("nearest", "nearest-exact")
-        rf = receptive.through_resize(meta.rf, tuple(x.shape[-2:]), tuple(out.shape[-2:]), smooth)
+        rf = receptive.through_resize(meta.rf, _hw(x), _hw(out), smooth)
         _set_meta(out, _Meta(meta.prov, rf))
 
     def on_same_data(self, func: Any, outputs: list, tracked: list) -> None:
@@ -309,8 +330,9 @@ class _Tracer(TorchFunctionMode):
                     return torch.full(value.shape, -1, dtype=torch.int64)
                 meta = _meta(value)
                 kept = meta.exact.get(layer, []) if meta and meta.exact else []
-                if k < len(kept) and kept[k] is not None and kept[k].shape == value.shape:
-                    return kept[k]
+                exact_ids = kept[k] if k < len(kept) else None
+                if exact_ids is not None and exact_ids.shape == value.shape:
+                    return exact_ids
                 arrays = meta.prov.get(layer, []) if meta else []
                 array = arrays[k] if k < len(arrays) else np.full(value.shape[1], -1)
                 return provenance.lift(array, value.shape)
@@ -335,9 +357,13 @@ class _Tracer(TorchFunctionMode):
             _set_meta(tensor, _Meta(prov, rf if same_space else receptive.whole_image(), exact=keep))
 
 
-def trace(model: nn.Module, example: torch.Tensor, capture: bool = False) -> TraceResult:
-    """Run `model` on `example` once, following every op, and return its conv layers in call order."""
-    tracer = _Tracer(model, capture)
+def trace(model: nn.Module, example: torch.Tensor, capture: bool = False, *, survey: bool = False) -> TraceResult:
+    """Run `model` on `example` once, following every op, and return its conv layers in call order.
+
+    An op the trace cannot follow raises UnsupportedOp; with `survey`, it is listed in the result's
+    `unsupported` instead and the trace goes on (the graph is then incomplete: for `viscnn check` only).
+    """
+    tracer = _Tracer(model, capture, survey)
     handles = []
     for name, module in model.named_modules():
         handles.append(module.register_forward_pre_hook(lambda _m, _a, name=name: tracer.enter(name)))
@@ -360,4 +386,4 @@ def trace(model: nn.Module, example: torch.Tensor, capture: bool = False) -> Tra
         meta = _meta(tensor)
         if meta is not None:
             outputs.extend((src, a) for src, arrays in meta.prov.items() for a in arrays)
-    return TraceResult(tracer.layers, tracer.heads, outputs, tracer.captures)
+    return TraceResult(tracer.layers, tracer.heads, outputs, tracer.captures, tracer.unsupported_ops)

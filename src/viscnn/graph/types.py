@@ -32,6 +32,40 @@ class Edge:
     def __str__(self) -> str:
         return f"{self.layer}:{self.out}<-{self.inp}"
 
+    @property
+    def node(self) -> Node:
+        """The filter this kernel feeds."""
+        return Node(self.layer, self.out)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One unit of node `channel`'s map of conv `layer`: row `y`, column `x`.
+
+    `y` and `x` are None together when the position is left open: `viscnn composition` then takes the
+    unit where the channel's map peaks on its image.
+    """
+
+    layer: str
+    channel: int
+    y: int | None = None
+    x: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.y is None) != (self.x is None):
+            raise ValueError(f"unit {self.layer}:{self.channel} needs both y and x, or neither")
+
+    def __str__(self) -> str:
+        return f"{self.layer}:{self.channel}" + ("" if self.y is None else f":{self.y},{self.x}")
+
+    @property
+    def node(self) -> Node:
+        return Node(self.layer, self.channel)
+
+    @property
+    def position(self) -> tuple[int, int] | None:
+        return None if self.y is None or self.x is None else (self.y, self.x)
+
 
 @dataclass(frozen=True)
 class ReceptiveField:

@@ -149,7 +149,7 @@ def node_grid(examples: LayerExamples, rf: ReceptiveField | None, channel: int, 
         for r, patch in enumerate(patches):
             array = (np.clip(patch, 0, 1) * 255).round().astype(np.uint8)
             tile = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
-            resample = Image.NEAREST if scale >= 1 else Image.BILINEAR
+            resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.BILINEAR
             tile = mark_unit(tile.convert("RGB").resize(size, resample), rf, (h, w))
             x0 = label_w + r * (size[0] + 4)
             body.paste(tile, (x0, y0))
@@ -183,7 +183,7 @@ def layer_sheet(examples: LayerExamples, rf: ReceptiveField | None, pixels: Pixe
         window = patch_window(rf, int(top.ys[channel, 0]), int(top.xs[channel, 0]), image_hw)
         patch = (np.clip(cut(pixels[int(top.images[channel, 0])], window), 0, 1) * 255).round().astype(np.uint8)
         tile = Image.fromarray(patch[:, :, 0] if patch.shape[2] == 1 else patch).convert("RGB")
-        tile = tile.resize((cell, cell), Image.NEAREST if tile.width <= cell else Image.BILINEAR)
+        tile = tile.resize((cell, cell), Image.Resampling.NEAREST if tile.width <= cell else Image.Resampling.BILINEAR)
         tiles[k, :cell] = np.asarray(mark_unit(tile, rf, patch.shape[:2]))
     columns = max(1, min(len(chosen), int(math.ceil(math.sqrt(len(chosen) * (cell + label) / cell)))))
     body = Image.fromarray(draw.tile(tiles, columns, gap=3, gap_colour=draw.BACKGROUND))

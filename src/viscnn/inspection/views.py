@@ -171,10 +171,11 @@ def cached_kernel_grid(store: Store, loaded: LoadedModel, graph: Graph, layer: s
 
 
 def _ranges(values: np.ndarray) -> str:
-    values = sorted({int(v) for v in values})
-    parts, start = [], values[0]
-    for prev, cur in zip(values, values[1:] + [None]):
-        if cur != (prev + 1 if prev is not None else None):
+    ordered = sorted({int(v) for v in values})
+    parts: list[str] = []
+    start: int | None = ordered[0]
+    for prev, cur in zip(ordered, [*ordered[1:], None]):
+        if cur != prev + 1:
             parts.append(str(start) if start == prev else f"{start}-{prev}")
             start = cur
     return ",".join(parts)
@@ -291,7 +292,7 @@ def draw_box(pixels: np.ndarray | Image.Image, box: tuple[float, float, float, f
     """The image (0-1 [H, W, C] array or PIL) enlarged `zoom` times with `box` outlined."""
     image = pixels if isinstance(pixels, Image.Image) else Image.fromarray(
         (np.clip(pixels, 0, 1) * 255).round().astype(np.uint8).squeeze())
-    image = image.convert("RGB").resize((image.width * zoom, image.height * zoom), Image.NEAREST)
+    image = image.convert("RGB").resize((image.width * zoom, image.height * zoom), Image.Resampling.NEAREST)
     top, left, bottom, right = (v * zoom for v in box)
     ImageDraw.Draw(image).rectangle([left, top, right - 1, bottom - 1], outline=colour, width=max(1, zoom))
     return image

@@ -111,7 +111,7 @@ def _forward(model: nn.Module, graph: Graph, x: torch.Tensor, copy: bool) -> tup
         shape = list(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
         raise ViscnnError(f"class-wise scores need a classifier's logits [N, classes]; the model returned {shape} "
                           "(the weights and grid projections need no classes)")
-    maps = [recorder.calls[layer.name].node_map for layer in graph.conv_layers]
+    maps = [recorder.calls[layer.name].ready_map() for layer in graph.conv_layers]
     return output, maps, recorder.overwritten()
 
 
@@ -134,6 +134,7 @@ def classwise_scores(model: nn.Module, graph: Graph, batches: Iterable[Batch], m
         raise ViscnnError(f"unknown option unlabelled={unlabelled!r}: use skip or predict")
     if mode == "logit" and not classes:
         raise ViscnnError("class-wise scores by logit need the class indices to score")
+    logits = list(classes or [])  # the classes scored in logit mode
     start = time.perf_counter()
     layers = [layer.name for layer in graph.conv_layers]
     sums: list[torch.Tensor] | None = None
@@ -152,9 +153,9 @@ def classwise_scores(model: nn.Module, graph: Graph, batches: Iterable[Batch], m
         if mode == "loss":
             batch_sums, batch_counts = _loss_batch(output, maps, labels.to(device), criterion, unlabelled)
         else:
-            batch_sums = _logit_batch(output, maps, list(classes), criterion, max_bytes)
-            batch_counts = torch.full((len(classes),), x.shape[0], dtype=torch.int64)
-        if sums is None:
+            batch_sums = _logit_batch(output, maps, logits, criterion, max_bytes)
+            batch_counts = torch.full((len(logits),), x.shape[0], dtype=torch.int64)
+        if sums is None or counts is None:
             sums, counts = batch_sums, batch_counts
         else:
             sums = [a + b for a, b in zip(sums, batch_sums)]
@@ -170,11 +171,11 @@ def classwise_scores(model: nn.Module, graph: Graph, batches: Iterable[Batch], m
             raise ViscnnError("no image has a label: use unlabelled='predict' to score each by its top-1 class")
         chosen = present.tolist()
     else:
-        chosen = list(range(len(classes)))
+        chosen = list(range(len(logits)))
     denominator = counts[chosen].clamp(min=1).double()
     nodes = {name: (s[chosen].double() / denominator[:, None]).T.float().contiguous().cpu()
              for name, s in zip(layers, sums)}
-    class_ids = chosen if mode == "loss" else list(classes)
+    class_ids = chosen if mode == "loss" else logits
     return ClassScores([int(c) for c in class_ids], counts[chosen].tolist(), nodes, mode, criterion,
                        time.perf_counter() - start, {"images": n_images, "outputs": int(n_outputs)})
 

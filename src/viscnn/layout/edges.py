@@ -43,8 +43,11 @@ def layer_edges(graph: Graph, name: str, weights: np.ndarray | None = None, min_
         keep = (src_channel >= 0) & (flat > min_weight)
         if not keep.any():
             continue
-        parts = (out_index[keep], src_channel[keep].astype(np.int64), flat[keep])
+        out: np.ndarray = out_index[keep]
+        src: np.ndarray = src_channel[keep].astype(np.int64)
+        w: np.ndarray = flat[keep]
         if source in by_source:  # one layer listed twice (a channel slice and another): merge
-            parts = tuple(np.concatenate([a, b]) for a, b in zip(by_source[source], parts))
-        by_source[source] = parts
+            old_out, old_src, old_w = by_source[source]
+            out, src, w = np.concatenate([old_out, out]), np.concatenate([old_src, src]), np.concatenate([old_w, w])
+        by_source[source] = (out, src, w)
     return LayerEdges(name, by_source)

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal, TypedDict
 
 import numpy as np
 
@@ -18,6 +19,15 @@ from viscnn.layout.edges import layer_edges
 from viscnn.layout.placement import Layout
 
 Vectors = Callable[[str], np.ndarray]
+
+
+class LayerTrust(TypedDict, total=False):
+    """One layer's trustworthiness: of the layout, a random placement, the projection (when given); its node count."""
+
+    layout: float
+    random: float | None
+    projection: float | None
+    nodes: int
 
 
 def _edge_sums(layout: Layout, graph: Graph, name: str, weights: np.ndarray | None,
@@ -70,7 +80,7 @@ def trustworthiness(layout: Layout, vectors: Vectors, projections: dict[str, np.
     """Node-weighted mean trustworthiness over the conv layers big enough for k: of the projection
     (before smoothing, when given), of the layout, and of a random placement; plus per-layer values."""
     rng = np.random.default_rng(seed)
-    rows = {}
+    rows: dict[str, LayerTrust] = {}
     for name, layer in layout.layers.items():
         if name == INPUT:
             continue
@@ -78,9 +88,10 @@ def trustworthiness(layout: Layout, vectors: Vectors, projections: dict[str, np.
             high = vectors(name)
         except KeyError:
             continue
-        row = {"layout": trust(high, layer.positions, k)}
-        if row["layout"] is None:
+        ours = trust(high, layer.positions, k)
+        if ours is None:
             continue
+        row: LayerTrust = {"layout": ours}
         row["random"] = trust(high, layer.positions[rng.permutation(len(layer.positions))], k)
         if projections and name in projections:
             row["projection"] = trust(high, projections[name], k)
@@ -88,9 +99,9 @@ def trustworthiness(layout: Layout, vectors: Vectors, projections: dict[str, np.
         rows[name] = row
     total = sum(r["nodes"] for r in rows.values())
 
-    def mean(key: str) -> float | None:
-        have = [r for r in rows.values() if r.get(key) is not None]
-        return sum(r[key] * r["nodes"] for r in have) / sum(r["nodes"] for r in have) if have else None
+    def mean(key: Literal["layout", "random", "projection"]) -> float | None:
+        have = [(value, r["nodes"]) for r in rows.values() if (value := r.get(key)) is not None]
+        return sum(value * nodes for value, nodes in have) / sum(nodes for _, nodes in have) if have else None
 
     return {"k": k, "layout": mean("layout"), "random": mean("random"), "projection": mean("projection"),
             "nodes": total, "layers": rows}

@@ -41,7 +41,7 @@ def layer_activations(model: nn.Module, graph: Graph, layer: str, images: torch.
     for begin in range(0, len(images), batch_size):
         recorder = Recorder(graph, stop_at=layer, keep={layer})
         recorder.run(model, images[begin:begin + batch_size].to(device))
-        rows.append(recorder.calls[layer].node_map.mean(dim=(2, 3)).float().cpu())
+        rows.append(recorder.calls[layer].ready_map().mean(dim=(2, 3)).float().cpu())
     return torch.cat(rows)
 
 

@@ -12,6 +12,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # EfficientNet-Lite was trained with TF's (x - 127) / 128 on 0-255 pixels.
 TF_MEAN = (0.498, 0.498, 0.498)
 TF_STD = (0.502, 0.502, 0.502)
+INTERPOLATIONS = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
+                  "bicubic": Image.Resampling.BICUBIC,
+                  "lanczos": Image.Resampling.LANCZOS, "box": Image.Resampling.BOX, "hamming": Image.Resampling.HAMMING}
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,11 @@ class Preprocess:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     channels: int = 3
+    interpolation: str = "bicubic"  # how images are resized (as the model's library evaluates it)
+
+    def __post_init__(self) -> None:
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"unknown interpolation {self.interpolation!r}: use one of {', '.join(INTERPOLATIONS)}")
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -32,15 +40,15 @@ class Preprocess:
         """A PIL image -> float tensor [C, size, size] of 0-1 pixels (not yet normalised)."""
         image = image.convert("L" if self.channels == 1 else "RGB")
         if self.resize:
-            # shorter side to `resize` (bicubic, as the ImageNet models were evaluated), then centre crop
+            # shorter side to `resize` (as the model's library evaluates it), then centre crop
             w, h = image.size
             scale = self.resize / min(w, h)
             w, h = max(self.size, round(w * scale)), max(self.size, round(h * scale))
-            image = image.resize((w, h), Image.BICUBIC)
+            image = image.resize((w, h), INTERPOLATIONS[self.interpolation])
             left, top = (w - self.size) // 2, (h - self.size) // 2
             image = image.crop((left, top, left + self.size, top + self.size))
         elif image.size != (self.size, self.size):
-            image = image.resize((self.size, self.size), Image.BICUBIC)
+            image = image.resize((self.size, self.size), INTERPOLATIONS[self.interpolation])
         array = np.asarray(image, dtype=np.float32) / 255.0
         if array.ndim == 2:
             array = array[:, :, None]

@@ -13,7 +13,9 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,6 +31,10 @@ from viscnn.layout.placement import Layout
 from viscnn.layout.projection import project
 from viscnn.layout.vectors import featurevis_vectors, weight_vectors
 from viscnn.models import LoadedModel
+
+if TYPE_CHECKING:
+    from viscnn.scoring.query import QueryResult
+    from viscnn.scoring.scores import Scores
 
 VERSION = 1  # bump when a step's computation changes: old store entries are then ignored
 PROJECTIONS = ("umap", "mds", "weights", "grid", "featurevis")
@@ -130,7 +136,7 @@ class Preparer:
                         "featurevis": 0.01 * self.settings.render_steps}[self.settings.projection]
             for layer in self.graph.conv_layers:
                 steps.append(Step(f"projection {layer.name}", "projection", self.projection_key(layer.name),
-                                  1.0 + per_node * layer.out_channels, lambda name=layer.name: self._projection(name)))
+                                  1.0 + per_node * layer.out_channels, partial(self._projection, layer.name)))
         steps.append(Step("layout", "layout", self.layout_key(), 0.2 * len(self.graph.conv_layers), self._layout))
         if self.settings.examples > 0:
             steps.append(Step("examples", "examples", "", 1.0 * n, self._examples, self._examples_done))
@@ -168,11 +174,14 @@ class Preparer:
         return manifest
 
     # --- overall scores --------------------------------------------------------------------------------
-    def _score(self):  # -> QueryResult (from the store when cached)
+    def _score(self) -> QueryResult:  # from the store when cached
+        from viscnn.scoring.expression import parse_expression
         from viscnn.scoring.query import score_sets
+        from viscnn.scoring.targets import Target
 
-        return score_sets(self.loaded, self.graph, {"overall": self.images}, "overall", "loss", ["taylor"], True,
-                          self.store, self.settings.batch_size, self.settings.device)
+        return score_sets(self.loaded, self.graph, {"overall": self.images}, parse_expression("overall"), Target("loss"),
+                          criteria=["taylor"], store=self.store, batch_size=self.settings.batch_size,
+                          device=self.settings.device)
 
     def _scores_done(self) -> bool:
         from viscnn.scoring.query import KIND, score_key
@@ -182,7 +191,7 @@ class Preparer:
     def _scores(self) -> None:
         self._memo["scores"] = self._score().scores["taylor"]
 
-    def overall(self):  # -> Scores
+    def overall(self) -> Scores:
         if "scores" not in self._memo:
             self._memo["scores"] = self._score().scores["taylor"]  # from the store when cached
         return self._memo["scores"]
@@ -257,7 +266,7 @@ class Preparer:
         return Layout.from_json(json.loads(data))
 
     # --- dataset examples and renders ------------------------------------------------------------------
-    def _examples_module(self):  # -> module | None
+    def _examples_module(self) -> ModuleType | None:
         try:
             from viscnn.inspection import examples
         except ImportError:
@@ -286,11 +295,11 @@ class Preparer:
         """(settings, objectives, cache parts) of the renders of `nodes`: the parts `viscnn visualize` and the
         server use, so what is rendered here is what they serve."""
         from viscnn.featurevis.keys import render_parts, render_setup
-        from viscnn.featurevis.objectives import parse_objective
         from viscnn.featurevis.render import RenderSettings
+        from viscnn.scoring.targets import Target
 
         settings = RenderSettings(steps=self.settings.render_steps, seed=self.settings.seed)
-        objectives = [parse_objective(f"{layer}:{channel}", self.graph) for layer, channel in nodes]
+        objectives = [Target("node", layer, channel) for layer, channel in nodes]
         setup = render_setup(self.loaded, settings, fingerprint=self.fingerprint)
         return settings, objectives, [render_parts(setup, o) for o in objectives]
 
@@ -319,7 +328,11 @@ class Preparer:
             for j, k in enumerate(chunk):
                 image = result.images[j].permute(1, 2, 0).numpy()
                 meta = render_meta(objectives[k], [float(result.values[j])], float(result.initial_values[j]), settings)
-                cached_image(self.store, KIND, parts[k], lambda image=image, meta=meta: (image, meta))
+
+                def computed(image: np.ndarray = image, meta: dict[str, Any] = meta) -> tuple[np.ndarray, dict[str, Any]]:
+                    return image, meta
+
+                cached_image(self.store, KIND, parts[k], computed)
 
     def renders(self, layer: str) -> torch.Tensor:
         """[C, channels, H, W]: every node's render of `layer` as model input (rendered first where missing)."""

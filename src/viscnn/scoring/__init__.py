@@ -2,6 +2,6 @@
 from viscnn.scoring.criteria import CRITERIA
 from viscnn.scoring.engine import score_batches
 from viscnn.scoring.scores import Scores
-from viscnn.scoring.targets import Target, parse_target
+from viscnn.scoring.targets import Target, check_scorable, parse_target
 
-__all__ = ["CRITERIA", "Scores", "Target", "parse_target", "score_batches"]
+__all__ = ["CRITERIA", "Scores", "Target", "check_scorable", "parse_target", "score_batches"]

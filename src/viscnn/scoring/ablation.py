@@ -14,7 +14,7 @@ from torch import nn
 
 from viscnn.errors import ViscnnError
 from viscnn.graph import Edge, Graph, Node
-from viscnn.graph.recorder import ConvCall, Recorder
+from viscnn.graph.recorder import ConvCall, ConvEdit, NodeEdit, Recorder
 from viscnn.scoring.targets import Target
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -24,12 +24,12 @@ def _target_values(model: nn.Module, graph: Graph, x: torch.Tensor, labels: torc
                    recorder: Recorder) -> torch.Tensor:
     with torch.no_grad():
         output = recorder.run(model, x)
-    if target.inside:
-        return target.from_map(recorder.calls[target.layer].node_map)
+    if target.layer is not None:  # inside
+        return target.from_map(recorder.calls[target.layer].ready_map())
     return target.from_output(output, labels)
 
 
-def _remove_node(node: Node):
+def _remove_node(node: Node) -> NodeEdit:
     def edit(layer: str, node_map: torch.Tensor) -> torch.Tensor:
         if layer != node.layer:
             return node_map
@@ -39,7 +39,7 @@ def _remove_node(node: Node):
     return edit
 
 
-def _remove_edge(graph: Graph, edge: Edge):
+def _remove_edge(graph: Graph, edge: Edge) -> ConvEdit:
     out, local = graph.kernel_index(edge)
 
     def edit(call: ConvCall) -> torch.Tensor:

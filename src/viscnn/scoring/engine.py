@@ -54,7 +54,7 @@ class Sums:
 
 def scored_layers(graph: Graph, target: Target) -> list[str]:
     """The conv layers a target depends on (all of them for loss and logits), in call order."""
-    if not target.inside:
+    if target.layer is None:  # not inside
         return [layer.name for layer in graph.conv_layers]
     return [name for name in graph.upstream(target.layer) if graph[name].kind == "conv"] + [target.layer]
 
@@ -101,26 +101,27 @@ def accumulate(model: nn.Module, graph: Graph, batches: Iterable[Batch], target:
         node_grads: dict[str, torch.Tensor | None] = {}
         out_grads: dict[str, torch.Tensor | None] = {}
         if needs_grad:
-            if target.inside:
-                values = target.from_map(calls[target.layer].node_map)
+            if target.layer is not None:  # inside
+                values = target.from_map(calls[target.layer].ready_map())
             else:
                 values = target.from_output(output, labels)
             if not torch.isfinite(values).all():
                 raise ViscnnError(f"target {target} is not finite on these images")
-            wanted = [calls[n].node_map for n in layers] + [calls[n].output for n in layers]
+            wanted = [calls[n].ready_map() for n in layers] + [calls[n].output for n in layers]
             grads = torch.autograd.grad(values.sum(), wanted, allow_unused=True)
             node_grads = dict(zip(layers, grads[: len(layers)]))
             out_grads = dict(zip(layers, grads[len(layers):]))
         with torch.no_grad():
             for name in layers:
                 call = calls[name]
-                node_map = call.node_map.detach()
+                node_map = call.ready_map().detach()
                 grad = node_grads.get(name)
                 if needs_grad and grad is None:  # the layer does not reach the target
                     grad = torch.zeros_like(node_map)
                 for criterion, value in node_sums(set(image_criteria), node_map, grad).items():
                     sums.add(sums.nodes, criterion, name, value)
                 if keep_spatial:
+                    assert grad is not None  # keep_spatial is for taylor_signed, which needs the gradient
                     out_grad = out_grads.get(name)
                     sums.add(sums.nodes, baseline_sums.MAP, name, node_map.sum(0))
                     sums.add(sums.nodes, baseline_sums.GRAD, name, grad.sum(0))
@@ -154,7 +155,7 @@ def reference_maps(model: nn.Module, graph: Graph, image: torch.Tensor, device: 
     recorder = Recorder(graph)
     with torch.no_grad(), recorder:
         model(image[None].to(device))
-    return baseline_sums.Reference({n: c.node_map[0] for n, c in recorder.calls.items()},
+    return baseline_sums.Reference({n: c.ready_map()[0] for n, c in recorder.calls.items()},
                                    {n: c.input[0] for n, c in recorder.calls.items()})
 
 
@@ -191,13 +192,15 @@ def score_batches(model: nn.Module, graph: Graph, batches: Iterable[Batch], targ
     and the sums are all-reduced here.
     """
     start = time.perf_counter()
-    is_image = isinstance(baseline, torch.Tensor)
-    if not is_image and baseline not in ("zero", "mean"):
+    if isinstance(baseline, torch.Tensor):
+        image, mode = baseline, "image"
+    elif baseline in ("zero", "mean"):
+        image, mode = None, baseline
+    else:
         raise ViscnnError(f"unknown baseline {baseline!r}: use zero, mean or a reference image")
-    sums = accumulate(model, graph, batches, target, criteria, edges, device, max_bytes,
-                      baseline="image" if is_image else baseline)
+    sums = accumulate(model, graph, batches, target, criteria, edges, device, max_bytes, baseline=mode)
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         sums.all_reduce()
-    if (is_image or baseline == "mean") and sums.count:
-        apply_baseline(sums, reference_maps(model, graph, baseline, device) if is_image else None)
+    if mode != "zero" and sums.count:
+        apply_baseline(sums, reference_maps(model, graph, image, device) if image is not None else None)
     return to_scores(sums, graph, target, criteria, images, model_id, time.perf_counter() - start)

@@ -19,9 +19,9 @@ from viscnn.graph import Graph
 from viscnn.models import LoadedModel
 from viscnn.scoring.criteria import CRITERIA
 from viscnn.scoring.engine import score_batches
-from viscnn.scoring.expression import parse_expression
+from viscnn.scoring.expression import Expression
 from viscnn.scoring.scores import Scores
-from viscnn.scoring.targets import Target, parse_target
+from viscnn.scoring.targets import Target, check_scorable
 from viscnn.store import Store
 
 KIND = "scores"
@@ -51,27 +51,30 @@ def _is_writer() -> bool:
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
-def score_sets(loaded: LoadedModel, graph: Graph, image_sets: dict[str, ImageSet], expression: str,
-               target: str = "loss", criteria: Sequence[str] = ("taylor",), edges: bool = True, store=None,
+def score_sets(loaded: LoadedModel, graph: Graph, image_sets: dict[str, ImageSet], expression: Expression,
+               target: Target, *, criteria: Sequence[str] = ("taylor",), edges: bool = True, store=None,
                batch_size: int = 32, device: str | torch.device = "cpu", clip: bool = False,
                progress: Callable[[Iterable, str, int], Iterable] | None = None,
                baseline: str = "zero") -> QueryResult:
-    """Score `expression` (e.g. 'tiger - overall') over the named image sets.
+    """Score a parsed image-set `expression` (e.g. of 'tiger - overall') over the named image sets.
 
-    `store` (a viscnn.store.Store) caches each set's scores. `progress(batches, set_name, n_images)`
-    wraps the batch iterator (e.g. in tqdm) when given. `baseline` (signed Taylor): "zero", "mean" or
-    the path of a reference image.
+    `expression` and `target` are parsed once where the query comes in (`parse_expression` against
+    `image_sets`, `parse_target` against `graph`). `store` (a viscnn.store.Store) caches each set's
+    scores. `progress(batches, set_name, n_images)` wraps the batch iterator (e.g. in tqdm) when given.
+    `baseline` (signed Taylor): "zero", "mean" or the path of a reference image.
     """
+    check_scorable(target)
+    unknown = [name for name in expression.terms if name not in image_sets]
+    if unknown:
+        raise ViscnnError(f"image set {unknown[0]!r} of {str(expression)!r} is not one of the sets given")
     reference, baseline_id = _baseline(baseline, loaded)
     start = time.perf_counter()
-    parsed = parse_expression(expression, list(image_sets))
-    the_target = parse_target(target, graph, loaded.class_names)
     fingerprint = loaded.fingerprint()
     per_set: dict[str, dict[str, Scores]] = {}
     result = QueryResult({})
-    for name in parsed.terms:
+    for name in expression.terms:
         image_set = image_sets[name]
-        keys = {c: score_key(fingerprint, image_set, the_target, c, edges=edges, baseline=baseline_id)
+        keys = {c: score_key(fingerprint, image_set, target, c, edges=edges, baseline=baseline_id)
                 for c in criteria} if store else {}
         cached = {c: Scores.load(p) for c, key in keys.items() if (p := store.get_path(KIND, key)) is not None}
         missing = [c for c in criteria if c not in cached]
@@ -80,7 +83,7 @@ def score_sets(loaded: LoadedModel, graph: Graph, image_sets: dict[str, ImageSet
             batches = share.batches(loaded.preprocess, batch_size)
             if progress is not None:
                 batches = progress(batches, name, len(share))
-            fresh = score_batches(loaded.module, graph, batches, the_target, missing, edges, images=name,
+            fresh = score_batches(loaded.module, graph, batches, target, missing, edges, images=name,
                                   device=device, model_id=fingerprint, baseline=reference)
             if store is not None and _is_writer():
                 for c, scores in fresh.items():
@@ -91,9 +94,9 @@ def score_sets(loaded: LoadedModel, graph: Graph, image_sets: dict[str, ImageSet
             result.cached.append(name)
         per_set[name] = cached
     for criterion in criteria:
-        combined = parsed.combine({name: per_set[name][criterion] for name in parsed.terms})
-        combined.images = str(parsed)
-        combined.n_images = sum(per_set[name][criterion].n_images for name in parsed.terms)
+        combined = expression.combine({name: per_set[name][criterion] for name in expression.terms})
+        combined.images = str(expression)
+        combined.n_images = sum(per_set[name][criterion].n_images for name in expression.terms)
         result.scores[criterion] = combined.clip() if clip else combined
     result.seconds = time.perf_counter() - start
     return result
@@ -118,7 +121,6 @@ def _baseline(baseline: str, loaded: LoadedModel) -> tuple[str | torch.Tensor, s
         raise ViscnnError(f"baseline {baseline!r} must be one image, not {len(image_set)}")
     x, _ = next(iter(image_set.batches(loaded.preprocess, 1)))
     return x[0], f"image:{image_set.hash()}"
-
 
 
 __all__ = ["CRITERIA", "QueryResult", "score_key", "score_sets"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal, overload
 
 import torch
 
@@ -66,8 +67,16 @@ class Scores:
         out_pg, in_pg = values.shape[0] // self.groups.get(edge.layer, 1), values.shape[1]
         return float(values[edge.out, edge.inp - (edge.out // out_pg) * in_pg])
 
+    @overload
+    def top(self, k: int = ..., kind: Literal["nodes"] = ..., absolute: bool = ...,
+            layers: list[str] | None = ...) -> list[tuple[Node, float]]: ...
+
+    @overload
+    def top(self, k: int, kind: Literal["edges"], absolute: bool = ...,
+            layers: list[str] | None = ...) -> list[tuple[Edge, float]]: ...
+
     def top(self, k: int = 10, kind: str = "nodes", absolute: bool = False,
-            layers: list[str] | None = None) -> list[tuple[Node | Edge, float]]:
+            layers: list[str] | None = None) -> list[tuple[Node, float]] | list[tuple[Edge, float]]:
         """The k highest-scoring nodes or edges over all (or the given) layers, best first."""
         table = self.nodes if kind == "nodes" else self.edges
         names = [name for name in table if layers is None or name in layers]
@@ -77,19 +86,19 @@ class Scores:
         order = flat.abs() if absolute else flat
         _values, index = order.topk(min(k, flat.numel()))
         sizes = torch.tensor([table[name].numel() for name in names]).cumsum(0)
-        result: list[tuple[Node | Edge, float]] = []
+        picked = []  # (layer, index within the layer's table, value)
         for i in index.tolist():
             which = int(torch.searchsorted(sizes, i, right=True))
-            local = i - (int(sizes[which - 1]) if which else 0)
-            name = names[which]
-            if kind == "nodes":
-                result.append((Node(name, local), float(flat[i])))
-            else:
-                in_pg = table[name].shape[1]
-                out, inp = divmod(local, in_pg)
-                out_pg = table[name].shape[0] // self.groups.get(name, 1)
-                result.append((Edge(name, out, (out // out_pg) * in_pg + inp), float(flat[i])))
-        return result
+            picked.append((names[which], i - (int(sizes[which - 1]) if which else 0), float(flat[i])))
+        if kind == "nodes":
+            return [(Node(name, local), value) for name, local, value in picked]
+        edges = []
+        for name, local, value in picked:
+            in_pg = table[name].shape[1]
+            out, inp = divmod(local, in_pg)
+            out_pg = table[name].shape[0] // self.groups.get(name, 1)
+            edges.append((Edge(name, out, (out // out_pg) * in_pg + inp), value))
+        return edges
 
     # --- files ----------------------------------------------------------------------------------------
     def header(self) -> dict:

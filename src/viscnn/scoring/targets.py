@@ -1,67 +1,120 @@
-"""Targets: the scalar (per image) whose sensitivity to every node and edge is scored.
+"""Targets: the scalar (per image) that a query scores against, a circuit keeps and a render maximises.
 
-Syntax (the query's Output field):
+One grammar (the query's Output field, `--target`, a circuit file's target, a render objective):
     loss                      cross-entropy with the images' labels (the model's own top-1 where unlabelled)
     logit:K | class:NAME      one class logit (NAME matched against the model's class names)
     LAYER:C                   mean of node C's map (the paper's node target)
     LAYER:C:neuron            the centre unit of that map;  LAYER:C:Y,X  the unit at row Y, column X
     LAYER:dir(3=0.5,7=-1)     mean of a weighted sum of channels (a direction in the layer's space)
+    LAYER:O<-I                an EDGE: mean of the map of the single kernel W[O, I] on input channel I alone,
+                              times node O's BN scale (its contribution to node O's map)
+    LAYER:O<-I:neuron         the centre unit of that edge map;  LAYER:O<-I:Y,X  the unit at row Y, column X
+A leading `-` negates the target (what inhibits it). Each consumer says which kinds it takes: scoring
+and circuits every kind but edges (`check_scorable`), renders every kind but the loss
+(`viscnn.featurevis.objectives.check_objective`). Node and edge ids are read by `viscnn.graph.ids`.
 """
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
 
 from viscnn.errors import ViscnnError
-from viscnn.graph import INPUT, Graph
+from viscnn.graph import INPUT, Edge, Graph, Node
+from viscnn.graph.ids import check_edge, check_node, conv_layer, match_edge, match_node
 
+KINDS = ("loss", "logit", "node", "neuron", "direction", "edge", "edge_neuron")
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_DIRECTION = re.compile(r"(?P<layer>.+?):dir\((?P<body>.*)\)")
+_AT = re.compile(r"(?P<base>.+?)(?::(?P<at>neuron|(?P<y>\d+),(?P<x>\d+)))?")  # an id, then where in its map
+_FORMS = "loss, logit:K, class:NAME, LAYER:C, LAYER:C:neuron, LAYER:C:Y,X, LAYER:dir(C=W,...) or LAYER:OUT<-IN[:neuron]"
 
 
 @dataclass(frozen=True)
 class Target:
-    """What to score against. `layer` is None for the model's output (loss, logit)."""
+    """What to score, keep or render. `layer` is None for the model's output (loss, logit).
 
-    kind: str  # "loss" | "logit" | "node" | "neuron" | "direction"
+    Node kinds read node `channel` of `layer`; edge kinds the kernel from input channel `inp` to output
+    channel `channel`. `negative` flips the sign of every value.
+    """
+
+    kind: str  # one of KINDS
     layer: str | None = None
     channel: int | None = None
-    position: tuple[int, int] | None = None  # None with kind "neuron" means the centre unit
+    position: tuple[int, int] | None = None  # None with kind "neuron" or "edge_neuron" means the centre unit
     weights: tuple[tuple[int, float], ...] = field(default_factory=tuple)
     class_index: int | None = None
+    inp: int | None = None
+    negative: bool = False
 
     def __str__(self) -> str:
+        sign = "-" if self.negative else ""
+        where = "neuron" if self.position is None else f"{self.position[0]},{self.position[1]}"
         if self.kind == "loss":
-            return "loss"
+            return f"{sign}loss"
         if self.kind == "logit":
-            return f"logit:{self.class_index}"
+            return f"{sign}logit:{self.class_index}"
         if self.kind == "node":
-            return f"{self.layer}:{self.channel}"
+            return f"{sign}{self.layer}:{self.channel}"
         if self.kind == "neuron":
-            return f"{self.layer}:{self.channel}:" + ("neuron" if self.position is None else f"{self.position[0]},{self.position[1]}")
-        return f"{self.layer}:dir(" + ",".join(f"{c}={w:g}" for c, w in self.weights) + ")"
+            return f"{sign}{self.layer}:{self.channel}:{where}"
+        if self.kind == "edge":
+            return f"{sign}{self.layer}:{self.channel}<-{self.inp}"
+        if self.kind == "edge_neuron":
+            return f"{sign}{self.layer}:{self.channel}<-{self.inp}:{where}"
+        return f"{sign}{self.layer}:dir(" + ",".join(f"{c}={w:g}" for c, w in self.weights) + ")"
 
     @property
     def inside(self) -> bool:
         """True when the target is a map inside the network (the forward pass can stop there)."""
         return self.layer is not None
 
+    @property
+    def is_edge(self) -> bool:
+        return self.kind in ("edge", "edge_neuron")
+
+    @property
+    def node(self) -> Node:
+        """The node whose map the target reads (for an edge: the node the kernel feeds)."""
+        if self.layer is None or self.channel is None:
+            raise ValueError(f"target {self} reads no single node")
+        return Node(self.layer, self.channel)
+
+    @property
+    def edge(self) -> Edge:
+        if not self.is_edge:
+            raise ValueError(f"target {self} is not an edge")
+        return Edge(self.layer, self.channel, self.inp)  # type: ignore[arg-type]
+
+    @property
+    def channels(self) -> list[int]:
+        """The channels of `layer` whose maps the target reads."""
+        return [c for c, _ in self.weights] if self.kind == "direction" else [self.channel]  # type: ignore[list-item]
+
+    def negated(self) -> Target:
+        return replace(self, negative=not self.negative)
+
+    def _signed(self, values: torch.Tensor) -> torch.Tensor:
+        return -values if self.negative else values
+
     def from_map(self, node_map: torch.Tensor) -> torch.Tensor:
         """Per-image target values [N] from the target layer's map [N, C, H, W]."""
         if self.kind == "node":
-            return node_map[:, self.channel].mean(dim=(-2, -1))
+            return self._signed(node_map[:, self.channel].mean(dim=(-2, -1)))
         if self.kind == "neuron":
             h, w = node_map.shape[-2:]
             y, x = self.position if self.position is not None else (h // 2, w // 2)
             if not (0 <= y < h and 0 <= x < w):
                 raise ViscnnError(f"target {self} is outside the {h}x{w} map of layer {self.layer}")
-            return node_map[:, self.channel, y, x]
+            return self._signed(node_map[:, self.channel, y, x])
         if self.kind == "direction":
             channels = torch.tensor([c for c, _ in self.weights], device=node_map.device)
             weights = torch.tensor([w for _, w in self.weights], dtype=node_map.dtype, device=node_map.device)
-            return (node_map[:, channels].mean(dim=(-2, -1)) * weights).sum(dim=1)
+            return self._signed((node_map[:, channels].mean(dim=(-2, -1)) * weights).sum(dim=1))
         raise ValueError(f"target {self} is not a map target")
 
     def from_output(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -69,26 +122,37 @@ class Target:
         if logits.dim() != 2:
             raise ViscnnError(f"target {self} needs logits of shape [N, classes]; the model returned {list(logits.shape)}")
         if self.kind == "logit":
-            if not 0 <= self.class_index < logits.shape[1]:
+            if not 0 <= self.class_index < logits.shape[1]:  # type: ignore[operator]
                 raise ViscnnError(f"class {self.class_index} is out of range: the model has {logits.shape[1]} outputs")
-            return logits[:, self.class_index]
+            return self._signed(logits[:, self.class_index])
         own = logits.detach().argmax(dim=1)
         labels = labels.to(logits.device)
         usable = (labels >= 0) & (labels < logits.shape[1])
-        return F.cross_entropy(logits, torch.where(usable, labels, own), reduction="none")
+        return self._signed(F.cross_entropy(logits, torch.where(usable, labels, own), reduction="none"))
 
 
-def _channel(graph: Graph, layer: str, text: str, original: str) -> int:
-    channel = int(text)
-    size = graph[layer].out_channels
-    if not 0 <= channel < size:
-        raise ViscnnError(f"channel {channel} of target {original!r} is out of range: layer {layer} has {size} channels")
-    return channel
+def check_scorable(target: Target) -> Target:
+    """`target` itself when it can be scored (and so have a circuit): every kind but an edge."""
+    if target.is_edge:
+        raise ViscnnError(f"cannot score target {str(target)!r}: an edge is a render objective only; score its node "
+                          f"{target.layer}:{target.channel}, or use loss, logit:K, class:NAME, LAYER:C, LAYER:C:neuron "
+                          f"or LAYER:dir(C=W,...)")
+    return target
 
 
-def parse_target(text: str, graph: Graph, class_names: list[str] | None = None) -> Target:
-    """Parse the Output field against `graph` (layer names) and the model's class names."""
+def parse_target(text: str, graph: Graph, class_names: Sequence[str] | None = None) -> Target:
+    """Read a target (the module docstring's grammar) against `graph`'s layers and the model's class names.
+
+    Layers, channels and edges are checked here; a unit's position is checked where its map is (a
+    render can be larger than the model's input).
+    """
     spec = text.strip()
+    negative = spec.startswith("-")
+    target = _parse(spec[1:].strip() if negative else spec, text, graph, class_names)
+    return replace(target, negative=True) if negative else target
+
+
+def _parse(spec: str, text: str, graph: Graph, class_names: Sequence[str] | None) -> Target:
     if spec == "loss":
         return Target("loss")
     if re.fullmatch(r"logit:\d+", spec):
@@ -99,29 +163,45 @@ def parse_target(text: str, graph: Graph, class_names: list[str] | None = None) 
         if not matches:
             raise ViscnnError(f"unknown class {name!r} in target {text!r}")
         return Target("logit", class_index=matches[0])
-    layer, _, rest = spec.partition(":")
-    if not rest:
-        raise ViscnnError(f"cannot read target {text!r}: use loss, logit:K, class:NAME, LAYER:C, LAYER:C:neuron, "
-                          f"LAYER:C:Y,X or LAYER:dir(C=W,...)")
-    if layer not in graph:
-        raise ViscnnError(f"unknown layer {layer!r} in target {text!r}")
+    if match := _DIRECTION.fullmatch(spec):
+        return _direction(match["layer"], match["body"], text, graph)
+    match = _AT.fullmatch(spec)
+    base, at = match["base"], match["at"]  # type: ignore[index]
+    position = None if at in (None, "neuron") else (int(match["y"]), int(match["x"]))  # type: ignore[index]
+    if "<-" in base:
+        edge = match_edge(base)
+        if edge is None:
+            raise ViscnnError(f"cannot read edge {text!r}: use LAYER:OUT<-IN, LAYER:OUT<-IN:neuron or LAYER:OUT<-IN:Y,X")
+        check_edge(edge, graph, what="target", text=text)
+        return Target("edge" if at is None else "edge_neuron", edge.layer, edge.out, position, inp=edge.inp)
+    node = match_node(base)
+    if node is None:
+        layer = spec.partition(":")[0]
+        if ":" in spec and layer != INPUT:
+            conv_layer(graph, layer, what="target", text=text)
+        raise ViscnnError(f"cannot read target {text!r}: use {_FORMS}")
+    _not_input(node.layer, text)
+    check_node(node, graph, what="target", text=text)
+    return Target("node" if at is None else "neuron", node.layer, node.channel, position)
+
+
+def _not_input(layer: str, text: str) -> None:
     if layer == INPUT:
         raise ViscnnError(f"target {text!r} is an input channel: no layer lies upstream of it to score")
-    if match := re.fullmatch(r"dir\((.*)\)", rest):
-        pairs = [p.strip() for p in match.group(1).split(",") if p.strip()]
-        weights = []
-        for pair in pairs:
-            if not re.fullmatch(rf"\d+\s*=\s*{_NUMBER}", pair):
-                raise ViscnnError(f"cannot read direction weight {pair!r} in target {text!r}: use CHANNEL=WEIGHT")
-            channel, weight = pair.split("=")
-            weights.append((_channel(graph, layer, channel.strip(), text), float(weight)))
-        if not weights:
-            raise ViscnnError(f"direction in target {text!r} has no CHANNEL=WEIGHT pairs")
-        return Target("direction", layer, weights=tuple(weights))
-    if match := re.fullmatch(r"(\d+)(?::(neuron|(\d+),(\d+)))?", rest):
-        channel = _channel(graph, layer, match.group(1), text)
-        if match.group(2) is None:
-            return Target("node", layer, channel)
-        position = None if match.group(2) == "neuron" else (int(match.group(3)), int(match.group(4)))
-        return Target("neuron", layer, channel, position)
-    raise ViscnnError(f"cannot read target {text!r}: after the layer name use C, C:neuron, C:Y,X or dir(C=W,...)")
+
+
+def _direction(layer: str, body: str, text: str, graph: Graph) -> Target:
+    _not_input(layer, text)
+    conv_layer(graph, layer, what="target", text=text)
+    weights = []
+    for pair in (p.strip() for p in body.split(",") if p.strip()):
+        if not re.fullmatch(rf"\d+\s*=\s*{_NUMBER}", pair):
+            raise ViscnnError(f"cannot read direction weight {pair!r} in target {text!r}: use CHANNEL=WEIGHT")
+        channel, weight = (part.strip() for part in pair.split("="))
+        check_node(Node(layer, int(channel)), graph, what="target", text=text)
+        if not math.isfinite(float(weight)):
+            raise ViscnnError(f"target {text[:60]!r} has a weight too large to be a number")
+        weights.append((int(channel), float(weight)))
+    if not weights:
+        raise ViscnnError(f"direction in target {text!r} has no CHANNEL=WEIGHT pairs")
+    return Target("direction", layer, weights=tuple(weights))

@@ -9,8 +9,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from viscnn.errors import ViscnnError
-from viscnn.scoring.expression import parse_expression
-from viscnn.scoring.targets import parse_target
+from viscnn.scoring.expression import Expression, parse_expression
+from viscnn.scoring.targets import check_scorable, parse_target
 from viscnn.server.jobs import JobContext
 from viscnn.server.queries import SetHashes
 from viscnn.server.responses import done, pending
@@ -42,8 +42,11 @@ def routes(state: ServerState) -> APIRouter:
     router = APIRouter(tags=["circuits"])
     hashes = SetHashes()
 
-    def items(expression: str) -> list[tuple]:  # (ImageSet, item index) of every image the expression adds
-        parsed = parse_expression(expression, list(state.image_sets))
+    def parse(expression: str) -> Expression:
+        return parse_expression(expression, list(state.image_sets))
+
+    def items(parsed: Expression) -> list[tuple]:  # (ImageSet, item index) of every image the expression adds
+        expression = parsed.text
         negative = [name for name, c in parsed.terms.items() if c <= 0]
         if negative:
             raise ViscnnError(f"circuits take images, not contrasts: {', '.join(negative)} has a negative coefficient "
@@ -79,8 +82,7 @@ def routes(state: ServerState) -> APIRouter:
 
         return pending(state.jobs.submit(kind, run, description, key=f"{kind}|{key}"))
 
-    def set_hashes(expression: str) -> list[str]:
-        parsed = parse_expression(expression, list(state.image_sets))
+    def set_hashes(parsed: Expression) -> list[str]:
         return [hashes(state.image_sets[name]) for name in parsed.terms]
 
     @router.post("/circuit", summary="extract the circuit a target cannot do without (a job; docs/circuit-format.md)")
@@ -93,9 +95,10 @@ def routes(state: ServerState) -> APIRouter:
         if request.rule not in RULES:
             raise ViscnnError(f"unknown selection rule {request.rule!r}: choose from {', '.join(RULES)}")
         check_fraction(request.keep, "keep fraction")
-        target = parse_target(request.target, state.graph, state.class_names)
-        chosen = items(request.images)
-        key = Store.key("server-circuit-signed", model=state.fingerprint, sets=set_hashes(request.images), target=str(target),
+        target = check_scorable(parse_target(request.target, state.graph, state.class_names))
+        images = parse(request.images)
+        chosen = items(images)
+        key = Store.key("server-circuit-signed", model=state.fingerprint, sets=set_hashes(images), target=str(target),
                         method=request.method, keep=request.keep, rule=request.rule, seed=request.seed)
 
         def work(context: JobContext) -> dict:
@@ -116,16 +119,18 @@ def routes(state: ServerState) -> APIRouter:
         for method in request.methods:
             get_method(method)
         fractions = check_fractions(request.fractions)
-        target = parse_target(request.target, state.graph, state.class_names)
-        train = items(request.images)
-        if request.held_out is not None:
-            held = items(request.held_out)
+        target = check_scorable(parse_target(request.target, state.graph, state.class_names))
+        images = parse(request.images)
+        held_out = parse(request.held_out) if request.held_out is not None else None
+        train = items(images)
+        if held_out is not None:
+            held = items(held_out)
         else:
             if len(train) < 2:
                 raise ViscnnError(f"{request.images!r} holds {len(train)} image: need two to split into training and held-out halves")
             train, held = train[0::2], train[1::2]
-        key = Store.key("server-faithfulness", model=state.fingerprint, sets=set_hashes(request.images),
-                        held_out=set_hashes(request.held_out) if request.held_out else None, target=str(target),
+        key = Store.key("server-faithfulness", model=state.fingerprint, sets=set_hashes(images),
+                        held_out=set_hashes(held_out) if held_out is not None else None, target=str(target),
                         methods=request.methods, fractions=fractions, seed=request.seed)
         steps = len(request.methods) * len(fractions)
 

@@ -9,6 +9,7 @@ import re
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, Response
 
+from viscnn.graph.ids import parse_unit
 from viscnn.server.jobs import JobContext
 from viscnn.server.responses import done, pending
 from viscnn.server.state import NotFound, ServerState
@@ -26,28 +27,28 @@ def routes(state: ServerState) -> APIRouter:
     @router.get("/composition", summary="the units composing one unit's response to one image (a job)")
     def composition(image: str, unit: str = Query(..., max_length=500), top_k: int = Query(3, ge=1, le=10),
                     depth: int = Query(3, ge=0, le=6)) -> Response:
-        from viscnn.circuits.composition import compose, parse_unit
+        from viscnn.circuits.composition import compose
 
         ref = state.image(image)
         parsed = parse_unit(unit, state.graph)
         pixels = state.pixels(ref)
         image_hash = hashlib.sha256(pixels.numpy().tobytes()).hexdigest()[:16]
-        key = Store.key("server-composition", model=state.fingerprint, image=image_hash, unit=unit.strip(), top_k=top_k,
+        key = Store.key("server-composition", model=state.fingerprint, image=image_hash, unit=str(parsed), top_k=top_k,
                         depth=depth)
         if state.store is not None and (data := state.store.get_bytes("composition", key)) is not None:
             return done(json.loads(data))
 
         def work(context: JobContext) -> dict:
-            context.report(0.1, f"composing {unit} on {ref.name}")
-            result = compose(state.loaded.module, state.graph, state.model_input(ref), parsed, top_k, depth,
-                             state.loaded.name, ref.id)
+            context.report(0.1, f"composing {parsed} on {ref.name}")
+            result = compose(state.loaded.module, state.graph, state.model_input(ref), parsed, top_k=top_k, depth=depth,
+                             model_name=state.loaded.name, image_name=ref.id)
             names = _saliency_maps(state, result, pixels, image_hash, context) if state.store is not None else {}
             data = {**result.to_json(names), "image_id": ref.id, "key": key}
             if state.store is not None:
                 state.store.put_bytes("composition", key, json.dumps(data).encode(), suffix=".json")
             return data
 
-        return pending(state.jobs.submit("composition", work, f"composition of {unit} on {ref.name}",
+        return pending(state.jobs.submit("composition", work, f"composition of {parsed} on {ref.name}",
                                          key=f"composition|{key}"))
 
     @router.get("/composition/saliency/{key}.png", summary="a composition node's input saliency (image | saliency)",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, Response
 
+from viscnn.scoring.targets import Target
 from viscnn.server.jobs import JobContext
 from viscnn.server.responses import done, pending
 from viscnn.server.state import ServerState, Unavailable
@@ -33,14 +34,12 @@ def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
         return state.store
 
     # --- renders -------------------------------------------------------------------------------------
-    def render_answer(text: str) -> Response:
+    def render_answer(objective: Target) -> Response:
         from viscnn.featurevis.keys import KIND, render_key, render_meta, render_parts, render_setup
-        from viscnn.featurevis.objectives import parse_objective
         from viscnn.featurevis.render import RenderSettings, render
         from viscnn.store.cache import cached_image
 
         the_store = store()
-        objective = parse_objective(text, state.graph, class_names=state.class_names)
         settings = RenderSettings(steps=render_steps)
         parts = render_parts(render_setup(state.loaded, settings, fingerprint=state.fingerprint), objective)
         path = the_store.get_path(KIND, render_key(parts))
@@ -61,13 +60,13 @@ def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
                 response_class=Response)
     def node_render(layer: str, channel: int, mode: str = Query("channel", pattern="^(channel|neuron)$")) -> Response:
         state.check_channel(layer, channel)
-        return render_answer(f"{layer}:{channel}" + (":neuron" if mode == "neuron" else ""))
+        return render_answer(Target("neuron" if mode == "neuron" else "node", layer, channel))
 
     @router.get("/edges/{layer}/{out}/{inp}/render.png", summary="an edge's visualization (202 + job if not rendered yet)",
                 response_class=Response)
     def edge_render(layer: str, out: int, inp: int) -> Response:
         state.check_edge(layer, out, inp)
-        return render_answer(f"{layer}:{out}<-{inp}")
+        return render_answer(Target("edge", layer, out, inp=inp))
 
     # --- dataset examples ----------------------------------------------------------------------------
     def layer_examples(layer: str) -> LayerExamples | None:  # None: a job must compute them

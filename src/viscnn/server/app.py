@@ -117,21 +117,22 @@ def create_app(state: ServerState, web_dir: Path | None = None, render_steps: in
                                                f"http://127.0.0.1:PORT/ (or start the server with --token)"}, status_code=400)
             return await call_next(request)
 
-    if state.token:
+    token = state.token
+    if token:
         @app.middleware("http")
         async def require_token(request: Request, call_next: Callable) -> Response:
             given = request.query_params.get("token") or request.cookies.get(COOKIE)
             header = request.headers.get("authorization", "")
             if header.lower().startswith("bearer "):
                 given = header[7:].strip()
-            ok = token_matches(state.token, given)
+            ok = token_matches(token, given)
             if not ok and (request.url.path.startswith("/api") or request.url.path == "/"):
                 return JSONResponse({"detail": str(BadToken("this server needs its token: open the URL it printed "
                                                             "(with ?token=...) or send 'Authorization: Bearer TOKEN'"))},
                                     status_code=401)
             response = await call_next(request)
             if ok and request.query_params.get("token"):
-                response.set_cookie(COOKIE, state.token, httponly=True, samesite="strict")
+                response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
             return response
 
     web = web_dir or default_web_dir()

@@ -37,7 +37,8 @@ class _CancelCheck(TorchFunctionMode):
         self.event = event
         self.go = go
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
+    def __torch_function__(self, func: Callable[..., Any], types: Iterable[type], args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
         if getattr(func, "__name__", "") == "conv2d":
             while self.go is not None and not self.go.is_set() and not self.event.is_set():
                 self.go.wait(0.5)

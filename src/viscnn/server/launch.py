@@ -7,21 +7,26 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from viscnn.errors import ViscnnError
 from viscnn.server.security import check_host
 from viscnn.server.state import ServerState
 
+if TYPE_CHECKING:
+    import uvicorn
 
-def build_state(model: str = "efficientnet-lite0", images: str = "demo", weights: str | None = None,
+
+def build_state(model: str = "efficientnet-lite0", images: str | None = None, weights: str | None = None,
                 device: str = "cpu", store: str | Path | None = None, no_cache: bool = False,
                 token: str | None = None, batch_size: int = 32) -> ServerState:
-    """Load the model, trace its graph, open the image sets and the store."""
+    """Load the model, trace its graph, open the image sets (by default the model's own kind) and the store."""
     from viscnn.graph import build_graph
     from viscnn.models import load_model
     from viscnn.store import Store
 
-    loaded = load_model(model, weights, device)
+    loaded = load_model(model, weights, device, images=images)
+    images = images or loaded.default_images()
     graph = build_graph(loaded.module, loaded.input_shape, loaded.name)
     the_store = None if no_cache else Store(store)
     uploads = (the_store.root / "uploads") if the_store is not None else Path(tempfile.mkdtemp(prefix="viscnn-uploads-"))
@@ -57,7 +62,7 @@ class Running:
 
     url: str
     port: int
-    server: object  # uvicorn.Server
+    server: uvicorn.Server
     thread: threading.Thread
     state: ServerState
 

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from viscnn.server.state import ServerState
 
 # Re-running a notebook cell must reuse the server (and the model in memory), not start another one.
-_RUNNING: dict[tuple, Running] = {}
+_RUNNING: dict[tuple[object, ...], Running] = {}
 
 
 class Shown:
@@ -38,15 +38,16 @@ class Shown:
                 del _RUNNING[key]
 
 
-def show(model="efficientnet-lite0", images: str = "demo", port: int | None = None, height: int = 800,
-         width: str = "100%", store: str | Path | None = None, weights: str | None = None,
+def show(model: str | LoadedModel = "efficientnet-lite0", images: str | None = None, port: int | None = None,
+         height: int = 800, width: str = "100%", store: str | Path | None = None, weights: str | None = None,
          prepare: str | None = "umap") -> Shown:
     """Start (or reuse) a background server for `model` (a zoo name, `file.py:factory`, or a LoadedModel)
-    on the image-set spec `images`, and return an object a notebook displays as the page.
+    on the image-set spec `images` (default: the model's own kind of images), and return an object a notebook displays as the page.
 
     `prepare`: the layout to precompute in the background (None: only the grid layout, on demand the rest)."""
     from viscnn.models import LoadedModel
 
+    key: tuple[object, ...]
     if isinstance(model, LoadedModel):
         key = ("loaded", id(model), images)
     else:
@@ -62,11 +63,12 @@ def show(model="efficientnet-lite0", images: str = "demo", port: int | None = No
     return Shown(running, width, height)
 
 
-def _state_for(loaded: LoadedModel, images: str, store: str | Path | None) -> ServerState:
+def _state_for(loaded: LoadedModel, images: str | None, store: str | Path | None) -> ServerState:
     from viscnn.graph import build_graph
     from viscnn.server.state import ServerState
     from viscnn.store import Store
 
     graph = build_graph(loaded.module, loaded.input_shape, loaded.name)
     the_store = Store(store)
-    return ServerState(loaded, graph, images, store=the_store, upload_dir=the_store.root / "uploads")
+    return ServerState(loaded, graph, images or loaded.default_images(), store=the_store,
+                       upload_dir=the_store.root / "uploads")

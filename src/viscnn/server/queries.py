@@ -1,17 +1,16 @@
 """Queries for the page: check the request, answer from memory or the store, else score in a job."""
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from viscnn.errors import ViscnnError
 from viscnn.scoring.criteria import CRITERIA
-from viscnn.scoring.expression import parse_expression
+from viscnn.scoring.expression import Expression, parse_expression
 from viscnn.scoring.query import KIND, score_key, score_sets
 from viscnn.scoring.scores import Scores
-from viscnn.scoring.targets import parse_target
+from viscnn.scoring.targets import Target, check_scorable, parse_target
 from viscnn.server.jobs import JobContext
 from viscnn.server.prune import KernelFacts, Rule, prune
 from viscnn.server.state import ServerState
@@ -27,14 +26,22 @@ PROGRESS_STEPS = 4
 class QuerySpec:
     """A checked query: which sets, what target, which criterion, and what to draw."""
 
-    images: str  # the parsed expression, normalised
-    terms: tuple[str, ...]
-    target: str
+    expression: Expression
+    target: Target
     criterion: str
     node_rule: Rule
     edge_rule: Rule
     max_edges: int
     key: str
+
+    @property
+    def images(self) -> str:
+        """The expression, normalised."""
+        return str(self.expression)
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        return tuple(self.expression.terms)
 
 
 class SetHashes:
@@ -66,9 +73,7 @@ def check_query(state: ServerState, hashes: SetHashes, images: str, target: str 
         raise ViscnnError("give an image-set expression, e.g. 'overall' or 'tiger_cat - overall'")
     sets = state.image_sets
     parsed = parse_expression(images, list(sets))
-    the_target = parse_target(target, state.graph, state.class_names)
-    if not all(math.isfinite(w) for _, w in the_target.weights):
-        raise ViscnnError(f"target {target[:60]!r} has a weight too large to be a number")
+    the_target = check_scorable(parse_target(target, state.graph, state.class_names))
     node_rule = Rule.of(node_fraction, node_cumulative, DEFAULT_NODE_RULE, "node")
     edge_rule = Rule.of(edge_fraction, edge_cumulative, DEFAULT_EDGE_RULE, "edge")
     if not 0 <= max_edges <= 10 * MAX_EDGES:
@@ -76,7 +81,7 @@ def check_query(state: ServerState, hashes: SetHashes, images: str, target: str 
     terms = tuple(parsed.terms)
     key = Store.key("server-query", model=state.fingerprint, images=str(parsed), target=str(the_target),
                     criterion=criterion, sets=[hashes(sets[name]) for name in terms])
-    return QuerySpec(str(parsed), terms, str(the_target), criterion, node_rule, edge_rule, int(max_edges), key)
+    return QuerySpec(parsed, the_target, criterion, node_rule, edge_rule, int(max_edges), key)
 
 
 def in_store(state: ServerState, spec: QuerySpec) -> bool:
@@ -100,8 +105,9 @@ def compute(state: ServerState, spec: QuerySpec, context: JobContext | None = No
             return batches
         return _counted(context, batches, done, total, f"scoring {name} ({count} images)", -(-count // batch))
 
-    result = score_sets(state.loaded, state.graph, state.image_sets, spec.images, spec.target, [spec.criterion],
-                        True, state.store, batch, state.device, progress=progress)
+    result = score_sets(state.loaded, state.graph, state.image_sets, spec.expression, spec.target,
+                        criteria=[spec.criterion], store=state.store, batch_size=batch, device=state.device,
+                        progress=progress)
     scores = result.scores[spec.criterion]
     state.queries.put(spec.key, scores)
     return scores, {"seconds": result.seconds, "computed": result.computed, "cached": result.cached}
@@ -121,5 +127,5 @@ def answer(state: ServerState, facts: KernelFacts, spec: QuerySpec, scores: Scor
     drawn = prune(scores, state.graph, facts, node_rule=spec.node_rule, edge_rule=spec.edge_rule,
                   max_edges=spec.max_edges)
     return {"key": spec.key, "seconds": how.get("seconds", 0.0), "computed": how.get("computed", []),
-            "cached": how.get("cached", []), "images": spec.images, "target": spec.target, "criterion": spec.criterion,
+            "cached": how.get("cached", []), "images": spec.images, "target": str(spec.target), "criterion": spec.criterion,
             "n_images": scores.n_images, **drawn}

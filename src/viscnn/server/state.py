@@ -6,14 +6,18 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from viscnn.errors import ViscnnError
-from viscnn.graph import Graph
+from viscnn.graph import Graph, Layer
 from viscnn.models import LoadedModel
 from viscnn.server.jobs import JobManager
+
+if TYPE_CHECKING:
+    from viscnn.data import ImageSet
+    from viscnn.store import Store
 
 UPLOADS = "uploads"
 
@@ -63,7 +67,8 @@ class LRU:
 class ServerState:
     """Everything the routes share. Built once by `viscnn serve` / `viscnn.show`, or by tests."""
 
-    def __init__(self, loaded: LoadedModel, graph: Graph, images_spec: str, *, store=None, token: str | None = None,
+    def __init__(self, loaded: LoadedModel, graph: Graph, images_spec: str, *, store: Store | None = None,
+                 token: str | None = None,
                  upload_dir: Path | None = None, max_upload_bytes: int = 10 * 1024 * 1024, batch_size: int = 32) -> None:
         from viscnn.data import open_image_sets
 
@@ -105,7 +110,7 @@ class ServerState:
             raise NotFound(f"unknown image {image_id!r}: use an id from /api/images")
         return ref
 
-    def set_of(self, ref: ImageRef):  # -> ImageSet
+    def set_of(self, ref: ImageRef) -> ImageSet:
         return self.image_sets[ref.set]
 
     def model_input(self, ref: ImageRef) -> torch.Tensor:
@@ -146,19 +151,19 @@ class ServerState:
         return self.class_names[label]
 
     # --- graph ids ------------------------------------------------------------------------------------
-    def conv_layer(self, name: str):  # -> Layer
+    def conv_layer(self, name: str) -> Layer:
         layer = self.graph.layers.get(name)
         if layer is None or layer.kind != "conv":
             raise NotFound(f"unknown conv layer {name!r}: see /api/model for the layers")
         return layer
 
-    def check_channel(self, layer_name: str, channel: int):  # -> Layer
+    def check_channel(self, layer_name: str, channel: int) -> Layer:
         layer = self.conv_layer(layer_name)
         if not 0 <= channel < layer.out_channels:
             raise NotFound(f"layer {layer_name} has channels 0..{layer.out_channels - 1}, not {channel}")
         return layer
 
-    def check_edge(self, layer_name: str, out: int, inp: int):  # -> Layer
+    def check_edge(self, layer_name: str, out: int, inp: int) -> Layer:
         layer = self.check_channel(layer_name, out)
         group = out // layer.out_per_group
         low, high = group * layer.in_per_group, (group + 1) * layer.in_per_group

@@ -57,7 +57,7 @@ class Maps:
 
     def node_map(self, ref: ImageRef, layer: str, channel: int) -> torch.Tensor:
         """The node's map for the image [H, W] (after its BatchNorm)."""
-        return self.call(ref, layer).node_map[0, channel].detach().float().cpu()
+        return self.call(ref, layer).ready_map()[0, channel].detach().float().cpu()
 
     def input_map(self, ref: ImageRef, layer: str, inp: int) -> torch.Tensor:
         """Input channel `inp` of the conv, as the conv received it."""

@@ -202,7 +202,8 @@ class Index:
 
     def pending(self, kind: str | None = None, key: str | None = None) -> list[tuple[str, int, Row]]:
         """(token, pid, row) of every intent (for one entry), oldest first."""
-        sql, args = f"SELECT token, pid, {_COLUMNS} FROM pending", ()
+        sql = f"SELECT token, pid, {_COLUMNS} FROM pending"
+        args: tuple[str | None, ...] = ()
         if kind is not None:
             sql, args = sql + " WHERE kind=? AND key=?", (kind, key)
         with self._guard():

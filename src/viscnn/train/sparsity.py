@@ -47,7 +47,7 @@ class GroupLevels:
     input: float = 0.0
 
 
-def conv_weights(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+def conv_weights(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
     """(module name, weight) of every Conv2d in the model, in definition order."""
     return [(name, module.weight) for name, module in model.named_modules() if isinstance(module, nn.Conv2d)]
 
