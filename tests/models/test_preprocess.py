@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from viscnn.errors import ViscnnError
-from viscnn.models import ZOO, Preprocess, class_names
+from viscnn.models import ZOO, Preprocess, class_names, load_model
 
 
 def test_to_pixels_inverts_normalize_and_clamps():
@@ -28,3 +28,9 @@ def test_class_names_by_vocabulary(fmnist):
     assert len(loaded.class_names) == 10
     with pytest.raises(ViscnnError, match="unknown class names 'klingon'"):
         class_names("klingon")
+
+
+def test_class_names_of_a_library_model_are_the_ones_its_library_gave():
+    loaded = load_model("tv:alexnet")
+    assert loaded.classes is None and loaded.class_names == loaded.extra["class_names"]
+    assert len(loaded.class_names) == 1000 and loaded.class_names[0] == "tench"
