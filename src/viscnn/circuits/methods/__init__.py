@@ -21,6 +21,7 @@ from torch import nn
 
 from viscnn.errors import ViscnnError
 from viscnn.graph import Graph
+from viscnn.scoring.engine import score_batches
 from viscnn.scoring.scores import Scores
 from viscnn.scoring.targets import Target
 
@@ -49,6 +50,19 @@ def register(name: str, *, normalise: bool = True, description: str = "") -> Cal
         METHODS[name] = Method(name, function, normalise, description)
         return function
     return decorate
+
+
+def labelled(batches: Sequence[Batch]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """`batches` as scoring takes them: unlabelled images (None) get label -1 (the loss then uses the model's
+    own top-1)."""
+    return [(x, y if y is not None else torch.full((len(x),), -1, dtype=torch.long)) for x, y in batches]
+
+
+def kernel_norms(model: nn.Module, graph: Graph, batches: Sequence[Batch], target: Target, *,
+                 device: str | torch.device = "cpu") -> Scores:
+    """The BN-folded kernel norms (criterion "weight", one batch): `magnitude`'s scores, and the shape of
+    the Scores every other method fills in."""
+    return score_batches(model, graph, labelled(batches[:1]), target, ("weight",), device=device)["weight"]
 
 
 def _load_all() -> None:
