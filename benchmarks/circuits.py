@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from viscnn.circuits.evaluate import evaluate, load_methods
+from viscnn.circuits.evaluate import evaluate
 from viscnn.circuits.methods import learned as learned_module
 from viscnn.data import open_image_sets
 from viscnn.graph import build_graph
@@ -64,7 +64,7 @@ def fmnist(args: argparse.Namespace, out: Path) -> None:
     hx, hy = load_all(f"fashion-mnist:test:{args.held_out_per_class}", loaded.preprocess, 256)
     fractions = [float(f) for f in args.fractions.split(",")]
     evaluation = evaluate(loaded.module, graph, batches_of(x, y, 256), batches_of(hx, hy, 256), targets, METHODS,
-                          fractions, args.seed, progress=print if args.verbose else None, model_name=loaded.name)
+                          fractions, seed=args.seed, progress=print if args.verbose else None, model_name=loaded.name)
     note = (f"{len(targets)} random node targets ({args.per_layer} in each of {args.fmnist_layers}: "
             f"{', '.join(evaluation.targets)}); {evaluation.train_images} Fashion-MNIST training images to extract, "
             f"{evaluation.held_out_images} test images to measure r.")
@@ -82,7 +82,7 @@ def lite0(args: argparse.Namespace, out: Path) -> None:
     learned_module.STEPS, learned_module.BATCH = args.lite0_steps, args.lite0_batch
     learned_module.MAX_SECONDS = args.lite0_learned_seconds
     evaluation = evaluate(loaded.module, graph, batches_of(x[train], y[train], 16), batches_of(x[held], y[held], 16),
-                          targets, METHODS, fractions, args.seed, progress=print if args.verbose else None,
+                          targets, METHODS, fractions, seed=args.seed, progress=print if args.verbose else None,
                           model_name=loaded.name)
     note = (f"{len(targets)} node targets ({', '.join(evaluation.targets)}); demo photos: {evaluation.train_images} "
             f"to extract, {evaluation.held_out_images} held out; `learned` with {args.lite0_steps} steps of "
@@ -108,7 +108,6 @@ def main() -> None:
     parser.add_argument("--out", default="/tmp/viscnn-circuits-benchmark")
     parser.add_argument("--verbose", action="store_true", help="a line per circuit")
     args = parser.parse_args()
-    load_methods()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

@@ -49,7 +49,7 @@ def decode(loaded, image_set, batch_size: int) -> None:
 def examples(loaded, graph, image_set, k: int, batch_size: int):
     from viscnn.inspection.examples import compute_examples
 
-    return compute_examples(loaded.module, graph, image_set, loaded.preprocess, None, k, batch_size)
+    return compute_examples(loaded.module, graph, image_set, loaded.preprocess, None, k=k, batch_size=batch_size)
 
 
 def max_rss_mb() -> float:
@@ -116,9 +116,9 @@ def main() -> None:
     from viscnn.store import Store
 
     with tempfile.TemporaryDirectory() as folder, Store(folder) as store:
-        dataset_examples(store, loaded, graph, image_set, None, args.k, args.batch_size)
+        dataset_examples(store, loaded, graph, image_set, None, k=args.k, batch_size=args.batch_size)
         start = time.perf_counter()
-        dataset_examples(store, loaded, graph, image_set, None, args.k, args.batch_size)
+        dataset_examples(store, loaded, graph, image_set, None, k=args.k, batch_size=args.batch_size)
         hit = time.perf_counter() - start
         layer = graph.conv_layers[len(graph.conv_layers) // 2].name
         pixels = PixelCache(image_set, loaded.preprocess)

@@ -106,7 +106,8 @@ def prepare_and_quality(name: str, spec: str, projections: list[str], root: Path
         weights = preparer.edge_weights()
         if projection in ("grid", "weights"):  # class neighbourhoods, as for the class-wise projections
             projected = preparer.projections() if projection == "weights" else None
-            layout.quality = measure_quality(layout, graph, weights, preparer.class_scores().vectors, projected)
+            layout.quality = measure_quality(layout, graph, weights, vectors=preparer.class_scores().vectors,
+                                             projections=projected)
         edge = layout.quality["edge_length"]
         trust = layout.quality["trustworthiness"]
 

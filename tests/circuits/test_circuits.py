@@ -5,26 +5,12 @@ import pytest
 import torch
 from torch import nn
 
+from tests.circuits.small import Small
 from viscnn.circuits import Circuit, extract_circuit, pearson, target_output
 from viscnn.circuits.connect import connected
 from viscnn.errors import ViscnnError
 from viscnn.graph import Edge, build_graph
 from viscnn.scoring import parse_target
-
-
-class Small(nn.Module):
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.c1 = nn.Conv2d(1, 8, 3, padding=1)
-        self.c2 = nn.Conv2d(8, 12, 3, padding=1)
-        self.c3 = nn.Conv2d(12, 12, 3, padding=1, groups=3)
-        self.c4 = nn.Conv2d(12, 8, 3, padding=1)
-
-    def forward(self, x):
-        x = torch.relu(self.c1(x))
-        y = torch.relu(self.c2(nn.functional.max_pool2d(x, 2)))
-        return self.c4(torch.relu(self.c3(y)) + y)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +26,7 @@ def setup():
 def faithfulness(model, graph, circuit, held, target):
     full = torch.cat([target_output(model, graph, x, y, target) for x, y in held])
     masks = {k: v.float() for k, v in circuit.masks.items()}
-    return pearson(full, torch.cat([target_output(model, graph, x, y, target, masks) for x, y in held]))
+    return pearson(full, torch.cat([target_output(model, graph, x, y, target, masks=masks) for x, y in held]))
 
 
 def test_every_kept_edge_lies_on_an_input_to_target_path(setup):

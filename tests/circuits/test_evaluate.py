@@ -3,11 +3,12 @@ import json
 import math
 import subprocess
 import sys
-import textwrap
+from pathlib import Path
 
 import pytest
 import torch
 
+from tests.circuits import small
 from viscnn.circuits.evaluate import Evaluation, evaluate
 from viscnn.circuits.methods import METHODS, Method, get_method
 from viscnn.cli import main
@@ -15,31 +16,7 @@ from viscnn.errors import ViscnnError
 from viscnn.graph import build_graph
 from viscnn.scoring import parse_target
 
-MODEL_FILE = textwrap.dedent("""
-    import torch
-    from torch import nn
-
-    PREPROCESS = dict(size=16, resize=None, mean=(0.0,), std=(1.0,), channels=1)
-
-
-    class Small(nn.Module):
-        def __init__(self):
-            super().__init__()
-            torch.manual_seed(0)
-            self.c1 = nn.Conv2d(1, 8, 3, padding=1)
-            self.c2 = nn.Conv2d(8, 12, 3, padding=1)
-            self.c3 = nn.Conv2d(12, 12, 3, padding=1, groups=3)
-            self.c4 = nn.Conv2d(12, 8, 3, padding=1)
-
-        def forward(self, x):
-            x = torch.relu(self.c1(x))
-            y = torch.relu(self.c2(nn.functional.max_pool2d(x, 2)))
-            return self.c4(torch.relu(self.c3(y)) + y)
-
-
-    def make():
-        return Small()
-""")
+MODEL_FILE = Path(small.__file__).read_text()  # the CLI loads the model from a file
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +31,7 @@ def model_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def setup(model_file):
-    namespace = {}
-    exec(compile(MODEL_FILE, "net.py", "exec"), namespace)
-    model = namespace["make"]().eval()
+    model = small.make().eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     graph = build_graph(model, (1, 16, 16))

@@ -40,7 +40,7 @@ def masked_and_extracted(model, graph, target_text, keep, images, labels=None):
     target = parse_target(target_text, graph)
     circuit = extract_circuit(model, graph, [(images, labels)], target, keep, "actgrad")
     extracted = circuit.extract(model, graph)
-    masked = target_output(model, graph, images, labels, target, {k: v.float() for k, v in circuit.masks.items()})
+    masked = target_output(model, graph, images, labels, target, masks={k: v.float() for k, v in circuit.masks.items()})
     smaller = target_output(extracted.module, extracted.graph, images, labels, extracted.target)
     return circuit, extracted, masked, smaller
 

@@ -4,18 +4,10 @@ import torch
 
 from viscnn.errors import ViscnnError
 from viscnn.featurevis.objectives import check_objective, evaluate, forward
-from viscnn.graph import build_graph
 from viscnn.graph.dissect import kernel_maps
 from viscnn.graph.recorder import Recorder, StopForward
-from viscnn.models import load_model
 from viscnn.scoring.criteria import geometry
 from viscnn.scoring.targets import parse_target
-
-
-@pytest.fixture(scope="module")
-def lite0_graph():
-    loaded = load_model("efficientnet-lite0")
-    return build_graph(loaded.module, loaded.input_shape, loaded.name)
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +50,13 @@ def test_bad_objectives_are_clear_errors(fmnist, text, message):
         check_objective(parse_target(text, graph))
 
 
-def test_depthwise_cross_channel_edges_do_not_exist(lite0_graph):
-    layer = lite0_graph["_blocks.1._depthwise_conv"]
+def test_depthwise_cross_channel_edges_do_not_exist(lite0):
+    _, graph = lite0
+    layer = graph["_blocks.1._depthwise_conv"]
     assert layer.in_per_group == 1
     with pytest.raises(ViscnnError, match="does not exist: layer _blocks.1._depthwise_conv is depthwise.*<-4"):
-        parse_target("_blocks.1._depthwise_conv:4<-5", lite0_graph)
-    assert parse_target("_blocks.1._depthwise_conv:4<-4", lite0_graph).inp == 4
+        parse_target("_blocks.1._depthwise_conv:4<-5", graph)
+    assert parse_target("_blocks.1._depthwise_conv:4<-4", graph).inp == 4
 
 
 def test_edge_values_are_the_exact_single_kernel_maps(fmnist, images):

@@ -1,19 +1,16 @@
 """Depthwise convs (EfficientNet-Lite0): only the kernels that exist are edges; TF 'same' padding is folded."""
 import pytest
 
-from tests.graph.helpers import graph_and_replay, sources
+from tests.graph.helpers import check_replay, sources
 from viscnn.graph import Edge
-from viscnn.models import load_model
-
-
-@pytest.fixture(scope="module")
-def lite0():
-    return load_model("efficientnet-lite0")
 
 
 @pytest.fixture(scope="module")
 def lite0_graph(lite0):
-    return graph_and_replay(lite0.module, lite0.input_shape)
+    """The session's Lite0 graph, once its convs are checked to replay from their kernels."""
+    loaded, graph = lite0
+    check_replay(loaded.module, graph, loaded.input_shape)
+    return graph
 
 
 def test_counts(lite0_graph):

@@ -24,27 +24,27 @@ from viscnn.inspection.examples import (
     patch_size,
     patch_window,
 )
-from viscnn.models import load_model
 from viscnn.store import Store
+
+pytestmark = pytest.mark.usefixtures("single_thread")  # one torch thread: two shared cores
 
 FMNIST_LAYERS = ["features.0", "features.6", "features.10"]
 LITE0_LAYERS = ["_conv_stem", "_blocks.6._depthwise_conv", "_conv_head"]
 
 
 @pytest.fixture(scope="module")
-def fmnist():
-    torch.set_num_threads(1)
-    loaded = load_model("fmnist-convnet")
-    return loaded, build_graph(loaded.module, loaded.input_shape, loaded.name), open_image_sets("fashion-mnist:test:4")["overall"]
+def fmnist_examples(fmnist, fmnist_sets):
+    """The session's fmnist-convnet and graph, and its 40 Fashion-MNIST test images."""
+    loaded, graph = fmnist
+    return loaded, graph, fmnist_sets["overall"]
 
 
 @pytest.fixture(scope="module")
-def lite0():
-    torch.set_num_threads(1)
-    loaded = load_model("efficientnet-lite0")
+def lite0_demo12(lite0):
+    """The session's EfficientNet-Lite0 and graph, and the first 12 demo photos."""
+    loaded, graph = lite0
     demo = open_image_sets("demo")["overall"]
-    subset = ImageSet("demo12", demo.items[:12])
-    return loaded, build_graph(loaded.module, loaded.input_shape, loaded.name), subset
+    return loaded, graph, ImageSet("demo12", demo.items[:12])
 
 
 def reference_maps(loaded, graph, image_set, layers) -> dict[str, np.ndarray]:
@@ -100,8 +100,8 @@ def assert_matches(examples: LayerExamples, maps: np.ndarray, k: int) -> None:
                     assert got == (image, y, x), f"channel {c} rank {rank}"
 
 
-def test_fmnist_matches_reference(fmnist) -> None:
-    loaded, graph, images = fmnist
+def test_fmnist_matches_reference(fmnist_examples) -> None:
+    loaded, graph, images = fmnist_examples
     k = 5
     found = compute_examples(loaded.module, graph, images, loaded.preprocess, FMNIST_LAYERS, k=k, batch_size=7)
     assert list(found) == FMNIST_LAYERS
@@ -114,8 +114,8 @@ def test_fmnist_matches_reference(fmnist) -> None:
     assert (found["features.6"].inhibit.values < 0).all()
 
 
-def test_lite0_matches_reference(lite0) -> None:
-    loaded, graph, images = lite0
+def test_lite0_matches_reference(lite0_demo12) -> None:
+    loaded, graph, images = lite0_demo12
     k = 4
     found = compute_examples(loaded.module, graph, images, loaded.preprocess, LITE0_LAYERS, k=k, batch_size=5)
     maps = reference_maps(loaded, graph, images, LITE0_LAYERS)
@@ -124,8 +124,8 @@ def test_lite0_matches_reference(lite0) -> None:
         assert_matches(found[name], maps[name], k)
 
 
-def test_k_larger_than_set_and_batch_independence(fmnist) -> None:
-    loaded, graph, images = fmnist
+def test_k_larger_than_set_and_batch_independence(fmnist_examples) -> None:
+    loaded, graph, images = fmnist_examples
     small = ImageSet("three", images.items[:3], images.tensor)
     found = compute_examples(loaded.module, graph, small, loaded.preprocess, ["features.3"], k=10)["features.3"]
     assert found.excite.k == 3 and sorted(found.excite.images[0].tolist()) == [0, 1, 2]
@@ -135,9 +135,9 @@ def test_k_larger_than_set_and_batch_independence(fmnist) -> None:
     np.testing.assert_allclose(one.inhibit.values, many.inhibit.values, rtol=1e-5, atol=1e-5)
 
 
-def test_stem_patch_reproduces_activation(lite0) -> None:
+def test_stem_patch_reproduces_activation(lite0_demo12) -> None:
     """The stem's patch is exactly what its unit sees: conv + BN on the patch gives the recorded value."""
-    loaded, graph, images = lite0
+    loaded, graph, images = lite0_demo12
     found = compute_examples(loaded.module, graph, images, loaded.preprocess, ["_conv_stem"], k=3)["_conv_stem"]
     rf = graph["_conv_stem"].receptive_field
     weight = loaded.module.get_parameter(graph["_conv_stem"].weight_name).detach().double()
@@ -161,7 +161,7 @@ def test_stem_patch_reproduces_activation(lite0) -> None:
 
 
 def test_patch_geometry(fmnist, lite0) -> None:
-    _, graph, _ = fmnist
+    _, graph = fmnist
     rf = graph["features.0"].receptive_field  # 5 px, stride 1, offset -2
     assert patch_window(rf, 0, 0, (28, 28)) == (-2, -2, 3, 3)
     pixels = np.arange(28 * 28, dtype=np.float32).reshape(28, 28, 1) / 1000
@@ -176,8 +176,8 @@ def test_patch_geometry(fmnist, lite0) -> None:
     assert abs((top + bottom) / 2 - (centre[0] + centre[2]) / 2) <= 0.5
 
 
-def test_grid_picture(fmnist, tmp_path: Path) -> None:
-    loaded, graph, images = fmnist
+def test_grid_picture(fmnist_examples, tmp_path: Path) -> None:
+    loaded, graph, images = fmnist_examples
     found = compute_examples(loaded.module, graph, images, loaded.preprocess, ["features.6"], k=4)["features.6"]
     pixels = PixelCache(images, loaded.preprocess)
     picture = node_grid(found, graph["features.6"].receptive_field, 2, pixels, (28, 28), cell=48, set_name="fmnist")
@@ -199,8 +199,8 @@ def test_grid_picture(fmnist, tmp_path: Path) -> None:
     assert isinstance(node["excite"][0]["label"], int)
 
 
-def test_cached_examples_compute_once(fmnist, tmp_path: Path, monkeypatch) -> None:
-    loaded, graph, images = fmnist
+def test_cached_examples_compute_once(fmnist_examples, tmp_path: Path, monkeypatch) -> None:
+    loaded, graph, images = fmnist_examples
     calls = []
     handle = loaded.module.register_forward_pre_hook(lambda *_: calls.append(1))
     try:
@@ -222,8 +222,8 @@ def test_cached_examples_compute_once(fmnist, tmp_path: Path, monkeypatch) -> No
         handle.remove()
 
 
-def test_bad_input(fmnist, tmp_path: Path) -> None:
-    loaded, graph, images = fmnist
+def test_bad_input(fmnist_examples, tmp_path: Path) -> None:
+    loaded, graph, images = fmnist_examples
     run = lambda **kw: compute_examples(loaded.module, graph, kw.pop("images", images), loaded.preprocess, **kw)  # noqa: E731
     with pytest.raises(ViscnnError, match="unknown conv layer 'features.99'"):
         run(layers=["features.99"])

@@ -8,19 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from viscnn.cli import main
 from viscnn.data import open_image_sets
 
+pytestmark = pytest.mark.usefixtures("single_thread")  # one torch thread: two shared cores
+
 FMNIST = ["--model", "fmnist-convnet"]
 IMAGES = ["--images", "fashion-mnist:test:3"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
@@ -137,3 +133,11 @@ def test_exit_status_from_a_shell(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "viscnn", "examples", *FMNIST, *IMAGES, "--k", "-2", "--out",
                            str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and done.stderr.strip() == "viscnn examples: error: --k must be at least 1, not -2"
+
+
+@pytest.mark.parametrize("args", [["examples", *FMNIST, *IMAGES], ["activations", *FMNIST, "--image", "{shirt}"]])
+def test_an_output_folder_that_cannot_be_made_is_one_error(capsys, tmp_path: Path, shirt: Path, args: list[str]) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    args = [a.format(shirt=shirt) for a in args] + ["--out", str(tmp_path / "a-file" / "out")]
+    code, _, err = run(capsys, *args)
+    assert code == 2 and f"cannot create output folder {tmp_path / 'a-file' / 'out'}" in err and "Traceback" not in err

@@ -9,7 +9,6 @@ from PIL import Image
 from viscnn.data import open_image_sets
 from viscnn.data.imageset import read_image
 from viscnn.errors import ViscnnError
-from viscnn.graph import build_graph
 from viscnn.inspection import draw
 from viscnn.inspection.views import (
     activation_grid,
@@ -22,21 +21,9 @@ from viscnn.inspection.views import (
     kernels,
     receptive_box,
 )
-from viscnn.models import load_model
 from viscnn.store import Store
 
-
-@pytest.fixture(scope="module")
-def lite0():
-    torch.set_num_threads(1)
-    loaded = load_model("efficientnet-lite0")
-    return loaded, build_graph(loaded.module, loaded.input_shape, loaded.name)
-
-
-@pytest.fixture(scope="module")
-def fmnist():
-    loaded = load_model("fmnist-convnet")
-    return loaded, build_graph(loaded.module, loaded.input_shape, loaded.name)
+pytestmark = pytest.mark.usefixtures("single_thread")  # one torch thread: two shared cores
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,7 @@
-"""The layout tests run on one thread: two cores shared with other jobs only oversubscribe."""
+"""The layout tests run on one thread (the root conftest's `single_thread`)."""
 import pytest
-import torch
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    torch.set_num_threads(1)
+def _one_thread(single_thread) -> None:
+    pass

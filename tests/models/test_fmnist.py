@@ -26,7 +26,7 @@ def test_split():
 
 
 def _record(sparse: bool) -> dict:
-    return json.loads(packaged_weights_path(sparse).with_suffix(".json").read_text())
+    return json.loads(packaged_weights_path(sparse=sparse).with_suffix(".json").read_text())
 
 
 def _accuracy(name: str, images: torch.Tensor, labels: torch.Tensor) -> float:
@@ -52,7 +52,7 @@ def test_normalisation_matches_the_zoo():
 
 def test_committed_weights_are_small():
     for sparse in (False, True):
-        assert packaged_weights_path(sparse).stat().st_size < 2_000_000
+        assert packaged_weights_path(sparse=sparse).stat().st_size < 2_000_000
 
 
 def test_dense_model_accuracy(test_split):

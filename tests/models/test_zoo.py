@@ -14,11 +14,6 @@ from viscnn.errors import ViscnnError
 from viscnn.models import ZOO, load_model
 
 
-@pytest.fixture(scope="module")
-def lite0():
-    return load_model("efficientnet-lite0")
-
-
 def foolbox_photos():
     folder = importlib.util.find_spec("foolbox").submodule_search_locations[0]  # the photos, not the package
     files = sorted(glob.glob(os.path.join(folder, "data", "imagenet_*.jpg")))
@@ -26,11 +21,12 @@ def foolbox_photos():
 
 
 def test_efficientnet_lite0_top1_on_foolbox_photos(lite0):
+    loaded, _ = lite0
     files, labels = foolbox_photos()
     assert len(files) == 20
-    x = torch.stack([lite0.preprocess(Image.open(f)) for f in files])
+    x = torch.stack([loaded.preprocess(Image.open(f)) for f in files])
     with torch.no_grad():
-        predicted = lite0.module(x).argmax(1)
+        predicted = loaded.module(x).argmax(1)
     right = int((predicted == torch.tensor(labels)).sum())
     assert right >= 17, f"{right}/20"
 
@@ -39,11 +35,12 @@ def test_tf_normalisation_matters(lite0):
     """With torchvision's ImageNet mean/std the same photos do worse: the zoo's preprocessing is not a guess."""
     from viscnn.models.preprocess import Preprocess
 
+    loaded, _ = lite0
     files, labels = foolbox_photos()
     wrong = Preprocess()  # ImageNet mean/std
     with torch.no_grad():
-        right = lite0.module(torch.stack([lite0.preprocess(Image.open(f)) for f in files])).argmax(1)
-        off = lite0.module(torch.stack([wrong(Image.open(f)) for f in files])).argmax(1)
+        right = loaded.module(torch.stack([loaded.preprocess(Image.open(f)) for f in files])).argmax(1)
+        off = loaded.module(torch.stack([wrong(Image.open(f)) for f in files])).argmax(1)
     assert (off == torch.tensor(labels)).sum() < (right == torch.tensor(labels)).sum()
 
 

@@ -161,7 +161,7 @@ def test_single_kernel_outputs_add_up_to_the_node_map(state):
     from viscnn.server.prune import KernelFacts
 
     scale = KernelFacts(state.loaded.module, state.graph).bn_scale(layer)
-    total = sum(maps.kernel_output(ref, layer, out, i, scale) for i in range(spec.in_channels))
+    total = sum(maps.kernel_output(ref, layer, out, i, bn_scale=scale) for i in range(spec.in_channels))
     node = maps.node_map(ref, layer, out)
     conv_bias = state.loaded.module.get_submodule(spec.module).bias
     shift = float(conv_bias[out]) if conv_bias is not None else 0.0

@@ -8,7 +8,7 @@ from viscnn.server import ServerState, create_app
 
 @pytest.fixture(scope="module")
 def bare(state, tmp_path_factory):
-    twin = ServerState(state.loaded, state.graph, "fashion-mnist:test:1", None, None, tmp_path_factory.mktemp("up"))
+    twin = ServerState(state.loaded, state.graph, "fashion-mnist:test:1", upload_dir=tmp_path_factory.mktemp("up"))
     with TestClient(create_app(twin, tmp_path_factory.mktemp("noweb")), base_url="http://127.0.0.1") as client:
         yield client
 

@@ -13,7 +13,8 @@ TOKEN = "s3cret-token-for-tests"
 
 @pytest.fixture(scope="module")
 def guarded(state, tmp_path_factory):
-    twin = ServerState(state.loaded, state.graph, state.images_spec, state.store, TOKEN, tmp_path_factory.mktemp("up"))
+    twin = ServerState(state.loaded, state.graph, state.images_spec, store=state.store, token=TOKEN,
+                       upload_dir=tmp_path_factory.mktemp("up"))
     with TestClient(create_app(twin, tmp_path_factory.mktemp("noweb"))) as client:
         yield client
 

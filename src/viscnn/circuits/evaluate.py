@@ -12,7 +12,6 @@ so the AUC is the curve's mean height, in [-1, 1] (with a single fraction it is 
 """
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import statistics
@@ -27,9 +26,9 @@ from torch import nn
 from viscnn.circuits.build import extract_circuit
 from viscnn.circuits.circuit import candidate_kernels
 from viscnn.circuits.masking import Masks
-from viscnn.circuits.methods import _MODULES, METHODS, Batch, get_method
+from viscnn.circuits.methods import Batch, get_method
 from viscnn.circuits.run import pearson, target_output
-from viscnn.circuits.select import _check
+from viscnn.circuits.select import check_fraction
 from viscnn.errors import ViscnnError
 from viscnn.graph import Graph
 from viscnn.scoring.targets import Target
@@ -111,7 +110,7 @@ class Evaluation:
         times = [row.seconds for row in self.results if row.method == method]
         return sum(times) / len(times) if times else 0.0
 
-    def table(self, markdown: bool = True) -> str:
+    def table(self, *, markdown: bool = True) -> str:
         """Median r per method (rows) and kept fraction (columns), then the AUC and seconds per circuit."""
         head = ["method"] + [f"{f:g}" for f in self.fractions] + ["AUC (log axis)", "s / circuit"]
         rows = []
@@ -219,26 +218,19 @@ class Evaluation:
         plt.close(figure)
 
 
-def load_methods() -> list[str]:
-    """Every registered method's name. Imports each method module: the registry loads them lazily only
-    while it is empty, so one method module imported directly would otherwise hide the others."""
-    for module in _MODULES:
-        importlib.import_module(f"viscnn.circuits.methods.{module}")
-    return sorted(METHODS)
-
-
 def check_fractions(fractions: Sequence[float]) -> list[float]:
     if not fractions:
         raise ViscnnError("give at least one kept fraction")
     for fraction in fractions:
-        _check(fraction, "kept fraction")
+        check_fraction(fraction, "kept fraction")
     return sorted({float(f) for f in fractions})
 
 
 def _values(model: nn.Module, graph: Graph, batches: Sequence[Batch], target: Target, masks: Masks | None = None,
             device: str | torch.device = "cpu") -> torch.Tensor:
     with torch.no_grad():
-        return torch.cat([target_output(model, graph, x.to(device), y, target, masks).detach().cpu() for x, y in batches])
+        return torch.cat([target_output(model, graph, x.to(device), y, target, masks=masks).detach().cpu()
+                          for x, y in batches])
 
 
 def _reason(exc: Exception) -> str:
@@ -247,12 +239,11 @@ def _reason(exc: Exception) -> str:
 
 
 def evaluate(model: nn.Module, graph: Graph, train_batches: Sequence[Batch], held_out_batches: Sequence[Batch],
-             targets: Sequence[Target], methods: Sequence[str], fractions: Sequence[float], seed: int = 0,
+             targets: Sequence[Target], methods: Sequence[str], fractions: Sequence[float], *, seed: int = 0,
              device: str | torch.device = "cpu", progress: Progress | None = None, model_name: str = "") -> Evaluation:
     """Extract a circuit for every (target, method, fraction) on `train_batches`; measure r on `held_out_batches`."""
     fractions = check_fractions(fractions)
     methods = list(dict.fromkeys(methods))
-    load_methods()
     for method in methods:
         get_method(method)  # unknown names fail before any work
     if not targets:

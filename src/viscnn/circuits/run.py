@@ -10,7 +10,7 @@ from viscnn.graph.recorder import Recorder
 from viscnn.scoring.targets import Target
 
 
-def target_output(model: nn.Module, graph: Graph, x: torch.Tensor, labels: torch.Tensor | None, target: Target,
+def target_output(model: nn.Module, graph: Graph, x: torch.Tensor, labels: torch.Tensor | None, target: Target, *,
                   masks: Masks | None = None) -> torch.Tensor:
     """What the target reads: the whole map [N, H, W] of a node target; [N] values otherwise.
 

@@ -21,7 +21,7 @@ from torch import nn
 from viscnn.circuits.build import extract_circuit
 from viscnn.circuits.circuit import Circuit
 from viscnn.circuits.methods import get_method
-from viscnn.circuits.select import _check
+from viscnn.circuits.select import check_fraction
 from viscnn.data.imageset import ImageSet
 from viscnn.errors import ViscnnError
 from viscnn.graph import Graph, Node
@@ -237,7 +237,7 @@ def find_subfeatures(model: nn.Module, graph: Graph, image_set: ImageSet, prepro
         raise ViscnnError(f"min cluster size must be at least 2, not {min_cluster_size}")
     if scrambles < 1:
         raise ViscnnError(f"scrambles must be at least 1, not {scrambles}")
-    _check(keep, "keep fraction")
+    check_fraction(keep, "keep fraction")
     get_method(method)
     if len(image_set) < 2 * min_cluster_size or top_n < 2 * min_cluster_size:
         raise ViscnnError(f"too few images for min cluster size {min_cluster_size}: {min(len(image_set), top_n)} patches "
@@ -286,13 +286,10 @@ def patch_crops(graph: Graph, image_set: ImageSet, preprocess: Preprocess, node:
     """0-1 pixel crops [C, h, w] of the model's input at each member patch's receptive field."""
     rf = graph[node.layer].receptive_field
     subset, _ = _subset(image_set, patches, members)
-    mean = torch.tensor(preprocess.mean).view(-1, 1, 1)
-    std = torch.tensor(preprocess.std).view(-1, 1, 1)
     crops = []
     for x, _ in subset.batches(preprocess, 64):
-        for image in x:
+        for pixels in preprocess.to_pixels(x):
             patch = patches[members[len(crops)]]
-            pixels = (image * std + mean).clamp(0, 1)
             crops.append(pixels if rf is None or rf.whole_image else crop(pixels, rf.box(patch.y, patch.x)))
     return crops
 

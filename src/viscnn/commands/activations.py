@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from viscnn.commands.common import add_model_arguments, load_with_graph
+from viscnn.commands.common import add_model_arguments, load_with_graph, output_folder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +27,6 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from viscnn.data.imageset import read_image
-    from viscnn.errors import ViscnnError
     from viscnn.graph.ids import parse_position
     from viscnn.inspection.views import activation_grid, activation_maps, draw_box, image_input, receptive_box
     from viscnn.store.cache import to_pil
@@ -37,11 +36,7 @@ def run(args: argparse.Namespace) -> int:
     boxes = [(unit, receptive_box(graph, *unit)) for unit in units]  # checks layers and positions first
     x, pixels = image_input(read_image(Path(args.image)), loaded.preprocess)
     maps = activation_maps(loaded.module, graph, x, args.layers)
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ViscnnError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
+    out = output_folder(args.out)
     to_pil(pixels.squeeze()).save(out / "input.png")
     width = len(str(len(graph.conv_layers)))
     order = {layer.name: k for k, layer in enumerate(graph.conv_layers, 1)}

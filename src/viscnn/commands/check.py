@@ -57,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
           + ", ".join(f"{c}x{h}x{w}" for c, h, w in sorted(overall.shapes())[:4]))
     x, _ = next(overall.batches(loaded.preprocess, batch_size=min(4, len(overall))))
     print(f"         the first batch goes in as {list(x.shape)}")
-    names = loaded.extra.get("class_names")
-    classes = f"{len(names)} class names" if names else (loaded.classes or "no class names (targets use logit:K)")
+    names = loaded.class_names
+    classes = loaded.classes or (f"{len(names)} class names" if names else "no class names (targets use logit:K)")
     print(f"classes: {classes}")
     device = next((p.device for p in loaded.module.parameters()), torch.device("cpu"))
     example = torch.randn((1, *loaded.input_shape), generator=torch.Generator().manual_seed(0)).to(device)

@@ -28,20 +28,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from viscnn.circuits import extract_circuit, get_method, pearson, target_output
     from viscnn.errors import ViscnnError
-    from viscnn.scoring.query import _class_names
     from viscnn.scoring.targets import check_scorable, parse_target
 
     get_method(args.method)  # a bad name fails before any work
     loaded, graph = load_with_graph(args)
-    target = check_scorable(parse_target(args.target, graph, _class_names(loaded)))
+    target = check_scorable(parse_target(args.target, graph, loaded.class_names))
     batches = [(x.to(args.device), y) for x, y in open_set(args.images, args.input).batches(loaded.preprocess, args.batch_size)]
     start = time.perf_counter()
-    circuit = extract_circuit(loaded.module, graph, batches, target, args.keep, args.method, args.rule, args.seed,
-                              args.device, loaded.name, loaded.fingerprint())
+    circuit = extract_circuit(loaded.module, graph, batches, target, args.keep, args.method, rule=args.rule,
+                              seed=args.seed, device=args.device, model_name=loaded.name,
+                              fingerprint=loaded.fingerprint())
     seconds = time.perf_counter() - start
     full = [target_output(loaded.module, graph, x, y, target) for x, y in batches]
     masks = {k: v.float().to(args.device) for k, v in circuit.masks.items()}
-    kept = [target_output(loaded.module, graph, x, y, target, masks) for x, y in batches]
+    kept = [target_output(loaded.module, graph, x, y, target, masks=masks) for x, y in batches]
     import torch
 
     r = pearson(torch.cat(full), torch.cat(kept))

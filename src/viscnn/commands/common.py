@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from viscnn.models import DEFAULT_MODEL, LoadedModel, load_model
@@ -43,3 +44,15 @@ def open_set(spec: str, name: str) -> ImageSet:
     if name not in sets:
         raise ViscnnError(f"unknown image set {name!r}: choose from {', '.join(sorted(sets))}")
     return sets[name]
+
+
+def output_folder(path: str | Path) -> Path:
+    """`path` as a folder that exists (created with its parents); a ViscnnError when it cannot be."""
+    from viscnn.errors import ViscnnError
+
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ViscnnError(f"cannot create output folder {folder}: {exc.strerror or exc}") from exc
+    return folder

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from viscnn.commands.common import add_model_arguments, load_with_graph
+from viscnn.commands.common import add_model_arguments, load_with_graph, output_folder
 
 PARENT_COLOUR = (0, 170, 0)
 UNIT_COLOUR = (255, 140, 0)
@@ -24,7 +23,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
 
     from viscnn.circuits.composition import compose, saliency_image
     from viscnn.data import ImageSet, open_image_sets
@@ -41,13 +39,8 @@ def run(args: argparse.Namespace) -> int:
     name = str(item.source) if not isinstance(item.source, int) else f"{args.image}[{args.index}]"
     result = compose(loaded.module, graph, x[0], unit, top_k=args.top_k, depth=args.depth, model_name=loaded.name,
                      image_name=name)
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ViscnnError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
-    pre = loaded.preprocess
-    pixels = (x[0] * torch.tensor(pre.std).view(-1, 1, 1) + torch.tensor(pre.mean).view(-1, 1, 1)).clamp(0, 1)
+    out = output_folder(args.out)
+    pixels = loaded.preprocess.to_pixels(x[0])
     scale = max(1, 192 // max(pixels.shape[-2:]))
     files: dict[int, str] = {}
 

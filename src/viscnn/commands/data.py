@@ -46,18 +46,11 @@ def _build_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _class_names(choice: str | None, spec: str) -> list[str] | None:
+def _vocabulary(choice: str | None, spec: str) -> str | None:
+    """The class names to show labels with: the --classes choice, else the spec's own."""
     if choice is None:
         choice = "fashion-mnist" if spec.startswith("fashion-mnist") else "imagenet" if spec == "demo" else "none"
-    if choice == "imagenet":
-        from viscnn.data.classes import imagenet_classes
-
-        return imagenet_classes()
-    if choice == "fashion-mnist":
-        from viscnn.data.fashion_mnist import CLASSES
-
-        return list(CLASSES)
-    return None
+    return None if choice == "none" else choice
 
 
 def _describe_labels(labels: list[int], names: list[str] | None) -> str:
@@ -78,8 +71,9 @@ def _describe_labels(labels: list[int], names: list[str] | None) -> str:
 
 def _list(args: argparse.Namespace) -> int:
     from viscnn.data.sources import open_image_sets
+    from viscnn.models import class_names
 
-    names = _class_names(args.classes, args.spec)
+    names = class_names(_vocabulary(args.classes, args.spec))
     sets = open_image_sets(args.spec, names)
     width = max(len(name) for name in sets)
     count = len(sets) - 1

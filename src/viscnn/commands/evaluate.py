@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from viscnn.commands.common import add_model_arguments
+from viscnn.commands.common import add_model_arguments, output_folder
 
 DEFAULT_FRACTIONS = "0.005,0.01,0.02,0.05,0.1,0.2,0.5"
 DEFAULT_METHODS = "actgrad,actgrad_signed,snip,force,magnitude,random,worst,ablation,learned"
@@ -50,10 +50,10 @@ def parse_fractions(text: str) -> list[float]:
 
 
 def parse_methods(text: str) -> list[str]:
-    from viscnn.circuits.evaluate import load_methods
+    from viscnn.circuits.methods import all_methods
     from viscnn.errors import ViscnnError
 
-    known = load_methods()
+    known = all_methods()
     methods = [m.strip() for m in text.split(",") if m.strip()]
     if not methods:
         raise ViscnnError("give at least one method")
@@ -112,12 +112,10 @@ def chunk(x, y, batch_size: int):
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from viscnn.circuits.evaluate import evaluate
     from viscnn.commands.common import load_with_graph, open_set
     from viscnn.errors import ViscnnError
-    from viscnn.scoring.query import _class_names
 
     fractions = parse_fractions(args.fractions)  # bad input fails before any work
     methods = parse_methods(args.methods)
@@ -126,20 +124,16 @@ def run(args: argparse.Namespace) -> int:
     if args.random_targets is not None and not args.layers:
         raise ViscnnError("--random-targets needs --layers (comma-separated conv layer names)")
     loaded, graph = load_with_graph(args)
-    targets = pick_targets(args, graph, class_names=_class_names(loaded))
+    targets = pick_targets(args, graph, class_names=loaded.class_names)
     images = open_set(args.images, args.input)
     if args.held_out:
         train = list(images.batches(loaded.preprocess, args.batch_size))
         held = list(open_set(args.held_out, "overall").batches(loaded.preprocess, args.batch_size))
     else:
         train, held = split_batches(images, loaded.preprocess, args.batch_size, args.split, args.seed)
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ViscnnError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
-    evaluation = evaluate(loaded.module, graph, train, held, targets, methods, fractions, args.seed, args.device,
-                          None if args.quiet else print, loaded.name)
+    out = output_folder(args.out)
+    evaluation = evaluate(loaded.module, graph, train, held, targets, methods, fractions, seed=args.seed,
+                          device=args.device, progress=None if args.quiet else print, model_name=loaded.name)
     evaluation.save(out / "evaluation.json")
     evaluation.plot(out / "faithfulness.png")
     print(f"{loaded.name}: {len(targets)} targets, {evaluation.train_images} train / {evaluation.held_out_images} "

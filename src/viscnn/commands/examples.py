@@ -8,9 +8,8 @@ import re
 import shutil
 import time
 from collections.abc import Iterable
-from pathlib import Path
 
-from viscnn.commands.common import add_model_arguments, load_with_graph, open_set
+from viscnn.commands.common import add_model_arguments, load_with_graph, open_set, output_folder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -81,11 +80,7 @@ def run(args: argparse.Namespace) -> int:
     layers = check_layers(graph, args.layers)
     chosen = {name: parse_channels(args.nodes, graph[name].out_channels, name) for name in layers}
     image_set = open_set(args.images, args.input)
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ViscnnError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
+    out = output_folder(args.out)
 
     start = time.perf_counter()
     batches = math.ceil(len(image_set) / args.batch_size)
@@ -93,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     def progress(items: Iterable) -> Iterable:
         return tqdm(items, desc=f"examples over {image_set.name}", total=batches, unit="batch", disable=args.quiet)
 
-    found = dataset_examples(store, loaded, graph, image_set, layers, args.k, args.batch_size, progress)
+    found = dataset_examples(store, loaded, graph, image_set, layers, k=args.k, batch_size=args.batch_size,
+                             progress=progress)
     seconds = time.perf_counter() - start
     image_hw = loaded.input_shape[1:]
     index = {"model": loaded.name, "images": f"{args.images}:{args.input}", "image_count": len(image_set),
@@ -109,10 +105,10 @@ def run(args: argparse.Namespace) -> int:
                 break
             target = folder / f"node_{channel}.png"
             if store is not None:
-                path, _ = examples_png(store, loaded, graph, image_set, examples, channel, args.cell, pixels)
+                path, _ = examples_png(store, loaded, graph, image_set, examples, channel, cell=args.cell, pixels=pixels)
                 shutil.copyfile(path, target)
             else:
-                node_grid(examples, rf, channel, pixels, image_hw, args.cell, image_set.name).save(target)
+                node_grid(examples, rf, channel, pixels, image_hw, cell=args.cell, set_name=image_set.name).save(target)
             node["png"] = target.name
         if not args.no_png:
             layer_sheet(examples, rf, pixels, image_hw, chosen[name], set_name=image_set.name).save(folder / "sheet.png")

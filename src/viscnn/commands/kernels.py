@@ -36,11 +36,11 @@ def run(args: argparse.Namespace) -> int:
         match = re.fullmatch(r"\s*(\d+)\s*,\s*(\d+)\s*", args.kernel)
         if not match:
             raise ViscnnError(f"cannot read --kernel {args.kernel!r}: use OUT,IN, e.g. 5,12")
-        picture = kernel_heatmap(loaded.module, graph, spec.name, int(match.group(1)), int(match.group(2)), fold)
+        picture = kernel_heatmap(loaded.module, graph, spec.name, int(match.group(1)), int(match.group(2)), fold_bn=fold)
         what = f"kernel {spec.name}:{match.group(1)}<-{match.group(2)}"
     else:
         outs = None if args.nodes.strip() == "all" else parse_channels(args.nodes, spec.out_channels, spec.name)
-        picture = kernel_grid(loaded.module, graph, spec.name, args.scaling, fold, outs)
+        picture = kernel_grid(loaded.module, graph, spec.name, args.scaling, fold_bn=fold, outs=outs)
         what = f"{spec.name}: {len(outs) if outs is not None else spec.out_channels} x {spec.in_per_group} kernels " \
                f"{spec.kernel_size[0]}x{spec.kernel_size[1]}, {args.scaling} scaling"
     try:

@@ -63,14 +63,14 @@ def _run(args: argparse.Namespace) -> int:
 
     from viscnn.data import open_image_sets
     from viscnn.scoring.expression import parse_expression
-    from viscnn.scoring.query import _class_names, score_sets
+    from viscnn.scoring.query import score_sets
     from viscnn.scoring.targets import check_scorable, parse_target
     from viscnn.store import Store
 
     criteria = list(dict.fromkeys(args.criteria or ["taylor"]))
     main_process = _distributed(args.device)
     loaded, graph = load_with_graph(args)
-    target = check_scorable(parse_target(args.target, graph, _class_names(loaded)))
+    target = check_scorable(parse_target(args.target, graph, loaded.class_names))
     image_sets = open_image_sets(args.images)
     expression = parse_expression(args.input, list(image_sets))
     store = None if args.no_cache else Store(args.store)

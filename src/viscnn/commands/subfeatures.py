@@ -4,9 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
-from viscnn.commands.common import add_model_arguments, load_with_graph, open_set
+from viscnn.commands.common import add_model_arguments, load_with_graph, open_set, output_folder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,17 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from viscnn.circuits.subfeatures import find_subfeatures, patch_crops, patch_grid
-    from viscnn.errors import ViscnnError
     from viscnn.graph.ids import parse_node
 
     loaded, graph = load_with_graph(args)
     node = parse_node(args.node, graph)
     image_set = open_set(args.images, args.input)
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ViscnnError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
+    out = output_folder(args.out)
     start = time.perf_counter()
     result = find_subfeatures(loaded.module, graph, image_set, loaded.preprocess, node, args.top_n, args.min_cluster_size,
                               args.keep, args.method, args.seed, args.device, args.batch_size, args.scrambles,

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
     sparse = args.model.endswith("-sparse")
     epochs = DEFAULT_EPOCHS if args.epochs is None else args.epochs
-    out = args.out if args.out is not None else home_weights_path(sparse)
+    out = args.out if args.out is not None else home_weights_path(sparse=sparse)
     if out.suffix != ".safetensors" or out.is_dir():
         raise ViscnnError(f"--out {out} must be a file name ending in .safetensors")
     report = loop.train_fmnist(sparse, epochs=epochs, seed=args.seed, group_lambda=args.group_lambda, out=out,

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from viscnn.commands.common import add_model_arguments, load_with_graph
+from viscnn.commands.common import add_model_arguments, load_with_graph, output_folder
 
 if TYPE_CHECKING:
     from viscnn.graph import Graph
@@ -79,20 +79,20 @@ def run(args: argparse.Namespace) -> int:
 
     from viscnn.circuits.circuit import Circuit
     from viscnn.errors import ViscnnError
+    from viscnn.featurevis.keys import KIND, render_key, render_meta, render_parts, render_setup
     from viscnn.featurevis.render import RenderSettings, check_settings, render
-    from viscnn.scoring.query import _class_names
     from viscnn.store import Store
-    from viscnn.store.cache import cache_key, cached_image
+    from viscnn.store.cache import cached_image
 
     settings = RenderSettings(steps=args.steps, size=args.size, lr=args.lr, seed=args.seed, batch=args.batch,
                               param=args.param, copies=args.copies, diversity=args.diversity,
                               transforms=args.transforms, workers=args.workers, sharpen=args.sharpen)
     check_settings(settings)  # before the model loads
     loaded, graph = load_with_graph(args)
-    objectives = parse_objectives(args.target, graph, negative=args.negative, class_names=_class_names(loaded))
+    objectives = parse_objectives(args.target, graph, negative=args.negative, class_names=loaded.class_names)
     module, circuit_hash = loaded.module, None
     if args.circuit:
-        circuit = Circuit.load(args.circuit, graph, loaded.fingerprint(), class_names=_class_names(loaded))
+        circuit = Circuit.load(args.circuit, graph, loaded.fingerprint(), class_names=loaded.class_names)
         module = circuit.module(loaded.module, graph)
         circuit_hash = hashlib.sha256(Path(args.circuit).read_bytes()).hexdigest()[:16]
         for objective in objectives:
@@ -101,18 +101,13 @@ def run(args: argparse.Namespace) -> int:
                 out, local = graph.kernel_index(objective.edge)
                 if mask is None or not bool(mask[out, local]):
                     raise ViscnnError(f"edge {objective} is not in circuit {args.circuit}: its kernel is zeroed there")
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ViscnnError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
+    out = output_folder(args.out)
 
     store = None if args.no_cache else Store(args.store)
     fingerprint = loaded.fingerprint()
-    base = {"model": loaded.name, "fingerprint": fingerprint, "circuit": circuit_hash, "settings": settings.to_json(),
-            "size": settings.size or loaded.preprocess.size}
-    parts = [{**base, "objective": str(o)} for o in objectives]
-    missing = [k for k, p in enumerate(parts) if store is None or store.get_path("render", cache_key("render", p)) is None]
+    base = render_setup(loaded, settings, fingerprint=fingerprint, circuit=circuit_hash)
+    parts = [render_parts(base, o) for o in objectives]
+    missing = [k for k, p in enumerate(parts) if store is None or store.get_path(KIND, render_key(p)) is None]
     rendered = {}
     if missing:
         result = render(module, graph, loaded.preprocess, [objectives[k] for k in missing], settings, args.device,
@@ -126,11 +121,10 @@ def run(args: argparse.Namespace) -> int:
         def make(k: int = k, objective: Target = objective):
             images, values, initial = rendered[k]
             strip = np.concatenate([im.permute(1, 2, 0).numpy() for im in images], axis=1)
-            return strip, {"objective": str(objective), "values": values, "initial": initial,
-                           "steps": settings.steps, "copies": settings.copies}
+            return strip, render_meta(objective, values, initial, settings)
 
         if store is not None:
-            path, meta = cached_image(store, "render", parts[k], make)
+            path, meta = cached_image(store, KIND, parts[k], make)
             strip = np.asarray(_read(path))
         else:
             strip, meta = make()

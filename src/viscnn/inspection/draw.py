@@ -25,13 +25,17 @@ def _lut(name: str) -> np.ndarray:
     return (matplotlib.colormaps[name](np.linspace(0.0, 1.0, 256))[:, :3] * 255).round().astype(np.uint8)
 
 
-def diverging(values: np.ndarray, scale: float | np.ndarray) -> np.ndarray:
-    """RGB uint8 of `values` on a blue-white-red map: -scale is blue, 0 white, +scale red (clipped).
+def diverging(values: np.ndarray, scale: float | np.ndarray | None = None) -> np.ndarray:
+    """RGB uint8 of `values` on a blue-white-red map (RdBu_r): -scale is blue, 0 white, +scale red (clipped).
 
-    `scale` is a number or an array broadcasting against `values` (per-kernel scaling).
+    `scale` is a number or an array broadcasting against `values` (per-kernel scaling); None: the largest
+    |value|. NaN is drawn as 0. The one diverging map of viscnn: the views, grids and the server's PNGs.
     """
+    values = np.nan_to_num(np.asarray(values, dtype=np.float64))
+    if scale is None:
+        scale = float(np.abs(values).max()) if values.size else 1.0
     scale = np.where(np.asarray(scale) > 0, scale, 1.0)
-    index = np.clip(np.round((np.asarray(values) / scale + 1.0) * 127.5), 0, 255).astype(np.intp)
+    index = np.clip(np.round((values / scale + 1.0) * 127.5), 0, 255).astype(np.intp)
     return _lut("RdBu_r")[index]
 
 
@@ -118,7 +122,7 @@ def wrap(text: str, width: int, size: int = 13) -> list[str]:
     return lines or [""]
 
 
-def framed(body: Image.Image, title: str, footer: Image.Image | None = None, margin: int = 6,
+def framed(body: Image.Image, title: str, footer: Image.Image | None = None, *, margin: int = 6,
            left_label: str = "", top_label: str = "") -> Image.Image:
     """`body` under a title line (and optional axis labels), with an optional footer (e.g. a colorbar) below."""
     title_size, label_size = 13, 11

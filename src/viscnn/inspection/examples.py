@@ -205,7 +205,7 @@ def _check_request(image_set: ImageSet, k: int) -> None:
 
 
 def compute_examples(model: nn.Module, graph: Graph, image_set: ImageSet, preprocess: Preprocess,
-                     layers: Sequence[str] | None = None, k: int = 9, batch_size: int = 32,
+                     layers: Sequence[str] | None = None, *, k: int = 9, batch_size: int = 32,
                      device: str | torch.device = "cpu", progress: Progress | None = None) -> dict[str, LayerExamples]:
     """Top-k exciting and inhibiting images (one position each) of every node of `layers` (default all)."""
     names = check_layers(graph, layers)
@@ -249,15 +249,15 @@ def _parts(fingerprint: str, images_hash: str, layer: str, k: int) -> dict[str, 
 
 
 def dataset_examples(store: Store | None, loaded: LoadedModel, graph: Graph, image_set: ImageSet,
-                     layers: Sequence[str] | None = None, k: int = 9, batch_size: int = 32,
+                     layers: Sequence[str] | None = None, *, k: int = 9, batch_size: int = 32,
                      progress: Progress | None = None) -> dict[str, LayerExamples]:
     """`compute_examples`, cached per layer in `store` (if given): layers already stored are not recomputed,
     and the missing ones are computed together in one pass over the images."""
     names = check_layers(graph, layers)
     _check_request(image_set, k)
     if store is None:
-        return compute_examples(loaded.module, graph, image_set, loaded.preprocess, names, k, batch_size,
-                                _device(loaded.module), progress)
+        return compute_examples(loaded.module, graph, image_set, loaded.preprocess, names, k=k, batch_size=batch_size,
+                                device=_device(loaded.module), progress=progress)
     fingerprint, images_hash = loaded.fingerprint(), image_set.hash()
     found: dict[str, LayerExamples] = {}
     for name in names:
@@ -267,11 +267,11 @@ def dataset_examples(store: Store | None, loaded: LoadedModel, graph: Graph, ima
             found[name].cache_ids = (fingerprint, images_hash)
     missing = [name for name in names if name not in found]
     if missing:
-        computed = compute_examples(loaded.module, graph, image_set, loaded.preprocess, missing, k, batch_size,
-                                    _device(loaded.module), progress)
+        computed = compute_examples(loaded.module, graph, image_set, loaded.preprocess, missing, k=k,
+                                    batch_size=batch_size, device=_device(loaded.module), progress=progress)
         for name, result in computed.items():
             meta = {"model": loaded.name, "layer": name, "k": k, "images": image_set.name, "image_count": len(image_set)}
-            store_arrays(store, KIND, _parts(fingerprint, images_hash, name, k), result.to_arrays(), meta)
+            store_arrays(store, KIND, _parts(fingerprint, images_hash, name, k), result.to_arrays(), meta=meta)
             result.cache_ids = (fingerprint, images_hash)
         found.update(computed)
     return {name: found[name] for name in names}
@@ -282,7 +282,7 @@ def _device(module: nn.Module) -> torch.device:
 
 
 def examples_png(store: Store, loaded: LoadedModel, graph: Graph, image_set: ImageSet, examples: LayerExamples,
-                 channel: int, cell: int = 80, pixels: PixelCache | None = None) -> tuple[Path, dict[str, Any]]:
+                 channel: int, *, cell: int = 80, pixels: PixelCache | None = None) -> tuple[Path, dict[str, Any]]:
     """The cached PNG (path, metadata) of one node's example grid; rendered once per model, set, k and cell.
 
     Give a `PixelCache` of `image_set` when drawing many nodes, so each image is decoded once. Examples from
@@ -295,7 +295,7 @@ def examples_png(store: Store, loaded: LoadedModel, graph: Graph, image_set: Ima
     def render() -> tuple[Image.Image, dict[str, Any]]:
         rf = graph[examples.layer].receptive_field
         source = pixels if pixels is not None else model_pixels(image_set, loaded.preprocess, images)
-        picture = node_grid(examples, rf, channel, source, loaded.input_shape[1:], cell, image_set.name)
+        picture = node_grid(examples, rf, channel, source, loaded.input_shape[1:], cell=cell, set_name=image_set.name)
         return picture, node
 
     return cached_image(store, GRID_KIND, parts, render)

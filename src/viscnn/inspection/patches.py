@@ -13,7 +13,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
 
 from viscnn.data.imageset import ImageSet
@@ -62,12 +61,10 @@ def model_pixels(image_set: ImageSet, preprocess: Preprocess, indices: Iterable[
     """The model-input pixels [S, S, C] (0-1, after resize and crop, before normalising) of the given images."""
     order = sorted({int(i) for i in indices})
     subset = ImageSet(image_set.name, [image_set.items[i] for i in order], image_set.tensor)
-    mean = torch.tensor(preprocess.mean).view(-1, 1, 1)
-    std = torch.tensor(preprocess.std).view(-1, 1, 1)
     pixels: dict[int, np.ndarray] = {}
     for x, _ in subset.batches(preprocess, batch_size):
-        for image in x:
-            pixels[order[len(pixels)]] = (image * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
+        for image in preprocess.to_pixels(x):
+            pixels[order[len(pixels)]] = image.permute(1, 2, 0).numpy()
     return pixels
 
 
@@ -133,7 +130,7 @@ def mark_unit(tile: Image.Image, rf: ReceptiveField | None, patch_hw: tuple[int,
 
 
 def node_grid(examples: LayerExamples, rf: ReceptiveField | None, channel: int, pixels: Pixels,
-              image_hw: tuple[int, int], cell: int = 80, set_name: str = "") -> Image.Image:
+              image_hw: tuple[int, int], *, cell: int = 80, set_name: str = "") -> Image.Image:
     """One node's examples as a PNG-ready picture: exciting patches above, inhibiting ones below,
     each captioned with its activation and image index."""
     excite, inhibit = node_patches(examples, rf, channel, pixels, image_hw)
@@ -168,7 +165,7 @@ def node_grid(examples: LayerExamples, rf: ReceptiveField | None, channel: int, 
 
 
 def layer_sheet(examples: LayerExamples, rf: ReceptiveField | None, pixels: Pixels, image_hw: tuple[int, int],
-                channels: Sequence[int] | None = None, cell: int = 48, set_name: str = "") -> Image.Image:
+                channels: Sequence[int] | None = None, *, cell: int = 48, set_name: str = "") -> Image.Image:
     """One cell per node: its most exciting patch, numbered: a contact sheet of what a layer's nodes like."""
     chosen = list(range(examples.channels)) if channels is None else [int(c) for c in channels]
     bad = [c for c in chosen if not 0 <= c < examples.channels]

@@ -41,7 +41,7 @@ def conv_layer(graph: Graph, name: str) -> Layer:
     return graph[check_layers(graph, [name])[0]]
 
 
-def kernels(model: nn.Module, graph: Graph, layer: str, fold_bn: bool = True) -> np.ndarray:
+def kernels(model: nn.Module, graph: Graph, layer: str, *, fold_bn: bool = True) -> np.ndarray:
     """The layer's kernels as float32 [C_out, C_in / groups, kh, kw], BN-folded unless `fold_bn` is False."""
     spec = conv_layer(graph, layer)
     try:
@@ -95,7 +95,7 @@ def _select(count: int, chosen: Sequence[int] | None, what: str) -> np.ndarray:
     return picked
 
 
-def kernel_grid(model: nn.Module, graph: Graph, layer: str, scaling: Scaling = "filter", fold_bn: bool = True,
+def kernel_grid(model: nn.Module, graph: Graph, layer: str, scaling: Scaling = "filter", *, fold_bn: bool = True,
                 outs: Sequence[int] | None = None, max_side: int = MAX_SIDE) -> Image.Image:
     """A picture of a layer's kernels.
 
@@ -107,7 +107,7 @@ def kernel_grid(model: nn.Module, graph: Graph, layer: str, scaling: Scaling = "
     filters can wash out the rest) or 'kernel' (each 2D kernel its own; for RGB filters, per filter). `outs` picks output channels (default all).
     """
     spec = conv_layer(graph, layer)
-    weight = kernels(model, graph, layer, fold_bn)
+    weight = kernels(model, graph, layer, fold_bn=fold_bn)
     picked = _select(spec.out_channels, outs, "output channel")
     weight = weight[picked]
     n_out, n_in, kh, kw = weight.shape
@@ -156,14 +156,14 @@ def kernel_grid(model: nn.Module, graph: Graph, layer: str, scaling: Scaling = "
                        if spec.groups > 1 else "input channel")
 
 
-def cached_kernel_grid(store: Store, loaded: LoadedModel, graph: Graph, layer: str, scaling: Scaling = "filter",
+def cached_kernel_grid(store: Store, loaded: LoadedModel, graph: Graph, layer: str, scaling: Scaling = "filter", *,
                        fold_bn: bool = True) -> tuple[Path, dict]:
     """`kernel_grid` as a PNG in the store (path, metadata), drawn once per model, layer and settings."""
     spec = conv_layer(graph, layer)
     parts = {"model": loaded.fingerprint(), "layer": spec.name, "scaling": scaling, "fold_bn": fold_bn, "version": 1}
 
     def render() -> tuple[Image.Image, dict]:
-        picture = kernel_grid(loaded.module, graph, spec.name, scaling, fold_bn)
+        picture = kernel_grid(loaded.module, graph, spec.name, scaling, fold_bn=fold_bn)
         return picture, {"layer": spec.name, "scaling": scaling, "fold_bn": fold_bn, "out_channels": spec.out_channels,
                          "in_per_group": spec.in_per_group, "kernel_size": list(spec.kernel_size)}
 
@@ -181,7 +181,7 @@ def _ranges(values: np.ndarray) -> str:
     return ",".join(parts)
 
 
-def kernel_heatmap(model: nn.Module, graph: Graph, layer: str, out: int, inp: int, fold_bn: bool = True,
+def kernel_heatmap(model: nn.Module, graph: Graph, layer: str, out: int, inp: int, *, fold_bn: bool = True,
                    cell: int = 40) -> Image.Image:
     """One kernel (edge `layer:out<-inp`, `inp` an absolute input channel) as a labelled heatmap with its values."""
     spec = conv_layer(graph, layer)
@@ -195,7 +195,7 @@ def kernel_heatmap(model: nn.Module, graph: Graph, layer: str, out: int, inp: in
         first = group * spec.in_per_group
         raise ViscnnError(f"there is no kernel {layer}:{out}<-{inp}: output channel {out} of this grouped conv reads "
                           f"input channels {first}-{first + spec.in_per_group - 1} only")
-    kernel = kernels(model, graph, layer, fold_bn)[out, local]
+    kernel = kernels(model, graph, layer, fold_bn=fold_bn)[out, local]
     scale = float(np.abs(kernel).max(initial=0.0)) or 1.0
     kh, kw = kernel.shape
     cell = max(cell, 12, 120 // max(kh, kw))  # a 1x1 kernel still gets a readable square
@@ -242,7 +242,7 @@ def image_input(image: Image.Image, preprocess: Preprocess) -> tuple[torch.Tenso
     return preprocess.normalize(pixels), pixels.permute(1, 2, 0).numpy()
 
 
-def activation_grid(maps: np.ndarray, layer: str = "", scaling: MapScaling = "layer", channels: int | None = None,
+def activation_grid(maps: np.ndarray, layer: str = "", scaling: MapScaling = "layer", *, channels: int | None = None,
                     cell: int = 56) -> Image.Image:
     """A layer's maps [C, h, w] for one image as a grid of heatmaps (blue < 0 < red), channel c at
     row c // columns; `scaling` 'layer' (one scale for all maps: the 99.5th percentile of |a|, beyond which
@@ -273,7 +273,7 @@ def activation_grid(maps: np.ndarray, layer: str = "", scaling: MapScaling = "la
     return draw.framed(Image.fromarray(body), title, footer)
 
 
-def receptive_box(graph: Graph, layer: str, y: int, x: int, clip: bool = True) -> tuple[float, float, float, float]:
+def receptive_box(graph: Graph, layer: str, y: int, x: int, *, clip: bool = True) -> tuple[float, float, float, float]:
     """(top, left, bottom, right) in input pixels of unit (y, x) of `layer`'s map (clipped to the image)."""
     spec = conv_layer(graph, layer)
     height, width = spec.output_shape[-2:]

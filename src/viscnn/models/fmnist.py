@@ -54,36 +54,36 @@ class FmnistConvNet(nn.Module):
         return self.classifier(self.features(x))
 
 
-def model_name(sparse: bool) -> str:
+def model_name(*, sparse: bool) -> str:
     """'fmnist-convnet' or 'fmnist-convnet-sparse'."""
     return MODEL_NAMES[1] if sparse else MODEL_NAMES[0]
 
 
-def home_weights_path(sparse: bool = False) -> Path:
+def home_weights_path(*, sparse: bool = False) -> Path:
     """Where `viscnn train` writes by default: ``<viscnn home>/models/<name>.safetensors``."""
-    return paths.home() / "models" / f"{model_name(sparse)}.safetensors"
+    return paths.home() / "models" / f"{model_name(sparse=sparse)}.safetensors"
 
 
-def packaged_weights_path(sparse: bool = False) -> Path:
+def packaged_weights_path(*, sparse: bool = False) -> Path:
     """The weights committed with the package (``viscnn/models/weights/<name>.safetensors``)."""
-    return _WEIGHTS_DIR / f"{model_name(sparse)}.safetensors"
+    return _WEIGHTS_DIR / f"{model_name(sparse=sparse)}.safetensors"
 
 
-def find_weights(sparse: bool = False) -> Path:
+def find_weights(*, sparse: bool = False) -> Path:
     """The user's own trained weights if present, else the packaged ones; ViscnnError if neither."""
-    for path in (home_weights_path(sparse), packaged_weights_path(sparse)):
+    for path in (home_weights_path(sparse=sparse), packaged_weights_path(sparse=sparse)):
         if path.is_file():
             return path
-    name = model_name(sparse)
-    raise ViscnnError(f"no weights for {name} (looked in {home_weights_path(sparse)} and {packaged_weights_path(sparse)}): "
+    name = model_name(sparse=sparse)
+    raise ViscnnError(f"no weights for {name} (looked in {home_weights_path(sparse=sparse)} and {packaged_weights_path(sparse=sparse)}): "
                       f"run `viscnn train --model {name}`")
 
 
-def load_fmnist_convnet(sparse: bool = False) -> nn.Module:
+def load_fmnist_convnet(*, sparse: bool = False) -> nn.Module:
     """An FmnistConvNet (eval mode, CPU) with trained weights; see `find_weights` for the lookup order."""
     from viscnn.models.zoo import apply_weights, read_weights  # zoo imports this module lazily
 
-    path = find_weights(sparse)
+    path = find_weights(sparse=sparse)
     model = FmnistConvNet()
-    apply_weights(model, read_weights(path), str(path), model_name(sparse))
+    apply_weights(model, read_weights(path), str(path), model_name(sparse=sparse))
     return model.eval()

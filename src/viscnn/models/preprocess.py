@@ -60,5 +60,11 @@ class Preprocess:
         std = torch.tensor(self.std, dtype=pixels.dtype, device=pixels.device).view(-1, 1, 1)
         return (pixels - mean) / std
 
+    def to_pixels(self, x: torch.Tensor) -> torch.Tensor:
+        """The inverse of `normalize`: the model's input [..., C, H, W] -> 0-1 pixels (clamped)."""
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+        return (x * std + mean).clamp(0, 1)
+
     def __call__(self, image: Image.Image) -> torch.Tensor:
         return self.normalize(self.pil_to_pixels(image))

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from viscnn.errors import ViscnnError
+from viscnn.models.classes import class_names
 from viscnn.models.ecosystem import is_ecosystem_name, load_ecosystem
 from viscnn.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, TF_MEAN, TF_STD, Preprocess
 
@@ -50,6 +51,15 @@ class LoadedModel:
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return self.preprocess.input_shape
+
+    @property
+    def class_names(self) -> list[str] | None:
+        """The names of the model's classes in output order (its vocabulary's, else the ones its library gave),
+        or None when it has none."""
+        if self.classes is not None:
+            return class_names(self.classes)
+        names = self.extra.get("class_names")
+        return list(names) if names is not None else None
 
     def default_images(self) -> str:
         """The image-set spec to use when none is given: the model's own kind of images, never another's."""

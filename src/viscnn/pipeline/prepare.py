@@ -184,10 +184,9 @@ class Preparer:
                           device=self.settings.device)
 
     def _scores_done(self) -> bool:
-        from viscnn.scoring.query import KIND, _key
+        from viscnn.scoring.query import KIND, score_key
 
-        key = _key(self.store, self.fingerprint, self.images, "loss", "taylor", True, "zero")
-        return self.store.get_path(KIND, key) is not None
+        return self.store.get_path(KIND, score_key(self.fingerprint, self.images, "loss", "taylor")) is not None
 
     def _scores(self) -> None:
         self._memo["scores"] = self._score().scores["taylor"]
@@ -254,8 +253,8 @@ class Preparer:
         layout = assemble(self.graph, projections, smooth=smooth, rotate=True, edge_weights=weights,
                           projection=self.settings.projection, model=self.loaded.name, fingerprint=self.fingerprint,
                           images=self.spec)
-        layout.quality = measure_quality(layout, self.graph, weights, self.vectors if smooth else None,
-                                         projections if smooth else None)
+        layout.quality = measure_quality(layout, self.graph, weights, vectors=self.vectors if smooth else None,
+                                         projections=projections if smooth else None)
         self.store.put_bytes("layout", self.layout_key(), json.dumps(layout.to_json()).encode(),
                              meta={"model": self.loaded.name, "projection": self.settings.projection}, suffix=".json")
 
@@ -285,8 +284,8 @@ class Preparer:
     def _examples(self) -> None:
         module = self._examples_module()
         if module is not None:
-            module.dataset_examples(self.store, self.loaded, self.graph, self.images, None, self.settings.examples,
-                                    self.settings.batch_size)
+            module.dataset_examples(self.store, self.loaded, self.graph, self.images, None, k=self.settings.examples,
+                                    batch_size=self.settings.batch_size)
 
     def top_nodes(self) -> list[tuple[str, int]]:
         """The nodes with the highest overall score, `settings.renders` of them."""
@@ -295,25 +294,28 @@ class Preparer:
     def _render_parts(self, nodes: list[tuple[str, int]]) -> tuple[Any, list[Any], list[dict[str, Any]]]:
         """(settings, objectives, cache parts) of the renders of `nodes`: the parts `viscnn visualize` and the
         server use, so what is rendered here is what they serve."""
+        from viscnn.featurevis.keys import render_parts, render_setup
         from viscnn.featurevis.render import RenderSettings
         from viscnn.scoring.targets import Target
 
         settings = RenderSettings(steps=self.settings.render_steps, seed=self.settings.seed)
         objectives = [Target("node", layer, channel) for layer, channel in nodes]
-        base = {"model": self.loaded.name, "fingerprint": self.fingerprint, "circuit": None,
-                "settings": settings.to_json(), "size": settings.size or self.loaded.preprocess.size}
-        return settings, objectives, [{**base, "objective": str(o)} for o in objectives]
+        setup = render_setup(self.loaded, settings, fingerprint=self.fingerprint)
+        return settings, objectives, [render_parts(setup, o) for o in objectives]
 
     def _render_keys(self, nodes: list[tuple[str, int]]) -> list[str]:
-        from viscnn.store.cache import cache_key
+        from viscnn.featurevis.keys import render_key
 
-        return [cache_key("render", p) for p in self._render_parts(nodes)[2]]
+        return [render_key(p) for p in self._render_parts(nodes)[2]]
 
     def _missing_renders(self, nodes: list[tuple[str, int]]) -> list[int]:
-        return [k for k, key in enumerate(self._render_keys(nodes)) if self.store.get_path("render", key) is None]
+        from viscnn.featurevis.keys import KIND
+
+        return [k for k, key in enumerate(self._render_keys(nodes)) if self.store.get_path(KIND, key) is None]
 
     def _render(self, nodes: list[tuple[str, int]]) -> None:
         """Render the nodes whose renders are not stored yet, storing them batch by batch (a rerun resumes)."""
+        from viscnn.featurevis.keys import KIND, render_meta
         from viscnn.featurevis.render import render
         from viscnn.store.cache import cached_image
 
@@ -325,13 +327,12 @@ class Preparer:
                             settings, self.settings.device)
             for j, k in enumerate(chunk):
                 image = result.images[j].permute(1, 2, 0).numpy()
-                meta = {"objective": str(objectives[k]), "values": [float(result.values[j])],
-                        "initial": float(result.initial_values[j]), "steps": settings.steps, "copies": settings.copies}
+                meta = render_meta(objectives[k], [float(result.values[j])], float(result.initial_values[j]), settings)
 
                 def computed(image: np.ndarray = image, meta: dict[str, Any] = meta) -> tuple[np.ndarray, dict[str, Any]]:
                     return image, meta
 
-                cached_image(self.store, "render", parts[k], computed)
+                cached_image(self.store, KIND, parts[k], computed)
 
     def renders(self, layer: str) -> torch.Tensor:
         """[C, channels, H, W]: every node's render of `layer` as model input (rendered first where missing)."""
@@ -379,9 +380,11 @@ def manifest_key(store: Any, fingerprint: str, images_hash: str, projection: str
     return store.key("prepared", model=fingerprint, images=images_hash, projection=projection, version=VERSION)
 
 
-def measure_quality(layout: Layout, graph: Graph, weights: dict[str, np.ndarray],
-                    vectors: Callable[[str], np.ndarray] | None, projections: dict[str, np.ndarray] | None) -> dict:
-    """The layout's quality figures (see viscnn.layout.quality): edge length vs random, trustworthiness."""
+def measure_quality(layout: Layout, graph: Graph, weights: dict[str, np.ndarray], *,
+                    vectors: Callable[[str], np.ndarray] | None = None,
+                    projections: dict[str, np.ndarray] | None = None) -> dict:
+    """The layout's quality figures (see viscnn.layout.quality): edge length vs random, and with `vectors` and
+    `projections` the trustworthiness."""
     result: dict[str, Any] = {"edge_length": quality.edge_length(layout, graph, weights)}
     if vectors is not None:
         result["trustworthiness"] = quality.trustworthiness(layout, vectors, projections)

@@ -22,6 +22,7 @@ from viscnn.scoring.engine import score_batches
 from viscnn.scoring.expression import Expression
 from viscnn.scoring.scores import Scores
 from viscnn.scoring.targets import Target, check_scorable
+from viscnn.store import Store
 
 KIND = "scores"
 
@@ -73,7 +74,8 @@ def score_sets(loaded: LoadedModel, graph: Graph, image_sets: dict[str, ImageSet
     result = QueryResult({})
     for name in expression.terms:
         image_set = image_sets[name]
-        keys = {c: _key(store, fingerprint, image_set, str(target), c, edges, baseline_id) for c in criteria} if store else {}
+        keys = {c: score_key(fingerprint, image_set, target, c, edges=edges, baseline=baseline_id)
+                for c in criteria} if store else {}
         cached = {c: Scores.load(p) for c, key in keys.items() if (p := store.get_path(KIND, key)) is not None}
         missing = [c for c in criteria if c not in cached]
         if missing:
@@ -100,9 +102,12 @@ def score_sets(loaded: LoadedModel, graph: Graph, image_sets: dict[str, ImageSet
     return result
 
 
-def _key(store, fingerprint: str, image_set: ImageSet, target: str, criterion: str, edges: bool, baseline: str) -> str:
-    return store.key(KIND, model=fingerprint, images=image_set.hash(), target=target, criterion=criterion, edges=edges,
-                     baseline=baseline if criterion == "taylor_signed" else "zero")
+def score_key(fingerprint: str, image_set: ImageSet, target: str | Target, criterion: str, *, edges: bool = True,
+              baseline: str = "zero") -> str:
+    """The store key (kind `KIND`) of one image set's scores: model fingerprint, set hash, target, criterion,
+    whether edges were scored, and the baseline (recorded for signed Taylor only: no other criterion uses it)."""
+    return Store.key(KIND, model=fingerprint, images=image_set.hash(), target=str(target), criterion=criterion,
+                     edges=edges, baseline=baseline if criterion == "taylor_signed" else "zero")
 
 
 def _baseline(baseline: str, loaded: LoadedModel) -> tuple[str | torch.Tensor, str]:
@@ -118,16 +123,4 @@ def _baseline(baseline: str, loaded: LoadedModel) -> tuple[str | torch.Tensor, s
     return x[0], f"image:{image_set.hash()}"
 
 
-def _class_names(loaded: LoadedModel) -> list[str] | None:
-    if loaded.classes == "imagenet":
-        from viscnn.data import imagenet_classes
-
-        return imagenet_classes()
-    if loaded.classes == "fashion-mnist":
-        from viscnn.data import FASHION_MNIST_CLASSES
-
-        return list(FASHION_MNIST_CLASSES)
-    return None
-
-
-__all__ = ["CRITERIA", "QueryResult", "score_sets"]
+__all__ = ["CRITERIA", "QueryResult", "score_key", "score_sets"]

@@ -64,7 +64,7 @@ def routes(state: ServerState) -> APIRouter:
         size = state.batch_size
         result = []
         steps = range(0, len(chosen), size)
-        for k in (context.track(steps, len(steps), start, stop, "reading images") if context else steps):
+        for k in (context.track(steps, len(steps), start=start, stop=stop, message="reading images") if context else steps):
             part = chosen[k:k + size]
             x = torch.stack([s._model_input(s.items[i], state.loaded.preprocess) for s, i in part])
             result.append((x.to(state.device), torch.tensor([s.items[i].label for s, i in part], dtype=torch.long)))
@@ -89,12 +89,12 @@ def routes(state: ServerState) -> APIRouter:
     def circuit(request: CircuitRequest) -> Response:
         from viscnn.circuits import extract_circuit, get_method
         from viscnn.circuits.build import RULES
-        from viscnn.circuits.select import _check
+        from viscnn.circuits.select import check_fraction
 
         get_method(request.method)
         if request.rule not in RULES:
             raise ViscnnError(f"unknown selection rule {request.rule!r}: choose from {', '.join(RULES)}")
-        _check(request.keep, "keep fraction")
+        check_fraction(request.keep, "keep fraction")
         target = check_scorable(parse_target(request.target, state.graph, state.class_names))
         images = parse(request.images)
         chosen = items(images)
@@ -105,7 +105,8 @@ def routes(state: ServerState) -> APIRouter:
             data = batches(chosen, context, 0.0, 0.2)
             context.report(0.25, f"extracting the {request.method} circuit of {target}")
             found = extract_circuit(state.loaded.module, state.graph, data, target, request.keep, request.method,
-                                    request.rule, request.seed, state.device, state.loaded.name, state.fingerprint)
+                                    rule=request.rule, seed=request.seed, device=state.device,
+                                    model_name=state.loaded.name, fingerprint=state.fingerprint)
             return {**found.to_json(state.graph, state.loaded.module), "key": key, "seconds": round(context.job.seconds, 3)}
 
         return cached_or_job("circuit", key, f"{request.method} circuit of {target} over {request.images}", work)
@@ -143,7 +144,8 @@ def routes(state: ServerState) -> APIRouter:
                 context.report(0.1 + 0.9 * min(said[0], steps) / steps, message)
 
             evaluation = evaluate(state.loaded.module, state.graph, train_batches, held_batches, [target],
-                                  request.methods, fractions, request.seed, state.device, say, state.loaded.name)
+                                  request.methods, fractions, seed=request.seed, device=state.device, progress=say,
+                                  model_name=state.loaded.name)
             return {**evaluation.to_json(), "key": key}
 
         return cached_or_job("faithfulness", key, f"faithfulness of circuits for {target}", work)

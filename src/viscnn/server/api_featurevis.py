@@ -35,15 +35,14 @@ def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
 
     # --- renders -------------------------------------------------------------------------------------
     def render_answer(objective: Target) -> Response:
+        from viscnn.featurevis.keys import KIND, render_key, render_meta, render_parts, render_setup
         from viscnn.featurevis.render import RenderSettings, render
-        from viscnn.store.cache import cache_key, cached_image
+        from viscnn.store.cache import cached_image
 
         the_store = store()
         settings = RenderSettings(steps=render_steps)
-        parts = {"model": state.loaded.name, "fingerprint": state.fingerprint, "circuit": None,
-                 "settings": settings.to_json(), "size": settings.size or state.loaded.preprocess.size,
-                 "objective": str(objective)}
-        path = the_store.get_path("render", cache_key("render", parts))
+        parts = render_parts(render_setup(state.loaded, settings, fingerprint=state.fingerprint), objective)
+        path = the_store.get_path(KIND, render_key(parts))
         if path is not None:
             return _png_file(path)
 
@@ -51,9 +50,8 @@ def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
             context.report(0.05, f"rendering {objective} ({settings.steps} steps)")
             result = render(state.loaded.module, state.graph, state.loaded.preprocess, [objective], settings)
             image = result.images[0].permute(1, 2, 0).numpy()
-            meta = {"objective": str(objective), "values": [float(result.values[0])],
-                    "initial": float(result.initial_values[0]), "steps": settings.steps, "copies": settings.copies}
-            cached_image(the_store, "render", parts, lambda: (image, meta))
+            meta = render_meta(objective, [float(result.values[0])], float(result.initial_values[0]), settings)
+            cached_image(the_store, KIND, parts, lambda: (image, meta))
             return {"objective": str(objective), "value": float(result.values[0]), "seconds": round(result.seconds, 3)}
 
         return pending(state.jobs.submit("render", work, f"render {objective}", key=f"render|{objective}"))
@@ -77,8 +75,8 @@ def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
         overall = state.image_sets["overall"]
         if store().get_path(KIND, examples_key(state.loaded, overall, layer, min(EXAMPLES_K, len(overall)))) is None:
             return None
-        return dataset_examples(store(), state.loaded, state.graph, overall, [layer], min(EXAMPLES_K, len(overall)),
-                                state.batch_size)[layer]
+        return dataset_examples(store(), state.loaded, state.graph, overall, [layer], k=min(EXAMPLES_K, len(overall)),
+                                batch_size=state.batch_size)[layer]
 
     def examples_job(layer: str) -> Response:
         from viscnn.inspection.examples import dataset_examples
@@ -89,7 +87,7 @@ def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
         def work(context: JobContext) -> dict:
             context.report(0.05, f"finding the top {k} images of every node over {len(overall)} images")
             # every layer in one pass: the next node clicked is then ready too
-            dataset_examples(store(), state.loaded, state.graph, overall, None, k, state.batch_size)
+            dataset_examples(store(), state.loaded, state.graph, overall, None, k=k, batch_size=state.batch_size)
             return {"layers": len(state.graph.conv_layers), "k": k}
 
         return pending(state.jobs.submit("examples", work, "dataset examples of every node", key="examples"))

@@ -6,11 +6,12 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from viscnn.graph import Layer
+from viscnn.inspection.draw import diverging
 from viscnn.server.layouts import Layouts
 from viscnn.server.prune import KernelFacts
 from viscnn.server.responses import FastJSON
 from viscnn.server.state import NotFound, ServerState
-from viscnn.server.views import Maps, diverging, png, upscale
+from viscnn.server.views import Maps, png, upscale
 
 
 def layer_json(layer: Layer) -> dict:
@@ -126,7 +127,7 @@ def routes(state: ServerState, facts: KernelFacts, maps: Maps, layouts: Layouts)
                 response_class=Response)
     def edge_output(layer: str, out: int, inp: int, image: str) -> Response:
         edge_check(layer, out, inp)
-        values = maps.kernel_output(state.image(image), layer, out, inp, facts.bn_scale(layer))
+        values = maps.kernel_output(state.image(image), layer, out, inp, bn_scale=facts.bn_scale(layer))
         return Response(png(diverging(values.numpy())), media_type="image/png")
 
     return router

@@ -72,7 +72,7 @@ class Job:
             return 0.0
         return (self.finished or time.time()) - self.started
 
-    def to_json(self, result: bool = True) -> dict:
+    def to_json(self, *, result: bool = True) -> dict:
         data = {"id": self.id, "kind": self.kind, "description": self.description, "state": self.state,
                 "progress": round(self.progress, 4), "message": self.message, "seconds": round(self.seconds, 3),
                 "error": self.error}
@@ -119,7 +119,7 @@ class JobContext:
         if changes:
             self.job.update(**changes)
 
-    def track(self, items: Iterable, total: int, start: float, stop: float, message: str) -> Iterator:
+    def track(self, items: Iterable, total: int, *, start: float, stop: float, message: str) -> Iterator:
         """Yield `items`, moving the progress from `start` to `stop` over `total` of them."""
         for k, item in enumerate(items):
             self.report(start + (stop - start) * k / max(total, 1), f"{message}: {k}/{total}")
@@ -157,7 +157,7 @@ class JobManager:
         self._queue: list[tuple[int, int, Job, Callable[[JobContext], Any]]] = []  # a heap
         self._order = itertools.count()
 
-    def submit(self, kind: str, function: Callable[[JobContext], Any], description: str = "",
+    def submit(self, kind: str, function: Callable[[JobContext], Any], description: str = "", *,
                key: str | None = None, background: bool = False) -> Job:
         """Queue `function(context)`; with `key`, a job for the same key that is not failed is reused."""
         with self._lock:

@@ -30,7 +30,7 @@ def build_state(model: str = "efficientnet-lite0", images: str | None = None, we
     graph = build_graph(loaded.module, loaded.input_shape, loaded.name)
     the_store = None if no_cache else Store(store)
     uploads = (the_store.root / "uploads") if the_store is not None else Path(tempfile.mkdtemp(prefix="viscnn-uploads-"))
-    return ServerState(loaded, graph, images, the_store, token, uploads, batch_size=batch_size)
+    return ServerState(loaded, graph, images, store=the_store, token=token, upload_dir=uploads, batch_size=batch_size)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -59,7 +59,7 @@ class Layouts:
         return Preparer(state.loaded, state.graph, {"overall": state.image_sets["overall"]}, state.store,
                         Settings(projection=kind, batch_size=state.batch_size), state.images_spec, progress, echo)
 
-    def answer(self, kind: str, background: bool = False) -> Response:
+    def answer(self, kind: str, *, background: bool = False) -> Response:
         if kind not in KINDS:
             raise ViscnnError(f"unknown layout {kind[:40]!r}: choose from {', '.join(KINDS)}")
         with self._lock:

@@ -70,4 +70,5 @@ def _state_for(loaded: LoadedModel, images: str | None, store: str | Path | None
 
     graph = build_graph(loaded.module, loaded.input_shape, loaded.name)
     the_store = Store(store)
-    return ServerState(loaded, graph, images or loaded.default_images(), the_store, None, the_store.root / "uploads")
+    return ServerState(loaded, graph, images or loaded.default_images(), store=the_store,
+                       upload_dir=the_store.root / "uploads")

@@ -5,6 +5,7 @@ nodes or edges.
 """
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from viscnn.circuits.select import keep_cumulative, keep_top
 from viscnn.errors import ViscnnError
 from viscnn.graph import Graph
 from viscnn.graph.kernels import bn_scale, folded_kernels, kernel_signs
@@ -20,7 +22,8 @@ from viscnn.scoring.scores import Scores
 
 @dataclass(frozen=True)
 class Rule:
-    """Keep the top `value` of a layer ("fraction"), or the fewest whose |scores| reach `value` of its total ("cumulative")."""
+    """Keep the top `value` of a layer ("fraction"), or the fewest whose |scores| reach `value` of its total
+    ("cumulative"): the rules of viscnn.circuits.select, named as the query's parameters."""
 
     kind: str
     value: float
@@ -39,29 +42,10 @@ class Rule:
 
         `population`: what a fraction is of, when `magnitude` holds only the candidates of a larger set.
         """
-        flat = magnitude.flatten()
-        keep = torch.zeros_like(flat, dtype=torch.bool)
-        nonzero = int((flat > 0).sum())
-        if nonzero == 0 or self.value == 0:
-            return keep.view_as(magnitude)
         if self.kind == "fraction":
-            count = min(nonzero, int(np.ceil(self.value * (population or flat.numel()))))
-            keep[torch.from_numpy(top_indices(flat.numpy(), count))] = True
-        else:
-            values, order = flat.sort(descending=True)
-            cumsum = values.double().cumsum(0)
-            count = int(torch.searchsorted(cumsum, self.value * float(cumsum[-1]))) + 1
-            keep[order[: min(count, nonzero)]] = True
-        return keep.view_as(magnitude)
-
-
-def top_indices(values: np.ndarray, count: int) -> np.ndarray:
-    """Indices of the `count` largest values, in no order (a partition: linear time, unlike a top-k sort)."""
-    if count <= 0:
-        return np.zeros(0, dtype=np.int64)
-    if count >= len(values):
-        return np.arange(len(values))
-    return np.argpartition(values, len(values) - count)[len(values) - count:]
+            count = math.ceil(self.value * (population or magnitude.numel()))
+            return keep_top(magnitude, min(count, int((magnitude > 0).sum())))
+        return keep_cumulative(magnitude, self.value)
 
 
 class KernelFacts:
@@ -100,7 +84,7 @@ class KernelFacts:
             return self._norms[layer]
 
 
-def prune(scores: Scores, graph: Graph, facts: KernelFacts, node_rule: Rule, edge_rule: Rule,
+def prune(scores: Scores, graph: Graph, facts: KernelFacts, *, node_rule: Rule, edge_rule: Rule,
           max_edges: int) -> dict:
     """The drawable part of a query: every node's score, the kept nodes, and the kept edges (columns per layer)."""
     if max_edges < 0:
@@ -127,9 +111,7 @@ def prune(scores: Scores, graph: Graph, facts: KernelFacts, node_rule: Rule, edg
             chosen = rows[local[:, 0]] * edges.shape[1] + local[:, 1]  # flat index in the layer's [C_out, C_in/g]
             candidates.append((layer.name, chosen, values / float(values.max())))
     if candidates and sum(len(c[1]) for c in candidates) > max_edges:
-        best = torch.cat([c[2] for c in candidates])
-        take = torch.zeros_like(best, dtype=torch.bool)
-        take[torch.from_numpy(top_indices(best.numpy(), max_edges))] = True
+        take = keep_top(torch.cat([c[2] for c in candidates]), max_edges)
         start, trimmed = 0, []
         for name, chosen, normalised in candidates:
             part = take[start:start + len(chosen)]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from viscnn.errors import ViscnnError
 from viscnn.scoring.criteria import CRITERIA
 from viscnn.scoring.expression import Expression, parse_expression
-from viscnn.scoring.query import KIND, _key, score_sets
+from viscnn.scoring.query import KIND, score_key, score_sets
 from viscnn.scoring.scores import Scores
 from viscnn.scoring.targets import Target, check_scorable, parse_target
 from viscnn.server.jobs import JobContext
@@ -88,8 +88,8 @@ def in_store(state: ServerState, spec: QuerySpec) -> bool:
     """True when every set of the query has its scores in the store (no forward pass needed)."""
     if state.store is None:
         return False
-    return all(state.store.get_path(KIND, _key(state.store, state.fingerprint, state.image_sets[name], str(spec.target),
-                                               spec.criterion, True, "zero")) is not None for name in spec.terms)
+    return all(state.store.get_path(KIND, score_key(state.fingerprint, state.image_sets[name], spec.target,
+                                                    spec.criterion)) is not None for name in spec.terms)
 
 
 def compute(state: ServerState, spec: QuerySpec, context: JobContext | None = None) -> tuple[Scores, dict]:
@@ -124,7 +124,8 @@ def _counted(context: JobContext, batches: Iterable, done: list[int], total: int
 
 def answer(state: ServerState, facts: KernelFacts, spec: QuerySpec, scores: Scores, how: dict) -> dict:
     """The JSON the page gets for a query (numpy arrays inside: serialise with orjson)."""
-    drawn = prune(scores, state.graph, facts, spec.node_rule, spec.edge_rule, spec.max_edges)
+    drawn = prune(scores, state.graph, facts, node_rule=spec.node_rule, edge_rule=spec.edge_rule,
+                  max_edges=spec.max_edges)
     return {"key": spec.key, "seconds": how.get("seconds", 0.0), "computed": how.get("computed", []),
             "cached": how.get("cached", []), "images": spec.images, "target": str(spec.target), "criterion": spec.criterion,
             "n_images": scores.n_images, **drawn}

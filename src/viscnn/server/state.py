@@ -67,10 +67,10 @@ class LRU:
 class ServerState:
     """Everything the routes share. Built once by `viscnn serve` / `viscnn.show`, or by tests."""
 
-    def __init__(self, loaded: LoadedModel, graph: Graph, images_spec: str, store: Store | None = None, token: str | None = None,
+    def __init__(self, loaded: LoadedModel, graph: Graph, images_spec: str, *, store: Store | None = None,
+                 token: str | None = None,
                  upload_dir: Path | None = None, max_upload_bytes: int = 10 * 1024 * 1024, batch_size: int = 32) -> None:
         from viscnn.data import open_image_sets
-        from viscnn.scoring.query import _class_names
 
         self.loaded = loaded
         self.graph = graph
@@ -79,7 +79,7 @@ class ServerState:
         self.token = token
         self.batch_size = batch_size
         self.max_upload_bytes = max_upload_bytes
-        self.class_names: list[str] | None = _class_names(loaded)
+        self.class_names = loaded.class_names
         self.image_sets = open_image_sets(images_spec, self.class_names)
         self.fingerprint = loaded.fingerprint()
         self.device = next((p.device for p in loaded.module.parameters()), torch.device("cpu"))
@@ -120,10 +120,7 @@ class ServerState:
 
     def pixels(self, ref: ImageRef) -> torch.Tensor:
         """The image as the model sees it, before normalisation: 0-1 pixels [C, H, W]."""
-        pre = self.loaded.preprocess
-        mean = torch.tensor(pre.mean).view(-1, 1, 1)
-        std = torch.tensor(pre.std).view(-1, 1, 1)
-        return (self.model_input(ref) * std + mean).clamp(0, 1)
+        return self.loaded.preprocess.to_pixels(self.model_input(ref))
 
     def add_upload(self, data: bytes, filename: str) -> ImageRef:
         """Keep an uploaded (already checked) image; the same bytes give the same id."""

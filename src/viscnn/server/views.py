@@ -1,4 +1,7 @@
-"""Maps and images as PNG bytes, and the per-image forward passes the node and edge panels need."""
+"""Maps and images as PNG bytes, and the per-image forward passes the node and edge panels need.
+
+Maps are coloured with `viscnn.inspection.draw.diverging`, the one blue-white-red map of the views.
+"""
 from __future__ import annotations
 
 import io
@@ -10,11 +13,6 @@ import torch.nn.functional as F
 from viscnn.graph.recorder import ConvCall, Recorder
 from viscnn.server.state import LRU, ImageRef, ServerState
 
-# blue (negative) - white (zero) - red (positive), as the edge colours on the page
-_NEG = np.array([33, 102, 172], dtype=np.float32)
-_POS = np.array([178, 24, 43], dtype=np.float32)
-_MID = np.array([247, 247, 247], dtype=np.float32)
-
 
 def png(array: np.ndarray) -> bytes:
     """uint8 [H, W] or [H, W, 3] -> PNG bytes."""
@@ -23,15 +21,6 @@ def png(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def diverging(values: np.ndarray, scale: float | None = None) -> np.ndarray:
-    """A 2D map -> uint8 RGB, zero white, +scale red, -scale blue (scale: max |value| by default)."""
-    values = np.nan_to_num(np.asarray(values, dtype=np.float32))
-    scale = float(np.abs(values).max()) if scale is None else scale
-    t = np.clip(values / scale, -1, 1)[..., None] if scale > 0 else np.zeros((*values.shape, 1), np.float32)
-    rgb = np.where(t >= 0, _MID + (_POS - _MID) * t, _MID + (_NEG - _MID) * (-t))
-    return rgb.round().astype(np.uint8)
 
 
 def upscale(rgb: np.ndarray, minimum: int = 64) -> np.ndarray:
@@ -74,7 +63,8 @@ class Maps:
         """Input channel `inp` of the conv, as the conv received it."""
         return self.call(ref, layer).input[0, inp].detach().float().cpu()
 
-    def kernel_output(self, ref: ImageRef, layer: str, out: int, inp: int, bn_scale: torch.Tensor | None) -> torch.Tensor:
+    def kernel_output(self, ref: ImageRef, layer: str, out: int, inp: int, *,
+                      bn_scale: torch.Tensor | None) -> torch.Tensor:
         """What kernel (out, inp) alone adds to output channel `out` (BN scale folded in)."""
         call = self.call(ref, layer)
         spec = call.layer

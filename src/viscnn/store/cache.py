@@ -144,7 +144,7 @@ def load_arrays(store: Store, kind: str, parts: dict[str, Any]) -> tuple[dict[st
         return None  # replaced between the lookup and the read
 
 
-def store_arrays(store: Store, kind: str, parts: dict[str, Any], arrays: dict[str, np.ndarray],
+def store_arrays(store: Store, kind: str, parts: dict[str, Any], arrays: dict[str, np.ndarray], *,
                  meta: dict[str, Any] | None = None) -> Path:
     """Store named arrays (an .npz file) and metadata under `parts`; returns the file's path."""
     meta = meta or {}

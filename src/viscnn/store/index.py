@@ -22,31 +22,23 @@ from typing import NamedTuple
 from viscnn.errors import ViscnnError
 
 SCHEMA_VERSION = 1
-_SCHEMA = """
+# the columns of an entry, in `Row` order: the committed table and the intents table both hold them
+_ROW = (("kind", "TEXT"), ("key", "TEXT"), ("path", "TEXT"), ("size", "INTEGER"), ("sha256", "TEXT"),
+        ("created", "REAL"), ("meta", "TEXT"))
+_ROW_SQL = ",\n".join(f"    {name} {sql_type} NOT NULL" for name, sql_type in _ROW)
+_SCHEMA = f"""
 CREATE TABLE entries (
-    kind TEXT NOT NULL,
-    key TEXT NOT NULL,
-    path TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    sha256 TEXT NOT NULL,
-    created REAL NOT NULL,
-    meta TEXT NOT NULL,
+{_ROW_SQL},
     PRIMARY KEY (kind, key)
 ) WITHOUT ROWID;
 CREATE TABLE pending (
     token TEXT PRIMARY KEY,
     pid INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    key TEXT NOT NULL,
-    path TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    sha256 TEXT NOT NULL,
-    created REAL NOT NULL,
-    meta TEXT NOT NULL
+{_ROW_SQL}
 );
 CREATE INDEX pending_entry ON pending (kind, key);
 """
-_COLUMNS = "kind, key, path, size, sha256, created, meta"
+_COLUMNS = ", ".join(name for name, _ in _ROW)
 _INHERITED: list[sqlite3.Connection] = []  # a parent's connections, kept open in a forked child: never touched
 
 

@@ -199,7 +199,7 @@ class Store:
 
     # -- writing -------------------------------------------------------------------------------
 
-    def put_bytes(self, kind: str, key: str, data: bytes, meta: dict[str, Any] | None = None,
+    def put_bytes(self, kind: str, key: str, data: bytes, *, meta: dict[str, Any] | None = None,
                   suffix: str = ".bin") -> Path:
         """Store `data` under (kind, key), replacing any previous entry; returns the file's path."""
         data = bytes(data)
@@ -215,7 +215,7 @@ class Store:
 
         return self._put(kind, key, write, meta, suffix, (len(data), hashlib.sha256(data).hexdigest()))
 
-    def put_file(self, kind: str, key: str, write: Callable[[Path], None], meta: dict[str, Any] | None = None,
+    def put_file(self, kind: str, key: str, write: Callable[[Path], None], *, meta: dict[str, Any] | None = None,
                  suffix: str = ".bin") -> Path:
         """Store the file `write(tmp)` creates at `tmp` (a temp path ending in `suffix`, in the store's folder).
 
@@ -404,7 +404,7 @@ class Store:
             pass  # its writer finished with it meanwhile
         return 0
 
-    def vacuum(self, temp_age: float = 3600.0, verify: bool = False) -> Vacuumed:
+    def vacuum(self, *, temp_age: float = 3600.0, verify: bool = False) -> Vacuumed:
         """Tidy up after crashes and outside meddling; returns what it removed.
 
         Rows whose file is missing or of the wrong size (with `verify`, also a wrong sha256) are recovered

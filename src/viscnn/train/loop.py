@@ -164,7 +164,7 @@ def train_fmnist(sparse: bool, epochs: int = DEFAULT_EPOCHS, seed: int = 0, lr: 
         shuffler = torch.Generator().manual_seed(seed)
         optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
         convs = [weight for _, weight in conv_weights(model)]
-        bar = tqdm(total=total, desc=f"train {model_name(sparse)}", unit="step", disable=not progress, leave=False)
+        bar = tqdm(total=total, desc=f"train {model_name(sparse=sparse)}", unit="step", disable=not progress, leave=False)
         step = 0
         model.train()
         while step < total:
@@ -196,7 +196,7 @@ def train_fmnist(sparse: bool, epochs: int = DEFAULT_EPOCHS, seed: int = 0, lr: 
     layers = layer_sparsity(model)
     kernels = sum(layer.kernels for layer in layers)
     report = TrainReport(
-        model=model_name(sparse), test_accuracy=accuracy, test_images=len(test_images),
+        model=model_name(sparse=sparse), test_accuracy=accuracy, test_images=len(test_images),
         zero_fraction=sum(layer.near_zero for layer in layers) / kernels,
         exact_zero_fraction=sum(layer.zero for layer in layers) / kernels,
         layer_zero_fractions={layer.name: layer.near_zero_fraction for layer in layers},

@@ -1,14 +1,18 @@
 """Circuit methods: one module each, one signature, registered by name.
 
-    method(model, graph, batches, target, keep, seed=0, device="cpu") -> Scores
+    method(model, graph, batches, target, keep, *, seed=0, device="cpu") -> Scores
 
 Every method returns a `Scores` whose `edges` rank the kernels upstream of the target (higher =
 keep first). `Method.normalise` says whether the selection rule should normalise those scores per
 layer (importance scores) or use them as they are (the `learned` mask is already global).
+
+Every module of this package is a method module: `get_method` and `all_methods` import them all
+before answering, so which module was imported first never hides the others.
 """
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -17,6 +21,7 @@ from torch import nn
 
 from viscnn.errors import ViscnnError
 from viscnn.graph import Graph
+from viscnn.scoring.engine import score_batches
 from viscnn.scoring.scores import Scores
 from viscnn.scoring.targets import Target
 
@@ -31,31 +36,50 @@ class Method:
     normalise: bool = True
     description: str = ""
 
-    def __call__(self, model: nn.Module, graph: Graph, batches: Sequence[Batch], target: Target, keep: float,
+    def __call__(self, model: nn.Module, graph: Graph, batches: Sequence[Batch], target: Target, keep: float, *,
                  seed: int = 0, device: str | torch.device = "cpu") -> Scores:
         return self.function(model, graph, batches, target, keep, seed=seed, device=device)
 
 
 METHODS: dict[str, Method] = {}
-_MODULES = ["actgrad", "snip", "force", "magnitude", "random", "worst", "ablation", "learned"]
 
 
-def register(name: str, normalise: bool = True, description: str = "") -> Callable[[MethodFunction], MethodFunction]:
+def register(name: str, *, normalise: bool = True, description: str = "") -> Callable[[MethodFunction], MethodFunction]:
+    """Decorator: register `function` as the circuit method `name`."""
     def decorate(function: MethodFunction) -> MethodFunction:
         METHODS[name] = Method(name, function, normalise, description)
         return function
     return decorate
 
 
+def labelled(batches: Sequence[Batch]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """`batches` as scoring takes them: unlabelled images (None) get label -1 (the loss then uses the model's
+    own top-1)."""
+    return [(x, y if y is not None else torch.full((len(x),), -1, dtype=torch.long)) for x, y in batches]
+
+
+def kernel_norms(model: nn.Module, graph: Graph, batches: Sequence[Batch], target: Target, *,
+                 device: str | torch.device = "cpu") -> Scores:
+    """The BN-folded kernel norms (criterion "weight", one batch): `magnitude`'s scores, and the shape of
+    the Scores every other method fills in."""
+    return score_batches(model, graph, labelled(batches[:1]), target, ("weight",), device=device)["weight"]
+
+
+def _load_all() -> None:
+    """Import every method module of this package (each registers itself; already imported ones cost nothing)."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+
+
 def get_method(name: str) -> Method:
-    if not METHODS:
-        for module in _MODULES:
-            importlib.import_module(f"viscnn.circuits.methods.{module}")
+    """The registered method `name`; an unknown name is a ViscnnError listing the known ones."""
+    _load_all()
     if name not in METHODS:
         raise ViscnnError(f"unknown circuit method {name!r}: choose from {', '.join(sorted(METHODS))}")
     return METHODS[name]
 
 
 def all_methods() -> dict[str, Method]:
-    get_method("actgrad")
+    """Every registered method by name."""
+    _load_all()
     return dict(METHODS)

@@ -31,16 +31,21 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 
 import torch
+from torch import nn
 
 from viscnn.circuits.circuit import candidate_kernels, upstream_layers
 from viscnn.circuits.connect import connected, read_nodes
-from viscnn.circuits.methods import register
+from viscnn.circuits.methods import Batch, labelled, register
 from viscnn.circuits.methods.actgrad import actgrad
 from viscnn.circuits.run import target_output
 from viscnn.circuits.select import normalised
+from viscnn.graph import Graph
+from viscnn.scoring.scores import Scores
+from viscnn.scoring.targets import Target
 
 STEPS = 200
 BATCH = 64  # images per step at most...
@@ -91,7 +96,7 @@ def _initial_logits(scores: dict[str, torch.Tensor], candidates: dict[str, torch
 class _Circuits:
     """Binary circuits from logits: the top kernels, as many as leave k connected ones."""
 
-    def __init__(self, graph, target, candidates: dict[str, torch.Tensor], k: int) -> None:
+    def __init__(self, graph: Graph, target: Target, candidates: dict[str, torch.Tensor], k: int) -> None:
         self.graph, self.target, self.candidates, self.k = graph, target, candidates, k
         self.allowed = _flat(candidates)
         self.total = int(self.allowed.sum())
@@ -155,12 +160,13 @@ def _step_size(step: int, steps: int) -> float:
 
 @register("learned", normalise=False, description="optimised kernel mask: 1 - r loss, soft L1 phase then "
                                                   "straight-through binary circuit, from actgrad's ranking")
-def learned(model, graph, batches, target, keep, seed=0, device="cpu", steps: int | None = None):
+def learned(model: nn.Module, graph: Graph, batches: Sequence[Batch], target: Target, keep: float, *, seed: int = 0,
+            device: str | torch.device = "cpu", steps: int | None = None) -> Scores:
     started = time.perf_counter()
     steps = int(steps or STEPS)
     generator = torch.Generator().manual_seed(seed)
     xs = torch.cat([x.cpu() for x, _ in batches])
-    ys = torch.cat([(y if y is not None else torch.full((len(x),), -1, dtype=torch.long)).cpu() for x, y in batches])
+    ys = torch.cat([y.cpu() for _, y in labelled(batches)])
     count, size = len(xs), max(1, len(batches[0][0]))
     chunks = [(xs[i: i + size], ys[i: i + size]) for i in range(0, min(count, INIT_IMAGES), size)]
     start_scores = actgrad(model, graph, chunks, target, keep, seed=seed, device=device)
@@ -175,7 +181,7 @@ def learned(model, graph, batches, target, keep, seed=0, device="cpu", steps: in
 
     def run(index: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         masks = None if mask is None else _unflat(mask, candidates)
-        return target_output(model, graph, xs[index].to(device), ys[index], target, masks)
+        return target_output(model, graph, xs[index].to(device), ys[index], target, masks=masks)
 
     with torch.no_grad():
         full = torch.cat([run(torch.arange(i, min(count, i + size)), None).detach() for i in range(0, count, size)])
