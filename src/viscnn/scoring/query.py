@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
@@ -18,10 +19,13 @@ from viscnn.errors import ViscnnError
 from viscnn.graph import Graph
 from viscnn.models import LoadedModel
 from viscnn.scoring.criteria import CRITERIA
-from viscnn.scoring.engine import score_batches
+from viscnn.scoring.engine import Batch, score_batches
 from viscnn.scoring.expression import Expression
 from viscnn.scoring.scores import Scores
 from viscnn.scoring.targets import Target, check_scorable
+
+if TYPE_CHECKING:
+    from viscnn.store import Store
 
 KIND = "scores"
 
@@ -51,7 +55,7 @@ def _is_writer() -> bool:
 
 
 def score_sets(loaded: LoadedModel, graph: Graph, image_sets: dict[str, ImageSet], expression: Expression,
-               target: Target, *, criteria: Sequence[str] = ("taylor",), edges: bool = True, store=None,
+               target: Target, *, criteria: Sequence[str] = ("taylor",), edges: bool = True, store: Store | None = None,
                batch_size: int = 32, device: str | torch.device = "cpu", clip: bool = False,
                progress: Callable[[Iterable, str, int], Iterable] | None = None,
                baseline: str = "zero") -> QueryResult:
@@ -73,12 +77,15 @@ def score_sets(loaded: LoadedModel, graph: Graph, image_sets: dict[str, ImageSet
     result = QueryResult({})
     for name in expression.terms:
         image_set = image_sets[name]
-        keys = {c: _key(store, fingerprint, image_set, str(target), c, edges, baseline_id) for c in criteria} if store else {}
-        cached = {c: Scores.load(p) for c, key in keys.items() if (p := store.get_path(KIND, key)) is not None}
+        keys: dict[str, str] = {}
+        cached: dict[str, Scores] = {}
+        if store is not None:
+            keys = {c: _key(store, fingerprint, image_set, str(target), c, edges, baseline_id) for c in criteria}
+            cached = {c: Scores.load(p) for c, key in keys.items() if (p := store.get_path(KIND, key)) is not None}
         missing = [c for c in criteria if c not in cached]
         if missing:
             share = _share(image_set)
-            batches = share.batches(loaded.preprocess, batch_size)
+            batches: Iterable[Batch] = share.batches(loaded.preprocess, batch_size)
             if progress is not None:
                 batches = progress(batches, name, len(share))
             fresh = score_batches(loaded.module, graph, batches, target, missing, edges, images=name,
@@ -100,7 +107,7 @@ def score_sets(loaded: LoadedModel, graph: Graph, image_sets: dict[str, ImageSet
     return result
 
 
-def _key(store, fingerprint: str, image_set: ImageSet, target: str, criterion: str, edges: bool, baseline: str) -> str:
+def _key(store: Store, fingerprint: str, image_set: ImageSet, target: str, criterion: str, edges: bool, baseline: str) -> str:
     return store.key(KIND, model=fingerprint, images=image_set.hash(), target=target, criterion=criterion, edges=edges,
                      baseline=baseline if criterion == "taylor_signed" else "zero")
 
