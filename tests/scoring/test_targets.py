@@ -38,6 +38,17 @@ def test_the_ids_inside_targets(graph):
     assert str(Target("edge", "features.3", 7, inp=2, negative=True)) == "-features.3:7<-2"
 
 
+def test_the_fields_each_kind_guarantees(graph):
+    assert parse_target("features.3:dir(1=0.5)", graph).map_layer == "features.3"
+    assert parse_target("-logit:3", graph).logit_class == 3
+    faults = [(Target("loss"), "map_layer", "reads the model's output"),
+              (parse_target("features.3:7", graph), "logit_class", "is not a class logit"),
+              (parse_target("features.3:7:neuron", graph), "edge", "is not an edge")]
+    for target, field, message in faults:
+        with pytest.raises(ValueError, match=message):
+            getattr(target, field)
+
+
 def test_scoring_takes_every_kind_but_edges(graph):
     assert check_scorable(parse_target("-features.3:7:neuron", graph)).negative
     for text in ["features.3:7<-2", "features.3:7<-2:neuron"]:
@@ -68,6 +79,7 @@ def test_negative_targets_flip_their_values(graph):
     ("features.3:dir(1=x)", "cannot read direction weight"),
     ("features.3:1:center", "cannot read target"),
     ("features.3", "cannot read target"),
+    ("", "cannot read target ''"), ("-", "cannot read target '-'"), ("  ", "cannot read target '  '"),
 ])
 def test_faults(graph, text, message):
     with pytest.raises(ViscnnError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -22,6 +23,9 @@ from viscnn.graph import Edge, Graph, Node
 from viscnn.graph.kernels import folded_kernels, kernel_signs
 from viscnn.scoring.targets import Target, check_scorable, parse_target
 
+if TYPE_CHECKING:
+    from viscnn.circuits.extract import Extracted
+
 FORMAT = "viscnn.circuit/1"
 
 
@@ -29,7 +33,8 @@ def upstream_layers(graph: Graph, target: Target) -> list[str]:
     """The conv layers whose kernels can matter to the target, in call order."""
     if not target.inside:
         return [layer.name for layer in graph.conv_layers]
-    return [n for n in graph.upstream(target.layer) if graph[n].kind == "conv"] + [target.layer]
+    layer = target.map_layer
+    return [n for n in graph.upstream(layer) if graph[n].kind == "conv"] + [layer]
 
 
 def candidate_kernels(graph: Graph, target: Target) -> dict[str, torch.Tensor]:
@@ -75,7 +80,7 @@ class Circuit:
         return result
 
     def nodes(self) -> list[tuple[Node, float]]:
-        result = []
+        result: list[tuple[Node, float]] = []
         for name, kept in self.node_masks().items():
             scores = self.node_scores.get(name)
             result.extend((Node(name, c), float(scores[c]) if scores is not None else 0.0) for c in kept.nonzero().flatten().tolist())
@@ -85,7 +90,7 @@ class Circuit:
         """A module running `model` with every removed kernel zeroed (the model itself is untouched)."""
         return CircuitModel(model, graph, {name: mask.float() for name, mask in self.masks.items()})
 
-    def extract(self, model: nn.Module, graph: Graph) -> Extracted:  # noqa: F821 - imported lazily
+    def extract(self, model: nn.Module, graph: Graph) -> Extracted:
         """A physically smaller copy of `model`: the filters this circuit does not need are gone (see
         `viscnn.circuits.extract`); its target gives exactly what `module()` gives."""
         from viscnn.circuits.extract import extract

@@ -16,7 +16,7 @@ fed by several conv layers (a residual add, a concat) draws its children from al
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -103,7 +103,7 @@ def _forward(model: nn.Module, graph: Graph, x: torch.Tensor, layer: str) -> dic
     recorder = Recorder(graph, stop_at=layer)
     with torch.enable_grad():
         recorder.run(model, x)
-    return {name: call.node_map for name, call in recorder.calls.items()}
+    return {name: call.ready_map() for name, call in recorder.calls.items()}
 
 
 def _sources(graph: Graph, layer: str, maps: dict[str, torch.Tensor]) -> list[str]:
@@ -164,7 +164,7 @@ def _expand(node: CompositionNode, graph: Graph, maps: dict[str, torch.Tensor], 
     unit = node.unit
     value = maps[unit.layer][0, unit.channel, unit.y, unit.x]
     grads = torch.autograd.grad(value, [maps[s] for s in sources], retain_graph=True, allow_unused=True)
-    candidates = []  # (contribution, source index, channel)
+    candidates: list[tuple[float, int, int]] = []  # (contribution, source index, channel)
     products = []
     for k, (source, grad) in enumerate(zip(sources, grads)):
         grad = grad if grad is not None else torch.zeros_like(maps[source])
@@ -186,7 +186,7 @@ def _expand(node: CompositionNode, graph: Graph, maps: dict[str, torch.Tensor], 
         _expand(child, graph, maps, x, top_k, remaining - 1)
 
 
-def saliency_image(pixels: torch.Tensor, saliency: torch.Tensor, boxes: list[tuple[Box, tuple[int, int, int]]] = (),
+def saliency_image(pixels: torch.Tensor, saliency: torch.Tensor, boxes: Sequence[tuple[Box, tuple[int, int, int]]] = (),
                    scale: int = 1, title: str = "") -> Image.Image:
     """A PIL image: the input (0-1 pixels [C, H, W]) and its saliency, side by side, with `boxes` (input
     pixels, colour) drawn on both (e.g. the receptive fields of the parent and of the unit).
@@ -211,13 +211,21 @@ def saliency_image(pixels: torch.Tensor, saliency: torch.Tensor, boxes: list[tup
     for k, panel in enumerate(panels):
         array = (panel.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
         left = 2 + k * (width * scale + 2)
-        canvas.paste(Image.fromarray(array).resize((width * scale, height * scale), Image.NEAREST), (left, header + 2))
+        canvas.paste(Image.fromarray(array).resize((width * scale, height * scale), Image.Resampling.NEAREST), (left, header + 2))
         for box, colour in boxes:
             top, lft, bottom, right = (max(0.0, min(v, limit)) * scale for v, limit in zip(box, (height, width, height, width)))
             draw.rectangle([left + lft, header + 2 + top, left + right - 1, header + 2 + bottom - 1], outline=colour)
     if title:
         draw.text((2, 1), title, fill=(0, 0, 0))
     return canvas
+
+
+def field_box(graph: Graph, unit: Unit) -> Box | None:
+    """`unit`'s receptive field (top, left, bottom, right) in input pixels, not clipped; None when it sees
+    the whole image or its position is left open (every unit of a composition tree has one)."""
+    rf = graph[unit.layer].receptive_field
+    position = unit.position
+    return None if rf is None or rf.whole_image or position is None else rf.box(*position)
 
 
 def _scale(g: torch.Tensor) -> float:

@@ -5,6 +5,7 @@ the input reaches through kept edges, a backward sweep the nodes that reach the 
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from viscnn.graph import ALL_CHANNELS, INPUT, Graph, Layer
@@ -19,10 +20,10 @@ def _channel_reached(layer: Layer, reached: dict[str, torch.Tensor]) -> torch.Te
     for source, index in layer.sources:
         if source not in reached:
             continue
-        index = torch.as_tensor(index)
-        valid = index >= 0
-        out[valid] |= reached[source][index[valid]]
-        out[index == ALL_CHANNELS] |= bool(reached[source].any())
+        channels = torch.as_tensor(index)
+        valid = channels >= 0
+        out[valid] |= reached[source][channels[valid]]
+        out[channels == ALL_CHANNELS] |= bool(reached[source].any())
     return out
 
 
@@ -43,7 +44,7 @@ def connected(graph: Graph, masks: Masks, target: Target) -> Masks:
         reached[layer.name] = alive[layer.name].any(dim=1)
     needed: dict[str, torch.Tensor] = {layer.name: torch.zeros(layer.out_channels, dtype=torch.bool) for layer in layers}
     if target.inside:
-        needed[target.layer][target.channels] = True
+        needed[target.map_layer][target.channels] = True
     else:
         for name, flags in output_channels(graph).items():
             needed[name] |= flags
@@ -57,21 +58,20 @@ def connected(graph: Graph, masks: Masks, target: Target) -> Masks:
         for source, index in layer.sources:
             if source not in needed:
                 continue
-            index = torch.as_tensor(index)
-            valid = (index >= 0) & used_inputs
-            needed[source][index[valid]] = True
-            if bool((used_inputs & (index == ALL_CHANNELS)).any()):
+            channels = torch.as_tensor(index)
+            valid = (channels >= 0) & used_inputs
+            needed[source][channels[valid]] = True
+            if bool((used_inputs & (channels == ALL_CHANNELS)).any()):
                 needed[source][:] = True
     return {name: result[name] for name in masks if name in result}
 
 
-def _flags(graph: Graph, source: str, index) -> torch.Tensor:
+def _flags(graph: Graph, source: str, index: np.ndarray) -> torch.Tensor:
     """The channels of conv layer `source` that a source array names."""
-    channels = graph[source].out_channels
-    index = torch.as_tensor(index)
-    flags = torch.zeros(channels, dtype=torch.bool)
-    flags[index[index >= 0]] = True
-    if bool((index == ALL_CHANNELS).any()):
+    channels = torch.as_tensor(index)
+    flags = torch.zeros(graph[source].out_channels, dtype=torch.bool)
+    flags[channels[channels >= 0]] = True
+    if bool((channels == ALL_CHANNELS).any()):
         flags[:] = True
     return flags
 
@@ -99,7 +99,7 @@ def read_nodes(graph: Graph, masks: Masks, target: Target) -> dict[str, torch.Te
     """
     read = {layer.name: torch.zeros(layer.out_channels, dtype=torch.bool) for layer in graph.conv_layers}
     if target.inside:
-        read[target.layer][target.channels] = True
+        read[target.map_layer][target.channels] = True
     else:
         for name, flags in output_channels(graph).items():
             read[name] |= flags
@@ -112,8 +112,8 @@ def read_nodes(graph: Graph, masks: Masks, target: Target) -> dict[str, torch.Te
         for source, index in layer.sources:
             if source not in read:
                 continue
-            index = torch.as_tensor(index)
-            read[source][index[(index >= 0) & used]] = True
-            if bool((used & (index == ALL_CHANNELS)).any()):
+            channels = torch.as_tensor(index)
+            read[source][channels[(channels >= 0) & used]] = True
+            if bool((used & (channels == ALL_CHANNELS)).any()):
                 read[source][:] = True
     return read

@@ -127,7 +127,7 @@ def extract(circuit: Circuit, model: nn.Module, graph: Graph, input_shape: tuple
                                                                                                     device=device))
     except Exception as exc:  # torch-pruning cannot follow every architecture (e.g. a channel shuffle by reshape)
         raise _refusal(graph, "torch-pruning cannot build its dependency graph of this model", exc) from exc
-    layer_of = {module: name for name, module in convs.items()}
+    layer_of: dict[nn.Module, str] = {module: name for name, module in convs.items()}
     remaining = {name: list(range(conv.out_channels)) for name, conv in convs.items()}
     original = {name: conv.out_channels for name, conv in convs.items()}
     before = _count(smaller)
@@ -187,7 +187,8 @@ def extract(circuit: Circuit, model: nn.Module, graph: Graph, input_shape: tuple
                           "unaffected") from exc
     new_target = target
     if target.inside and target.kind in ("node", "neuron"):
-        new_target = replace(target, channel=remaining[target.layer].index(target.channel))
+        node = target.node
+        new_target = replace(target, channel=remaining[node.layer].index(node.channel))
     elif target.inside:
         raise ViscnnError("extract() supports node, neuron and output targets; a direction target would need its "
                           "channel weights renumbered")
@@ -206,7 +207,7 @@ def _check_exact(model: nn.Module, graph: Graph, target: Target, circuit: Circui
     probe = torch.rand(2, *shape, generator=torch.Generator().manual_seed(0)).to(device) * 2 - 1
     masks = {name: mask.float().to(device) for name, mask in circuit.masks.items()}
     with torch.no_grad():
-        masked = target_output(model, graph, probe, None, target, masks)
+        masked = target_output(model, graph, probe, None, target, masks=masks)
         got = target_output(smaller, smaller_graph, probe, None, new_target)
     difference = float((masked - got).abs().max())
     scale = float(masked.abs().max())

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -97,7 +97,7 @@ class SubfeatureResult:
 
         def member(i: int) -> dict:
             patch = self.patches[i]
-            item = {"image": patch.image, "y": patch.y, "x": patch.x, "value": patch.value}
+            item: dict[str, Any] = {"image": patch.image, "y": patch.y, "x": patch.x, "value": patch.value}
             if image_set is not None:
                 source = image_set.items[patch.image].source
                 item.update(source=source if isinstance(source, int) else str(source), label=image_set.items[patch.image].label)
@@ -130,7 +130,7 @@ def top_patches(model: nn.Module, graph: Graph, image_set: ImageSet, preprocess:
         recorder = Recorder(graph, stop_at=node.layer, keep={node.layer})
         with torch.no_grad():
             recorder.run(model, x.to(device))
-        layer_map = recorder.calls[node.layer].node_map.detach().float().cpu()
+        layer_map = recorder.calls[node.layer].ready_map().detach().float().cpu()
         flat = layer_map[:, node.channel].flatten(1)
         values, where = flat.max(dim=1)
         width = layer_map.shape[-1]
@@ -163,10 +163,11 @@ def cluster_scores(model: nn.Module, graph: Graph, subset: ImageSet, positions: 
     actgrad / actgrad_signed stream the images batch by batch; other methods see one batch of them all.
     """
     if method in _STREAMED:
-        criterion, sums, target = _STREAMED[method], Sums(), None
+        criterion, sums = _STREAMED[method], Sums()
         for x, labels, target in _batches(subset, positions, preprocess, node, batch_size):
             accumulate(model, graph, [(x, labels)], target, (criterion,), device=device, sums=sums)
-        scores = to_scores(sums, graph, target, (criterion,), subset.name)[criterion]
+        whole = PositionTarget("neuron", node.layer, node.channel, positions=tuple(positions))  # names the scores
+        scores = to_scores(sums, graph, whole, (criterion,), subset.name)[criterion]
         return scores.abs() if criterion == "taylor_signed" else scores
     parts = list(_batches(subset, positions, preprocess, node, max(1, len(subset))))
     x, labels, target = parts[0]
@@ -193,11 +194,11 @@ def kernel_iou(a: Circuit, b: Circuit) -> float:
     inter = union = 0
     for name in set(a.masks) | set(b.masks):
         ma, mb = a.masks.get(name), b.masks.get(name)
-        if ma is None or mb is None:
-            union += int((ma if ma is not None else mb).sum())
-            continue
-        inter += int((ma & mb).sum())
-        union += int((ma | mb).sum())
+        if ma is not None and mb is not None:
+            inter += int((ma & mb).sum())
+            union += int((ma | mb).sum())
+        else:  # a layer of one circuit only
+            union += sum(int(m.sum()) for m in (ma, mb) if m is not None)
     return inter / union if union else math.nan
 
 
@@ -286,7 +287,7 @@ def patch_crops(graph: Graph, image_set: ImageSet, preprocess: Preprocess, node:
     """0-1 pixel crops [C, h, w] of the model's input at each member patch's receptive field."""
     rf = graph[node.layer].receptive_field
     subset, _ = _subset(image_set, patches, members)
-    crops = []
+    crops: list[torch.Tensor] = []
     for x, _ in subset.batches(preprocess, 64):
         for pixels in preprocess.to_pixels(x):
             patch = patches[members[len(crops)]]
@@ -303,7 +304,7 @@ def patch_grid(crops: list[torch.Tensor], columns: int = 4, cell: int = 72, titl
     grid = Image.new("RGB", (columns * (cell + 2) + 2, rows * (cell + 2) + 2 + header), (255, 255, 255))
     for k, pixels in enumerate(crops):
         array = (pixels.expand(3, -1, -1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        tile = Image.fromarray(array).resize((cell, cell), Image.NEAREST)
+        tile = Image.fromarray(array).resize((cell, cell), Image.Resampling.NEAREST)
         grid.paste(tile, (2 + (k % columns) * (cell + 2), header + 2 + (k // columns) * (cell + 2)))
     if title:
         ImageDraw.Draw(grid).text((2, 1), title, fill=(0, 0, 0))

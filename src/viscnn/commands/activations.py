@@ -43,11 +43,11 @@ def run(args: argparse.Namespace) -> int:
     for name, values in maps.items():
         activation_grid(values, name, args.scaling).save(out / f"{order[name]:0{width}d}_{name}.png")
     if not args.no_arrays:
-        np.savez_compressed(out / "maps.npz", **maps)
+        np.savez_compressed(out / "maps.npz", allow_pickle=False, **maps)  # float maps: nothing to pickle
     for (layer, y, xx), box in boxes:
         draw_box(pixels, box).save(out / f"rf_{layer}_{y}_{xx}.png")
         print(f"{layer} unit {y},{xx}: receptive field rows {box[0]:g}-{box[2]:g}, columns {box[1]:g}-{box[3]:g}")
-    values = sum(a.size for a in maps.values())
-    print(f"{loaded.name}: {len(maps)} layers of maps for {args.image} ({values:,} values); wrote {out}/input.png, "
+    count = sum(a.size for a in maps.values())
+    print(f"{loaded.name}: {len(maps)} layers of maps for {args.image} ({count:,} values); wrote {out}/input.png, "
           f"NN_LAYER.png{', maps.npz' if not args.no_arrays else ''}{', rf_*.png' if boxes else ''}")
     return 0

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from viscnn.commands.common import add_model_arguments, load_with_graph, output_folder
+
+if TYPE_CHECKING:
+    from viscnn.circuits.composition import CompositionNode
 
 PARENT_COLOUR = (0, 170, 0)
 UNIT_COLOUR = (255, 140, 0)
@@ -24,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
 
-    from viscnn.circuits.composition import compose, saliency_image
+    from viscnn.circuits.composition import compose, field_box, saliency_image
     from viscnn.data import ImageSet, open_image_sets
     from viscnn.errors import ViscnnError
     from viscnn.graph.ids import parse_unit
@@ -44,13 +48,10 @@ def run(args: argparse.Namespace) -> int:
     scale = max(1, 192 // max(pixels.shape[-2:]))
     files: dict[int, str] = {}
 
-    def box(u):
-        rf = graph[u.layer].receptive_field
-        return None if rf is None or rf.whole_image else rf.box(u.y, u.x)
-
-    def draw(node, parent) -> None:
+    def draw(node: CompositionNode, parent: CompositionNode | None) -> None:
         path = "_".join(str(k) for k in trail) if (trail := paths[id(node)]) else "root"
-        boxes = [(b, c) for b, c in ((box(parent.unit) if parent else None, PARENT_COLOUR), (box(node.unit), UNIT_COLOUR)) if b]
+        boxes = [(b, c) for b, c in ((field_box(graph, parent.unit) if parent else None, PARENT_COLOUR),
+                                     (field_box(graph, node.unit), UNIT_COLOUR)) if b]
         what = f"{parent.unit} through {node.unit.layer}:{node.unit.channel}" if parent else f"{node.unit}"
         files[id(node)] = f"saliency_{path}.png"
         saliency_image(pixels, node.saliency, boxes, scale, f"d {what} / d input").save(out / files[id(node)])

@@ -6,8 +6,18 @@ DIR/faithfulness.png (median r vs kept fraction, one line per method), and print
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from viscnn.commands.common import add_model_arguments, output_folder
+
+if TYPE_CHECKING:
+    import torch
+
+    from viscnn.data import ImageSet
+    from viscnn.graph import Graph
+    from viscnn.models.preprocess import Preprocess
+    from viscnn.scoring.engine import Batch
+    from viscnn.scoring.targets import Target
 
 DEFAULT_FRACTIONS = "0.005,0.01,0.02,0.05,0.1,0.2,0.5"
 DEFAULT_METHODS = "actgrad,actgrad_signed,snip,force,magnitude,random,worst,ablation,learned"
@@ -63,7 +73,7 @@ def parse_methods(text: str) -> list[str]:
     return list(dict.fromkeys(methods))
 
 
-def pick_targets(args: argparse.Namespace, graph, *, class_names: list[str] | None = None):
+def pick_targets(args: argparse.Namespace, graph: Graph, *, class_names: list[str] | None = None) -> list[Target]:
     import random
 
     from viscnn.errors import ViscnnError
@@ -90,7 +100,8 @@ def pick_targets(args: argparse.Namespace, graph, *, class_names: list[str] | No
     return targets
 
 
-def split_batches(image_set, preprocess, batch_size: int, held_fraction: float, seed: int):
+def split_batches(image_set: ImageSet, preprocess: Preprocess, batch_size: int, held_fraction: float,
+                  seed: int) -> tuple[list[Batch], list[Batch]]:
     """Shuffle one image set (seeded) and cut it into train and held-out batches."""
     import torch
 
@@ -107,7 +118,7 @@ def split_batches(image_set, preprocess, batch_size: int, held_fraction: float, 
     return (chunk(x[order[held:]], y[order[held:]], batch_size), chunk(x[order[:held]], y[order[:held]], batch_size))
 
 
-def chunk(x, y, batch_size: int):
+def chunk(x: torch.Tensor, y: torch.Tensor, batch_size: int) -> list[Batch]:
     return [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(x), batch_size)]
 
 

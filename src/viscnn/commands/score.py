@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Iterable
 
 from viscnn.commands.common import add_model_arguments, load_with_graph
 from viscnn.scoring.criteria import CRITERIA
@@ -75,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
     expression = parse_expression(args.input, list(image_sets))
     store = None if args.no_cache else Store(args.store)
 
-    def progress(batches, name, count):
+    def progress(batches: Iterable, name: str, count: int) -> Iterable:
         return tqdm(batches, desc=f"scoring {name}", total=-(-count // args.batch_size), unit="batch",
                     disable=args.quiet or not main_process)
 

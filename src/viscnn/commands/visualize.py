@@ -10,11 +10,14 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from viscnn.commands.common import add_model_arguments, load_with_graph, output_folder
 
 if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
+
     from viscnn.graph import Graph
     from viscnn.scoring.targets import Target
 
@@ -98,8 +101,8 @@ def run(args: argparse.Namespace) -> int:
         for objective in objectives:
             if objective.is_edge:
                 mask = circuit.masks.get(objective.edge.layer)
-                out, local = graph.kernel_index(objective.edge)
-                if mask is None or not bool(mask[out, local]):
+                row, local = graph.kernel_index(objective.edge)
+                if mask is None or not bool(mask[row, local]):
                     raise ViscnnError(f"edge {objective} is not in circuit {args.circuit}: its kernel is zeroed there")
     out = output_folder(args.out)
 
@@ -118,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
             rendered[k] = (images, values, float(result.initial_values[result.owners.index(j)]))
     summary = []
     for k, objective in enumerate(objectives):
-        def make(k: int = k, objective: Target = objective):
+        def make(k: int = k, objective: Target = objective) -> tuple[np.ndarray, dict[str, Any]]:
             images, values, initial = rendered[k]
             strip = np.concatenate([im.permute(1, 2, 0).numpy() for im in images], axis=1)
             return strip, render_meta(objective, values, initial, settings)
@@ -143,14 +146,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read(path: Path):
+def _read(path: Path) -> Image.Image:
     from PIL import Image
 
     with Image.open(path) as image:
         return image.copy()
 
 
-def _write(array, path: Path) -> None:
+def _write(array: np.ndarray, path: Path) -> None:
     from PIL import Image
 
     Image.fromarray(array if array.ndim == 3 and array.shape[2] == 3 else array.reshape(array.shape[:2])).save(path)

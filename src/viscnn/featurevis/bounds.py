@@ -19,6 +19,7 @@ worse than none): SiLU, for one, is not increasing.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,9 @@ class _Reached:
     radius: torch.Tensor | None = None
 
 
+TensorOp = Callable[[torch.Tensor], torch.Tensor]
+
+
 class _Stop(Exception):
     pass
 
@@ -77,7 +81,8 @@ class IntervalMode(TorchFunctionMode):
     def is_box(self, value: Any) -> bool:
         return isinstance(value, torch.Tensor) and self.boxes.get(id(value)) is value
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
+    def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         name = op_name(func)
         boxes = [a for a in list(args) + list(kwargs.values()) if self.is_box(a)]
@@ -121,12 +126,12 @@ class IntervalMode(TorchFunctionMode):
         if any(d is not None and int(d) == 0 for d in dims):
             raise ViscnnError(f"cannot bound through {name!r} along the batch dimension")
 
-    def affine(self, x: torch.Tensor, centre_op, radius_op) -> torch.Tensor:
+    def affine(self, x: torch.Tensor, centre_op: TensorOp, radius_op: TensorOp) -> torch.Tensor:
         lower, upper = x.chunk(2)
         centre, radius = centre_op((lower + upper) / 2), radius_op((upper - lower) / 2)
         return self.box(centre - radius, centre + radius)
 
-    def conv(self, func, args: tuple, kwargs: dict) -> torch.Tensor:
+    def conv(self, func: Callable[..., torch.Tensor], args: tuple, kwargs: dict) -> torch.Tensor:
         a = bind(args, kwargs, SIGNATURES["conv2d"])
         layer = self.layers[self.count] if self.count < len(self.layers) else None
         self.count += 1
@@ -152,16 +157,18 @@ class IntervalMode(TorchFunctionMode):
         shape = (-1, *[1] * (bn["input"].dim() - 2))
         out = self.affine(bn["input"], lambda x: x * scale.view(shape) + shift.view(shape),
                           lambda r: r * scale.abs().view(shape))
-        if self.pending is not None and bn["input"] is self.pending and self.target is not None:
-            self.target.call.bn_scale, self.target.call.bn_shift = scale, shift
+        reached = self.target.call if self.target is not None else None
+        if self.pending is not None and bn["input"] is self.pending and reached is not None:
+            reached.bn_scale, reached.bn_shift = scale, shift
             raise _Stop
         return out
 
-    def arithmetic(self, name: str, func, args: tuple, kwargs: dict) -> torch.Tensor:
+    def arithmetic(self, name: str, func: Callable[..., torch.Tensor], args: tuple, kwargs: dict) -> torch.Tensor:
         if name == "neg":
             lower, upper = args[0].chunk(2)
             return self.box(-upper, -lower)
-        a, b = args[0], args[1] if len(args) > 1 else kwargs.get("other")
+        a: Any = args[0]  # each a box, a tensor or a number
+        b: Any = args[1] if len(args) > 1 else kwargs.get("other")
         if name == "rsub":
             a, b, name = b, a, "sub"
         if name == "add" or (name == "sub" and not self.is_box(b)):
@@ -198,7 +205,8 @@ def ceiling(module: nn.Module, graph: Graph, preprocess: Preprocess, objective: 
     training = [m for m in module.modules() if m.training]
     if training:
         raise ViscnnError(f"put the model in eval mode first ({type(training[0]).__name__} is training)")
-    mode = IntervalMode(graph, objective.layer if objective.kind != "logit" else None)
+    layer = None if objective.kind == "logit" else objective.map_layer
+    mode = IntervalMode(graph, layer)
     with torch.no_grad():
         box = mode.box(lower, upper)
         try:
@@ -206,18 +214,19 @@ def ceiling(module: nn.Module, graph: Graph, preprocess: Preprocess, objective: 
                 output = module(box)
         except _Stop:
             output = None
-    if objective.kind == "logit":
+    if layer is None:
         out_lower, out_upper = output.chunk(2)
-        return float((-out_lower if objective.negative else out_upper)[0, objective.class_index])
-    call, radius = mode.target.call, mode.target.radius
-    if call is None:
-        raise ViscnnError(f"the forward pass never reached layer {objective.layer}")
+        return float((-out_lower if objective.negative else out_upper)[0, objective.logit_class])
+    reached = mode.target
+    if reached is None or reached.call is None or reached.radius is None:
+        raise ViscnnError(f"the forward pass never reached layer {layer}")
+    call, radius = reached.call, reached.radius
     # exact over the box: the objective is affine in its conv's input
     centre = call.input.detach().requires_grad_(True)
     call.input = centre
     call.output = F.conv2d(centre, call.weight, call.bias, call.stride, call.padding, call.dilation, call.groups)
     scale, shift = call.bn_scale, call.bn_shift
-    call.node_map = call.output if scale is None else call.output * scale.view(-1, 1, 1) + shift.view(-1, 1, 1)
-    value = evaluate([objective], {objective.layer: call}, None)[0]
+    call.node_map = call.output if scale is None or shift is None else call.output * scale.view(-1, 1, 1) + shift.view(-1, 1, 1)
+    value = evaluate([objective], {layer: call}, None)[0]
     (grad,) = torch.autograd.grad(value, centre)
     return float(value.detach()) + float((grad.abs() * radius).sum())

@@ -61,39 +61,43 @@ def edge_maps(call: ConvCall, rows: torch.Tensor, outs: Sequence[int], inps: Seq
 
 def evaluate(objectives: Sequence[Target], calls: dict[str, ConvCall], output: torch.Tensor | None) -> torch.Tensor:
     """[B]: objective b's value on image b, from a forward pass's recorded calls and output."""
-    values: list[torch.Tensor | None] = [None] * len(objectives)
+    values: dict[int, torch.Tensor] = {}
     groups: dict[tuple[str, str | None], list[int]] = defaultdict(list)
     for b, objective in enumerate(objectives):
         groups[(check_objective(objective).kind, objective.layer)].append(b)
-    for (kind, layer), members in groups.items():
+    for (kind, _), members in groups.items():
         items = [objectives[b] for b in members]
         rows = torch.tensor(members)
         if kind == "logit":
             if output is None or output.dim() != 2:
                 raise ViscnnError("logit objectives need a model whose output is [N, classes]")
-            classes = [o.class_index for o in items]
+            classes = [o.logit_class for o in items]
             if max(classes) >= output.shape[1]:
                 raise ViscnnError(f"class {max(classes)} is out of range: the model has {output.shape[1]} outputs")
             got = output[rows.to(output.device), torch.tensor(classes, device=output.device)]
         elif kind in ("edge", "edge_neuron"):
-            maps = edge_maps(calls[layer], rows, [o.channel for o in items], [o.inp for o in items])
+            edges = [o.edge for o in items]
+            maps = edge_maps(calls[edges[0].layer], rows, [e.out for e in edges], [e.inp for e in edges])
             if kind == "edge":
                 got = maps.mean(dim=(-2, -1))
             else:
                 got = torch.stack([maps[k, y, x] for k, (y, x) in enumerate(_unit(o, maps) for o in items)])
         else:
-            node_map = calls[layer].node_map
+            node_map = calls[items[0].map_layer].ready_map()
             r = rows.to(node_map.device)
             if kind == "node":
-                got = node_map[r, torch.tensor([o.channel for o in items], device=node_map.device)].mean(dim=(-2, -1))
+                channels = [o.node.channel for o in items]
+                got = node_map[r, torch.tensor(channels, device=node_map.device)].mean(dim=(-2, -1))
             elif kind == "neuron":
-                got = torch.stack([node_map[b, o.channel, y, x]
+                got = torch.stack([node_map[b, o.node.channel, y, x]
                                    for b, o, (y, x) in ((b, o, _unit(o, node_map)) for b, o in zip(members, items))])
-            else:  # direction
-                got = torch.stack([sum(w * node_map[b, c].mean() for c, w in o.weights) for b, o in zip(members, items)])
+            else:  # direction: a weighted sum of channel means (summed from a 0 like the builtin sum, so the same floats)
+                zero = node_map.new_zeros(())
+                got = torch.stack([sum((w * node_map[b, c].mean() for c, w in o.weights), zero)
+                                   for b, o in zip(members, items)])
         for k, b in enumerate(members):
             values[b] = -got[k] if objectives[b].negative else got[k]
-    return torch.stack(values)  # type: ignore[arg-type]
+    return torch.stack([values[b] for b in range(len(objectives))])
 
 
 def deepest(graph: Graph, layers: set[str]) -> str | None:

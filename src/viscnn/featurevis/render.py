@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +47,9 @@ from viscnn.graph import Graph
 from viscnn.graph.recorder import Folds, Recorder
 from viscnn.models.preprocess import Preprocess
 from viscnn.scoring.targets import Target
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 _T = TypeVar("_T")
 
@@ -180,7 +183,8 @@ def _diversity(maps: torch.Tensor, copies: int) -> torch.Tensor:
 
 def _render_batch(module: nn.Module, graph: Graph, preprocess: Preprocess, objectives: list[Target],
                   copies: list[int], settings: RenderSettings, size: int, device: torch.device,
-                  transforms: Sequence[Transform], fold: Folds, bar) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                  transforms: Sequence[Transform], fold: Folds,
+                  bar: tqdm | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     channels = preprocess.channels
     seeds = [image_seed(settings.seed, o, c, "start") for o, c in zip(objectives, copies)]
     options = {"decay_power": settings.decay_power} if settings.param == "fft" else {}
@@ -209,7 +213,7 @@ def _render_batch(module: nn.Module, graph: Graph, preprocess: Preprocess, objec
             values, calls = forward(module, graph, objectives, preprocess.normalize(pixels), keep, fold)
         loss = -values.sum()
         if diversity_layer:
-            loss = loss + settings.diversity * _diversity(calls[diversity_layer].node_map, settings.copies)
+            loss = loss + settings.diversity * _diversity(calls[diversity_layer].ready_map(), settings.copies)
         if not torch.isfinite(loss):
             raise ViscnnError("the objective became NaN or infinite during rendering; lower the learning rate")
         for parameter, grad in zip(parameters, torch.autograd.grad(loss, parameters)):

@@ -208,7 +208,7 @@ class Expression:
         return total  # type: ignore[return-value]
 
     def __str__(self) -> str:
-        out = []
+        out: list[str] = []
         for name, coef in self.terms.items():
             size = abs(coef)
             body = _quote(name) if size == 1 else f"{int(size) if size.is_integer() and size < 1e16 else size!r}*{_quote(name)}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
@@ -18,11 +19,14 @@ from viscnn.errors import ViscnnError
 from viscnn.graph import Graph
 from viscnn.models import LoadedModel
 from viscnn.scoring.criteria import CRITERIA
-from viscnn.scoring.engine import score_batches
+from viscnn.scoring.engine import Batch, score_batches
 from viscnn.scoring.expression import Expression
 from viscnn.scoring.scores import Scores
 from viscnn.scoring.targets import Target, check_scorable
 from viscnn.store import Store
+
+if TYPE_CHECKING:
+    from viscnn.store import Store
 
 KIND = "scores"
 
@@ -52,7 +56,7 @@ def _is_writer() -> bool:
 
 
 def score_sets(loaded: LoadedModel, graph: Graph, image_sets: dict[str, ImageSet], expression: Expression,
-               target: Target, *, criteria: Sequence[str] = ("taylor",), edges: bool = True, store=None,
+               target: Target, *, criteria: Sequence[str] = ("taylor",), edges: bool = True, store: Store | None = None,
                batch_size: int = 32, device: str | torch.device = "cpu", clip: bool = False,
                progress: Callable[[Iterable, str, int], Iterable] | None = None,
                baseline: str = "zero") -> QueryResult:
@@ -74,13 +78,15 @@ def score_sets(loaded: LoadedModel, graph: Graph, image_sets: dict[str, ImageSet
     result = QueryResult({})
     for name in expression.terms:
         image_set = image_sets[name]
-        keys = {c: score_key(fingerprint, image_set, target, c, edges=edges, baseline=baseline_id)
-                for c in criteria} if store else {}
-        cached = {c: Scores.load(p) for c, key in keys.items() if (p := store.get_path(KIND, key)) is not None}
+        keys: dict[str, str] = {}
+        cached: dict[str, Scores] = {}
+        if store is not None:
+            keys = {c: score_key(fingerprint, image_set, target, c, edges=edges, baseline=baseline_id) for c in criteria}
+            cached = {c: Scores.load(p) for c, key in keys.items() if (p := store.get_path(KIND, key)) is not None}
         missing = [c for c in criteria if c not in cached]
         if missing:
             share = _share(image_set)
-            batches = share.batches(loaded.preprocess, batch_size)
+            batches: Iterable[Batch] = share.batches(loaded.preprocess, batch_size)
             if progress is not None:
                 batches = progress(batches, name, len(share))
             fresh = score_batches(loaded.module, graph, batches, target, missing, edges, images=name,

@@ -78,6 +78,13 @@ class Target:
         return self.kind in ("edge", "edge_neuron")
 
     @property
+    def map_layer(self) -> str:
+        """`layer`, for a target inside the network; a ValueError for one on the model's output (loss, logit)."""
+        if self.layer is None:
+            raise ValueError(f"target {self} reads the model's output, not a layer's map")
+        return self.layer
+
+    @property
     def node(self) -> Node:
         """The node whose map the target reads (for an edge: the node the kernel feeds)."""
         if self.layer is None or self.channel is None:
@@ -86,14 +93,22 @@ class Target:
 
     @property
     def edge(self) -> Edge:
-        if not self.is_edge:
+        if not self.is_edge or self.inp is None:
             raise ValueError(f"target {self} is not an edge")
-        return Edge(self.layer, self.channel, self.inp)  # type: ignore[arg-type]
+        node = self.node
+        return Edge(node.layer, node.channel, self.inp)
+
+    @property
+    def logit_class(self) -> int:
+        """The class whose logit a logit target reads; a ValueError for every other kind."""
+        if self.kind != "logit" or self.class_index is None:
+            raise ValueError(f"target {self} is not a class logit")
+        return self.class_index
 
     @property
     def channels(self) -> list[int]:
         """The channels of `layer` whose maps the target reads."""
-        return [c for c, _ in self.weights] if self.kind == "direction" else [self.channel]  # type: ignore[list-item]
+        return [c for c, _ in self.weights] if self.kind == "direction" else [self.node.channel]
 
     def negated(self) -> Target:
         return replace(self, negative=not self.negative)
@@ -122,7 +137,7 @@ class Target:
         if logits.dim() != 2:
             raise ViscnnError(f"target {self} needs logits of shape [N, classes]; the model returned {list(logits.shape)}")
         if self.kind == "logit":
-            if not 0 <= self.class_index < logits.shape[1]:  # type: ignore[operator]
+            if not 0 <= self.logit_class < logits.shape[1]:
                 raise ViscnnError(f"class {self.class_index} is out of range: the model has {logits.shape[1]} outputs")
             return self._signed(logits[:, self.class_index])
         own = logits.detach().argmax(dim=1)
@@ -166,8 +181,10 @@ def _parse(spec: str, text: str, graph: Graph, class_names: Sequence[str] | None
     if match := _DIRECTION.fullmatch(spec):
         return _direction(match["layer"], match["body"], text, graph)
     match = _AT.fullmatch(spec)
-    base, at = match["base"], match["at"]  # type: ignore[index]
-    position = None if at in (None, "neuron") else (int(match["y"]), int(match["x"]))  # type: ignore[index]
+    if match is None:  # an empty spec
+        raise ViscnnError(f"cannot read target {text!r}: use {_FORMS}")
+    base, at = match["base"], match["at"]
+    position = None if at in (None, "neuron") else (int(match["y"]), int(match["x"]))
     if "<-" in base:
         edge = match_edge(base)
         if edge is None:

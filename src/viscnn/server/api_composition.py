@@ -5,6 +5,7 @@ import hashlib
 import io
 import json
 import re
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, Response
@@ -14,6 +15,11 @@ from viscnn.server.jobs import JobContext
 from viscnn.server.responses import done, pending
 from viscnn.server.state import NotFound, ServerState
 from viscnn.store import Store
+
+if TYPE_CHECKING:
+    import torch
+
+    from viscnn.circuits.composition import Composition
 
 SALIENCY = "composition-saliency"
 PARENT_COLOUR = (0, 170, 0)  # as `viscnn composition` draws them
@@ -42,7 +48,7 @@ def routes(state: ServerState) -> APIRouter:
             context.report(0.1, f"composing {parsed} on {ref.name}")
             result = compose(state.loaded.module, state.graph, state.model_input(ref), parsed, top_k=top_k, depth=depth,
                              model_name=state.loaded.name, image_name=ref.id)
-            names = _saliency_maps(state, result, pixels, image_hash, context) if state.store is not None else {}
+            names = _saliency_maps(state, state.store, result, pixels, image_hash, context) if state.store is not None else {}
             data = {**result.to_json(names), "image_id": ref.id, "key": key}
             if state.store is not None:
                 state.store.put_bytes("composition", key, json.dumps(data).encode(), suffix=".json")
@@ -62,13 +68,11 @@ def routes(state: ServerState) -> APIRouter:
     return router
 
 
-def _saliency_maps(state: ServerState, result, pixels, image_hash: str, context: JobContext) -> dict[int, str]:
-    """Each tree node's saliency picture (input and d unit / d input, receptive fields boxed), stored; id(node) -> URL."""
-    from viscnn.circuits.composition import saliency_image
-
-    def box(unit):
-        rf = state.graph[unit.layer].receptive_field
-        return None if rf is None or rf.whole_image else rf.box(unit.y, unit.x)
+def _saliency_maps(state: ServerState, store: Store, result: Composition, pixels: torch.Tensor, image_hash: str,
+                   context: JobContext) -> dict[int, str]:
+    """Each tree node's saliency picture (input and d unit / d input, receptive fields boxed), put in `store`;
+    id(node) -> URL."""
+    from viscnn.circuits.composition import field_box, saliency_image
 
     nodes = dict(result.root.walk())
     scale = max(1, 192 // max(pixels.shape[-2:]))
@@ -76,12 +80,13 @@ def _saliency_maps(state: ServerState, result, pixels, image_hash: str, context:
     for k, (path, node) in enumerate(nodes.items()):
         context.report(0.5 + 0.5 * k / len(nodes), f"saliency maps: {k}/{len(nodes)}")
         parent = nodes[path[:-1]] if path else None
-        boxes = [(b, c) for b, c in ((box(parent.unit) if parent else None, PARENT_COLOUR), (box(node.unit), UNIT_COLOUR)) if b]
+        boxes = [(b, c) for b, c in ((field_box(state.graph, parent.unit) if parent else None, PARENT_COLOUR),
+                                     (field_box(state.graph, node.unit), UNIT_COLOUR)) if b]
         what = f"{parent.unit} through {node.unit.layer}:{node.unit.channel}" if parent else f"{node.unit}"
         buffer = io.BytesIO()
         saliency_image(pixels, node.saliency, boxes, scale, f"d {what} / d input").save(buffer, format="PNG")
         key = Store.key(SALIENCY, model=state.fingerprint, image=image_hash, unit=str(node.unit),
                         parent=str(parent.unit) if parent else None)
-        state.store.put_bytes(SALIENCY, key, buffer.getvalue(), suffix=".png")
+        store.put_bytes(SALIENCY, key, buffer.getvalue(), suffix=".png")
         names[id(node)] = f"/api/composition/saliency/{key}.png"
     return names

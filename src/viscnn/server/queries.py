@@ -5,6 +5,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from viscnn.data import ImageSet
 from viscnn.errors import ViscnnError
 from viscnn.scoring.criteria import CRITERIA
 from viscnn.scoring.expression import Expression, parse_expression
@@ -51,7 +52,7 @@ class SetHashes:
         self._hashes: dict[int, tuple[object, str]] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, image_set) -> str:
+    def __call__(self, image_set: ImageSet) -> str:
         with self._lock:
             entry = self._hashes.get(id(image_set))
             if entry is not None and entry[0] is image_set:
