@@ -18,8 +18,8 @@ def test_the_readme_python_example_runs(capsys):
     namespace: dict = {}
     exec(compile(python_example(), str(README), "exec"), namespace)  # our own README, not user input
     mic, scores, circuit, renders = (namespace[k] for k in ("mic", "scores", "circuit", "renders"))
-    assert scores.criterion == "taylor" and len(scores.top(3, kind="node")) == 3
+    assert scores.criterion == "taylor" and len(scores.top(3, kind="nodes")) == 3
     assert 0 < circuit.num_edges < circuit.upstream_edges
     assert tuple(renders.images.shape) == (2, 1, 28, 28)
-    assert str(circuit.target) == f"logit:{mic.loaded.class_names.index('sandal')}"
+    assert circuit.target.kind == "logit" and mic.loaded.class_names[circuit.target.class_index].lower() == "sandal"
     assert "upstream kernels kept" in capsys.readouterr().out

@@ -102,3 +102,5 @@ def test_scores_round_trip_and_top(setup, tmp_path):
     # grouped layer "3": edge ids use absolute input channels
     for edge, value in back.top(1000, "edges", layers=["3"]):
         assert back.edge(edge) == value and (edge.out // 4) * 4 <= edge.inp < (edge.out // 4 + 1) * 4
+    with pytest.raises(ValueError, match="kind must be 'nodes' or 'edges', not 'node'"):
+        back.top(3, kind="node")  # type: ignore[call-overload]  # the typo a user makes; it once gave edges

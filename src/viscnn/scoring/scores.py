@@ -78,6 +78,8 @@ class Scores:
     def top(self, k: int = 10, kind: str = "nodes", absolute: bool = False,
             layers: list[str] | None = None) -> list[tuple[Node, float]] | list[tuple[Edge, float]]:
         """The k highest-scoring nodes or edges over all (or the given) layers, best first."""
+        if kind not in ("nodes", "edges"):
+            raise ValueError(f"kind must be 'nodes' or 'edges', not {kind!r}")
         table = self.nodes if kind == "nodes" else self.edges
         names = [name for name in table if layers is None or name in layers]
         if not names:
