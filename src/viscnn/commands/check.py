@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from viscnn.commands.common import add_model_arguments, load_from_args
+from viscnn.commands.common import add_images_arguments, add_model_arguments, load_from_args, open_sets
 
 if TYPE_CHECKING:
     from viscnn.models import LoadedModel
@@ -14,8 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("check", help="say what viscnn will feed a model and why, and whether it can "
                                                  "follow every op")
     add_model_arguments(parser)
-    parser.add_argument("--images", help="image-set spec (default: the model's own kind of images)")
-    parser.add_argument("--resize", action="store_true", help="let viscnn resize tensor images of another size")
+    add_images_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -41,7 +40,6 @@ def _numbers(values: tuple[float, ...]) -> str:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from viscnn.data import open_image_sets
     from viscnn.errors import ViscnnError
     from viscnn.graph.graph import from_trace
     from viscnn.graph.trace import trace
@@ -49,10 +47,10 @@ def run(args: argparse.Namespace) -> int:
     loaded: LoadedModel = load_from_args(args)
     for line in describe_input(loaded):
         print(line)
-    spec = args.images or loaded.default_images()
-    sets = open_image_sets(spec, resize=args.resize)
-    overall = sets["overall"]
     chosen = "given" if args.images else "the model's default"
+    sets = open_sets(args, loaded)
+    spec = args.images
+    overall = sets["overall"]
     print(f"images:  {spec} ({chosen}): {len(overall)} images in {len(sets) - 1} set(s); shapes "
           + ", ".join(f"{c}x{h}x{w}" for c, h, w in sorted(overall.shapes())[:4]))
     x, _ = next(overall.batches(loaded.preprocess, batch_size=min(4, len(overall))))

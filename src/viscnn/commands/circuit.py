@@ -4,13 +4,13 @@ from __future__ import annotations
 import argparse
 import time
 
-from viscnn.commands.common import add_model_arguments, load_with_graph, open_set
+from viscnn.commands.common import add_images_arguments, add_model_arguments, load_with_graph, open_set
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("circuit", help="extract a feature-preserving circuit for a target")
     add_model_arguments(parser)
-    parser.add_argument("--images", default="demo", help="image-set spec")
+    add_images_arguments(parser)
     parser.add_argument("--input", default="overall", help="which set of --images to use (a set name)")
     parser.add_argument("--target", required=True, help="LAYER:C, LAYER:C:neuron, loss, logit:K, class:NAME ...")
     parser.add_argument("--keep", type=float, default=0.05, help="fraction of the target's upstream kernels to keep, in (0, 1]")
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     get_method(args.method)  # a bad name fails before any work
     loaded, graph = load_with_graph(args)
     target = check_scorable(parse_target(args.target, graph, loaded.class_names))
-    batches = [(x.to(args.device), y) for x, y in open_set(args.images, args.input).batches(loaded.preprocess, args.batch_size)]
+    batches = [(x.to(args.device), y) for x, y in open_set(args, loaded, args.input).batches(loaded.preprocess, args.batch_size)]
     start = time.perf_counter()
     circuit = extract_circuit(loaded.module, graph, batches, target, args.keep, args.method, rule=args.rule,
                               seed=args.seed, device=args.device, model_name=loaded.name,

@@ -35,12 +35,30 @@ def load_with_graph(args: argparse.Namespace) -> tuple[LoadedModel, Graph]:
     return loaded, build_graph(loaded.module, loaded.input_shape, loaded.name)
 
 
-def open_set(spec: str, name: str) -> ImageSet:
-    """One named image set of an image-set spec; an unknown name is an error listing the known ones."""
+SPEC_HELP = "image-set spec: folder, image, tensor file, demo, fashion-mnist[:test|:train][:N]"
+
+
+def add_images_arguments(parser: argparse.ArgumentParser, *, required: bool = False, help: str = SPEC_HELP) -> None:
+    """--images (default: the model's own kind of images) and --resize (for tensor images of another size)."""
+    parser.add_argument("--images", required=required,
+                        help=help if required else f"{help} (default: the model's own kind of images)")
+    parser.add_argument("--resize", action="store_true",
+                        help="let viscnn resize tensor images whose size differs from the model's input")
+
+
+def open_sets(args: argparse.Namespace, loaded: LoadedModel) -> dict[str, ImageSet]:
+    """The image sets of --images, or of the model's own kind (then named in args.images for later messages)."""
     from viscnn.data import open_image_sets
+
+    args.images = args.images or loaded.default_images()
+    return open_image_sets(args.images, loaded.class_names, resize=args.resize)
+
+
+def open_set(args: argparse.Namespace, loaded: LoadedModel, name: str) -> ImageSet:
+    """One named image set of --images; an unknown name is an error listing the known ones."""
     from viscnn.errors import ViscnnError
 
-    sets = open_image_sets(spec)
+    sets = open_sets(args, loaded)
     if name not in sets:
         raise ViscnnError(f"unknown image set {name!r}: choose from {', '.join(sorted(sets))}")
     return sets[name]

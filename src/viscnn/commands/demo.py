@@ -9,23 +9,22 @@ from typing import Any
 import torch
 from torch import nn
 
-from viscnn.commands.common import add_model_arguments, load_with_graph
+from viscnn.commands.common import add_images_arguments, add_model_arguments, load_with_graph, open_sets
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="classify the demo photos, print the graph and its top-scoring filters")
     add_model_arguments(parser)
-    parser.add_argument("--images", default="demo", help="image set spec (default: the bundled demo photos)")
+    add_images_arguments(parser)
     parser.add_argument("--top", type=int, default=10, help="how many filters to list")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from viscnn.data import open_image_sets
 
     loaded, graph = load_with_graph(args)
     print(graph.summary().splitlines()[-1])
-    overall = open_image_sets(args.images)["overall"]
+    overall = open_sets(args, loaded)["overall"]
     modules = dict(loaded.module.named_modules())
     sums: dict[str, torch.Tensor] = {}
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from viscnn.commands.common import add_model_arguments, output_folder
+from viscnn.commands.common import add_images_arguments, add_model_arguments, open_set, output_folder
 
 if TYPE_CHECKING:
     import torch
@@ -26,7 +26,7 @@ DEFAULT_METHODS = "actgrad,actgrad_signed,snip,force,magnitude,random,worst,abla
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("evaluate", help="faithfulness of circuits (Pearson r on held-out images) per method and size")
     add_model_arguments(parser)
-    parser.add_argument("--images", default="demo", help="image-set spec the circuits are extracted on")
+    add_images_arguments(parser, help="image-set spec the circuits are extracted on")
     parser.add_argument("--input", default="overall", help="which set of --images to use (a set name)")
     parser.add_argument("--held-out", metavar="SPEC",
                         help="image-set spec to measure faithfulness on (its 'overall' set); default: hold out "
@@ -123,9 +123,9 @@ def chunk(x: torch.Tensor, y: torch.Tensor, batch_size: int) -> list[Batch]:
 
 
 def run(args: argparse.Namespace) -> int:
-
     from viscnn.circuits.evaluate import evaluate
-    from viscnn.commands.common import load_with_graph, open_set
+    from viscnn.commands.common import load_with_graph
+    from viscnn.data import open_image_sets
     from viscnn.errors import ViscnnError
 
     fractions = parse_fractions(args.fractions)  # bad input fails before any work
@@ -136,10 +136,11 @@ def run(args: argparse.Namespace) -> int:
         raise ViscnnError("--random-targets needs --layers (comma-separated conv layer names)")
     loaded, graph = load_with_graph(args)
     targets = pick_targets(args, graph, class_names=loaded.class_names)
-    images = open_set(args.images, args.input)
+    images = open_set(args, loaded, args.input)
     if args.held_out:
         train = list(images.batches(loaded.preprocess, args.batch_size))
-        held = list(open_set(args.held_out, "overall").batches(loaded.preprocess, args.batch_size))
+        held_out = open_image_sets(args.held_out, loaded.class_names, resize=args.resize)["overall"]
+        held = list(held_out.batches(loaded.preprocess, args.batch_size))
     else:
         train, held = split_batches(images, loaded.preprocess, args.batch_size, args.split, args.seed)
     out = output_folder(args.out)

@@ -9,13 +9,13 @@ import shutil
 import time
 from collections.abc import Iterable
 
-from viscnn.commands.common import add_model_arguments, load_with_graph, open_set, output_folder
+from viscnn.commands.common import add_images_arguments, add_model_arguments, load_with_graph, open_set, output_folder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("examples", help="top-k exciting and inhibiting image patches of every node of some layers")
     add_model_arguments(parser)
-    parser.add_argument("--images", default="demo", help="image-set spec: folder, image, tensor file, demo, fashion-mnist[:train][:N]")
+    add_images_arguments(parser)
     parser.add_argument("--input", default="overall", help="which set of --images to use (a set name)")
     parser.add_argument("--layer", action="append", dest="layers", metavar="LAYER",
                         help="a conv layer (repeat for several; default all)")
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     loaded, graph = load_with_graph(args)
     layers = check_layers(graph, args.layers)
     chosen = {name: parse_channels(args.nodes, graph[name].out_channels, name) for name in layers}
-    image_set = open_set(args.images, args.input)
+    image_set = open_set(args, loaded, args.input)
     out = output_folder(args.out)
 
     start = time.perf_counter()

@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from viscnn.commands.common import add_model_arguments, load_with_graph
+from viscnn.commands.common import add_images_arguments, add_model_arguments, load_with_graph, open_sets
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("prepare", help="precompute scores, class-wise layout, examples and renders for the GUI")
     add_model_arguments(parser)
-    parser.add_argument("--images", default="demo", help="image-set spec: folder, tensor file, demo, fashion-mnist:test:N ...")
+    add_images_arguments(parser)
     parser.add_argument("--store", metavar="DIR", help="cache folder (default $VISCNN_STORE or the user cache)")
     parser.add_argument("--projection", default="umap", choices=["umap", "mds", "weights", "grid", "featurevis"],
                         help="how nodes are placed within a layer: umap (default) or mds of class-wise importance, "
@@ -47,7 +47,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from viscnn.data import open_image_sets
     from viscnn.errors import ViscnnError
     from viscnn.layout import quality
     from viscnn.pipeline.prepare import Preparer, Settings
@@ -58,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             raise ViscnnError(f"--{option.replace('_', '-')} must be at least {1 if option in ('render_steps', 'batch_size') else 0}")
     store = Store(args.store)
     loaded, graph = load_with_graph(args)
-    image_sets = open_image_sets(args.images)
+    image_sets = open_sets(args, loaded)
     settings = Settings(args.projection, args.mode, args.batch_size, args.seed, args.examples, args.renders,
                         args.render_steps, args.device)
 

@@ -10,14 +10,14 @@ import json
 import os
 from collections.abc import Iterable
 
-from viscnn.commands.common import add_model_arguments, load_with_graph
+from viscnn.commands.common import add_images_arguments, add_model_arguments, load_with_graph, open_sets
 from viscnn.scoring.criteria import CRITERIA
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("score", help="score every node and edge against a target")
     add_model_arguments(parser)
-    parser.add_argument("--images", default="demo", help="image-set spec: folder, image, tensor file, demo, fashion-mnist...")
+    add_images_arguments(parser)
     parser.add_argument("--input", default="overall", help="expression over the image sets, e.g. 'tiger - overall'")
     parser.add_argument("--target", default="loss", help="loss, logit:K, class:NAME, LAYER:C, LAYER:C:neuron, LAYER:dir(C=W,..)")
     parser.add_argument("--criterion", default=None, action="append", dest="criteria", choices=CRITERIA,
@@ -62,7 +62,6 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from viscnn.data import open_image_sets
     from viscnn.scoring.expression import parse_expression
     from viscnn.scoring.query import score_sets
     from viscnn.scoring.targets import check_scorable, parse_target
@@ -72,7 +71,7 @@ def _run(args: argparse.Namespace) -> int:
     main_process = _distributed(args.device)
     loaded, graph = load_with_graph(args)
     target = check_scorable(parse_target(args.target, graph, loaded.class_names))
-    image_sets = open_image_sets(args.images)
+    image_sets = open_sets(args, loaded)
     expression = parse_expression(args.input, list(image_sets))
     store = None if args.no_cache else Store(args.store)
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 import argparse
 import os
 
-from viscnn.commands.common import add_model_arguments
+from viscnn.commands.common import add_images_arguments, add_model_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("serve", help="start the browser view (JSON API + page) and print its URL")
     add_model_arguments(parser)
-    parser.add_argument("--images", help="image-set spec: folder, image, tensor file, demo, fashion-mnist... "
-                                         "(default: the model's own kind of images)")
+    add_images_arguments(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--token", default=os.environ.get("VISCNN_TOKEN") or None,
@@ -42,8 +41,9 @@ def run(args: argparse.Namespace) -> int:
     check_port(args.host, args.port)
     if args.render_steps < 1:
         raise ViscnnError(f"--render-steps must be at least 1, not {args.render_steps}")
-    state = build_state(args.model, args.images, args.weights, args.device, args.store, args.no_cache, args.token,
-                        args.batch_size)
+    state = build_state(args.model, args.images, weights=args.weights, device=args.device, store=args.store,
+                        no_cache=args.no_cache, token=args.token, batch_size=args.batch_size,
+                        pretrained=args.pretrained, resize=args.resize)
     prepare = None if args.prepare == "none" or state.store is None else args.prepare
     app = create_app(state, Path(args.web) if args.web else None, args.render_steps, prepare)
     print(f"viscnn: {state.loaded.name} on {state.images_spec} ({len(state.image_sets['overall'])} images, "

@@ -5,13 +5,13 @@ import argparse
 import json
 import time
 
-from viscnn.commands.common import add_model_arguments, load_with_graph, open_set, output_folder
+from viscnn.commands.common import add_images_arguments, add_model_arguments, load_with_graph, open_set, output_folder
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("subfeatures", help="cluster a node's top patches and extract one circuit per cluster")
     add_model_arguments(parser)
-    parser.add_argument("--images", required=True, help="image-set spec: folder, image, tensor file, demo, fashion-mnist[:train][:N]")
+    add_images_arguments(parser, required=True)
     parser.add_argument("--input", default="overall", help="which set of --images to use (a set name)")
     parser.add_argument("--node", required=True, help="LAYER:CHANNEL, e.g. features.8:5")
     parser.add_argument("--top-n", type=int, default=300, help="most exciting patches to cluster, one per image")
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     loaded, graph = load_with_graph(args)
     node = parse_node(args.node, graph)
-    image_set = open_set(args.images, args.input)
+    image_set = open_set(args, loaded, args.input)
     out = output_folder(args.out)
     start = time.perf_counter()
     result = find_subfeatures(loaded.module, graph, image_set, loaded.preprocess, node, args.top_n, args.min_cluster_size,

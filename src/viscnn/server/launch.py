@@ -17,20 +17,22 @@ if TYPE_CHECKING:
     import uvicorn
 
 
-def build_state(model: str = "efficientnet-lite0", images: str | None = None, weights: str | None = None,
+def build_state(model: str = "efficientnet-lite0", images: str | None = None, *, weights: str | None = None,
                 device: str = "cpu", store: str | Path | None = None, no_cache: bool = False,
-                token: str | None = None, batch_size: int = 32) -> ServerState:
+                token: str | None = None, batch_size: int = 32, pretrained: bool = False,
+                resize: bool = False) -> ServerState:
     """Load the model, trace its graph, open the image sets (by default the model's own kind) and the store."""
     from viscnn.graph import build_graph
     from viscnn.models import load_model
     from viscnn.store import Store
 
-    loaded = load_model(model, weights, device, images=images)
+    loaded = load_model(model, weights, device, pretrained=pretrained, images=images)
     images = images or loaded.default_images()
     graph = build_graph(loaded.module, loaded.input_shape, loaded.name)
     the_store = None if no_cache else Store(store)
     uploads = (the_store.root / "uploads") if the_store is not None else Path(tempfile.mkdtemp(prefix="viscnn-uploads-"))
-    return ServerState(loaded, graph, images, store=the_store, token=token, upload_dir=uploads, batch_size=batch_size)
+    return ServerState(loaded, graph, images, store=the_store, token=token, upload_dir=uploads, batch_size=batch_size,
+                       resize=resize)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

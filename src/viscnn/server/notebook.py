@@ -57,7 +57,7 @@ def show(model: str | LoadedModel = "efficientnet-lite0", images: str | None = N
         if isinstance(model, LoadedModel):
             state = _state_for(model, images, store)
         else:
-            state = build_state(str(model), images, weights, store=store)
+            state = build_state(str(model), images, weights=weights, store=store)
         running = serve_background(state, port=port, prepare=prepare)
         _RUNNING[key] = running
     return Shown(running, width, height)

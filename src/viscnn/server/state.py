@@ -69,7 +69,8 @@ class ServerState:
 
     def __init__(self, loaded: LoadedModel, graph: Graph, images_spec: str, *, store: Store | None = None,
                  token: str | None = None,
-                 upload_dir: Path | None = None, max_upload_bytes: int = 10 * 1024 * 1024, batch_size: int = 32) -> None:
+                 upload_dir: Path | None = None, max_upload_bytes: int = 10 * 1024 * 1024, batch_size: int = 32,
+                 resize: bool = False) -> None:
         from viscnn.data import open_image_sets
 
         self.loaded = loaded
@@ -80,7 +81,7 @@ class ServerState:
         self.batch_size = batch_size
         self.max_upload_bytes = max_upload_bytes
         self.class_names = loaded.class_names
-        self.image_sets = open_image_sets(images_spec, self.class_names)
+        self.image_sets = open_image_sets(images_spec, self.class_names, resize=resize)
         self.fingerprint = loaded.fingerprint()
         self.device = next((p.device for p in loaded.module.parameters()), torch.device("cpu"))
         self.jobs = JobManager()
