@@ -221,7 +221,7 @@ def cluster_patches(vectors: np.ndarray, min_cluster_size: int) -> tuple[np.ndar
     return labels, clusters
 
 
-def find_subfeatures(model: nn.Module, graph: Graph, image_set: ImageSet, preprocess: Preprocess, node: Node,
+def find_subfeatures(model: nn.Module, graph: Graph, image_set: ImageSet, preprocess: Preprocess, node: Node, *,
                      top_n: int = 300, min_cluster_size: int = 20, keep: float = 0.05, method: str = "actgrad",
                      seed: int = 0, device: str | torch.device = "cpu", batch_size: int = 64, scrambles: int = 1,
                      model_name: str = "", fingerprint: str = "") -> SubfeatureResult:

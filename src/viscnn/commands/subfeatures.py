@@ -35,9 +35,10 @@ def run(args: argparse.Namespace) -> int:
     image_set = open_set(args, loaded, args.input)
     out = output_folder(args.out)
     start = time.perf_counter()
-    result = find_subfeatures(loaded.module, graph, image_set, loaded.preprocess, node, args.top_n, args.min_cluster_size,
-                              args.keep, args.method, args.seed, args.device, args.batch_size, args.scrambles,
-                              loaded.name, loaded.fingerprint())
+    result = find_subfeatures(loaded.module, graph, image_set, loaded.preprocess, node, top_n=args.top_n,
+                              min_cluster_size=args.min_cluster_size, keep=args.keep, method=args.method,
+                              seed=args.seed, device=args.device, batch_size=args.batch_size,
+                              scrambles=args.scrambles, model_name=loaded.name, fingerprint=loaded.fingerprint())
     seconds = time.perf_counter() - start
     data = result.to_json(image_set, graph)
     data["images"] = f"{args.images}:{args.input}"
