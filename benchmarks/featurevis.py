@@ -181,7 +181,7 @@ def model_alone(loaded, graph, objectives, steps: int, size: int) -> Callable[[]
         x = torch.rand(len(chunk), loaded.preprocess.channels, size, size).contiguous(memory_format=torch.channels_last)
         x.requires_grad_(True)
         for _ in range(steps):
-            values = forward(loaded.module, graph, chunk, loaded.preprocess.normalize(x), None, fold)[0]
+            values = forward(loaded.module, graph, chunk, loaded.preprocess.normalize(x), fold=fold)[0]
             torch.autograd.grad(values.sum(), x)
 
     workers = parallel_passes(RenderSettings(), len(chunks), torch.device("cpu"))

@@ -58,11 +58,11 @@ def classwise_table(loops: int) -> list[str]:
     _, plain = timed(lambda: score_batches(loaded.module, graph, batches, parse_target("loss", graph), ["taylor"], edges=False))
     rows.append(f"| one ordinary node-scoring pass (loss) | 1 | {plain:.1f} | - |")
     show(rows)
-    loss, t_loss = timed(lambda: classwise_scores(loaded.module, graph, batches, "loss"))
+    loss, t_loss = timed(lambda: classwise_scores(loaded.module, graph, batches, mode="loss"))
     rows.append(f"| loss mode: every class's own images, one backward per batch | {len(loss.classes)} | {t_loss:.1f} | "
                 f"{t_loss / len(loss.classes):.2f} |")
     show(rows[-1:])
-    logit, t_logit = timed(lambda: classwise_scores(loaded.module, graph, batches, "logit", classes))
+    logit, t_logit = timed(lambda: classwise_scores(loaded.module, graph, batches, mode="logit", classes=classes))
     rows.append(f"| logit mode: one shared forward per batch, then VJPs by chunks of classes, all {n} images per class | {len(classes)} | {t_logit:.1f} | "
                 f"{t_logit / len(classes):.2f} |")
     show(rows[-1:])
@@ -123,8 +123,8 @@ def prepare_and_quality(name: str, spec: str, projections: list[str], root: Path
             scores = preparer.class_scores()
             colours = {n: (v / v.mean(0).clamp(min=1e-12)).argmax(1).numpy() for n, v in scores.nodes.items()}
             sizes = {n: v.numpy() for n, v in preparer.overall().nodes.items()}
-            plot_layout(layout, graph, str(figures / f"layout-{name}-{projection}.png"), colours, sizes, weights,
-                        top_edges=150, title=f"{name}: {projection} layout (colour: class served most)")
+            plot_layout(layout, graph, str(figures / f"layout-{name}-{projection}.png"), colours=colours, sizes=sizes,
+                        edge_weights=weights, top_edges=150, title=f"{name}: {projection} layout (colour: class served most)")
             quality.plot(layout.quality, str(figures / f"layout-quality-{name}-{projection}.png"), f"{name} ({projection})")
     return prepare_row, rows
 

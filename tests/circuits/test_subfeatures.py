@@ -245,4 +245,4 @@ def test_fmnist_convnet_patches_and_clusters():
         assert len(members) >= 10 and circuit.num_edges > 0 and str(circuit.target) == "features.8:0"
     if len(result.clusters) >= 2:
         assert np.all((result.iou >= 0) & (result.iou <= 1)) and np.all(np.diag(result.iou) == 1)
-    assert top_patches(loaded.module, graph, image_set, loaded.preprocess, node, 5)[0].value == patch.value
+    assert top_patches(loaded.module, graph, image_set, loaded.preprocess, node, top_n=5)[0].value == patch.value

@@ -42,7 +42,7 @@ def test_same_generator_seed_same_transform():
 @pytest.mark.parametrize("strong", [False, True])
 def test_standard_chain_returns_the_model_size_and_passes_gradients(strong):
     x = _batch(2, 1, 28).requires_grad_(True)
-    out = apply(standard_transforms(28, strong), x, torch.Generator().manual_seed(0))
+    out = apply(standard_transforms(28, strong=strong), x, torch.Generator().manual_seed(0))
     assert out.shape == (2, 1, 28, 28)
     out.sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
@@ -93,7 +93,7 @@ def test_one_resampling_equals_the_chain_where_the_chain_interpolates_once(chain
 @pytest.mark.parametrize("strong", [False, True])
 def test_one_resampling_matches_the_standard_chain_up_to_its_second_interpolation(strong):
     x = _smooth(size=64)
-    chain = standard_transforms(64, strong)
+    chain = standard_transforms(64, strong=strong)
     merged, chained = apply(chain, x, _generators(4)), sequential(chain, x, _generators(4))
     assert merged.shape == chained.shape == x.shape
     assert (merged - chained).abs().mean() < 5e-3

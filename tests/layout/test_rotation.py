@@ -33,7 +33,7 @@ def test_never_longer_than_unrotated(fmnist, seed):
     weights = kernel_norms(loaded, graph)
     layout = random_layout(graph, seed)
     before = total_length(layout, graph, weights)
-    report = rotate_layers(layout, graph, weights)
+    report = rotate_layers(layout, graph, edge_weights=weights)
     # each layer is turned against its sources' final places: measure it that way
     for was, now in report.values():
         assert now <= was + 1e-9 * was
@@ -64,9 +64,9 @@ def test_recovers_a_known_turn(turn, mirror):
     slots = depth_slots(graph)
     layers = {"input": LayerLayout("input", 0, 0, 0.0, input_positions(3)),
               first: LayerLayout(first, 1, slots[first][0], 0.0, base.copy()),
-              second: LayerLayout(second, 2, slots[second][0], 0.0, apply(base, turn, mirror))}
+              second: LayerLayout(second, 2, slots[second][0], 0.0, apply(base, turn, flipped=mirror))}
     layout = Layout(layers)
-    report = rotate_layers(layout, graph, {second: np.ones((12, 1))})
+    report = rotate_layers(layout, graph, edge_weights={second: np.ones((12, 1))})
     assert report[second][1] < 1e-4 * report[second][0]
     # the first layer was turned against the input too: the second lands on its final places
     assert np.allclose(layout[second].positions, layout[first].positions, atol=1e-4)
@@ -78,8 +78,8 @@ def test_weighted_length_matches_direct_sum():
     terms = edge_terms(p, q, w)
     for angle in (0.0, 0.7, 3.0):
         for flipped in (False, True):
-            direct = (np.linalg.norm(apply(p, angle, flipped) - q, axis=1) * w).sum()
-            assert weighted_length(terms, np.array([angle]), flipped)[0] == pytest.approx(direct, rel=1e-9)
+            direct = (np.linalg.norm(apply(p, angle, flipped=flipped) - q, axis=1) * w).sum()
+            assert weighted_length(terms, np.array([angle]), flipped=flipped)[0] == pytest.approx(direct, rel=1e-9)
 
 
 def test_grid_layout_rotates_too(fmnist):

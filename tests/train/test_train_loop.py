@@ -15,18 +15,18 @@ def _state(report):
 
 def test_same_seed_gives_bitwise_identical_weights_and_restores_torch_settings():
     threads, flag = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    first = train_fmnist(False, seed=3, **SHORT)
-    second = train_fmnist(False, seed=3, **SHORT)
+    first = train_fmnist(sparse=False, seed=3, **SHORT)
+    second = train_fmnist(sparse=False, seed=3, **SHORT)
     assert first.steps == 8
     assert all(torch.equal(a, b) for a, b in zip(_state(first).values(), _state(second).values()))
-    other = train_fmnist(False, seed=4, **SHORT)
+    other = train_fmnist(sparse=False, seed=4, **SHORT)
     assert not torch.equal(_state(first)["features.0.weight"], _state(other)["features.0.weight"])
     assert torch.get_num_threads() == threads and torch.are_deterministic_algorithms_enabled() == flag
 
 
 def test_group_sparsity_lowers_kernel_norms_and_zeroes_kernels():
-    dense = train_fmnist(False, seed=0, **SHORT)
-    sparse = train_fmnist(True, seed=0, group_lambda=0.2, **SHORT)
+    dense = train_fmnist(sparse=False, seed=0, **SHORT)
+    sparse = train_fmnist(sparse=True, seed=0, group_lambda=0.2, **SHORT)
     assert dense.exact_zero_fraction == 0.0
     assert sparse.exact_zero_fraction > 0.05
     for (name, dense_weight), (_, sparse_weight) in zip(conv_weights(dense.module), conv_weights(sparse.module)):
@@ -37,7 +37,7 @@ def test_group_sparsity_lowers_kernel_norms_and_zeroes_kernels():
 
 def test_weights_are_written_as_safetensors_with_metadata(tmp_path):
     out = tmp_path / "sub" / "w.safetensors"
-    report = train_fmnist(True, seed=1, group_lambda=0.01, out=out, **SHORT)
+    report = train_fmnist(sparse=True, seed=1, group_lambda=0.01, out=out, **SHORT)
     assert report.weights_path == out and out.is_file()
     state = load_file(str(out))
     assert all(torch.equal(state[k], v) for k, v in _state(report).items())

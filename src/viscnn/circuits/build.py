@@ -41,5 +41,6 @@ def extract_circuit(model: nn.Module, graph: Graph, batches: Sequence[Batch], ta
         raise ViscnnError("no images to extract a circuit from")
     scores = scores or chosen(model, graph, list(batches), target, keep, seed=seed, device=device)
     masks = select(scores, graph, target, keep, rule=rule, normalise=chosen.normalise)
-    return make_circuit(graph, target, masks, method, keep, model_name, fingerprint,
-                        {n: scores.edges[n] for n in masks}, {n: scores.nodes[n] for n in masks if n in scores.nodes})
+    return make_circuit(graph, target, masks, method=method, keep=keep, model_name=model_name, fingerprint=fingerprint,
+                        edge_scores={n: scores.edges[n] for n in masks},
+                        node_scores={n: scores.nodes[n] for n in masks if n in scores.nodes})

@@ -166,7 +166,7 @@ class Circuit:
         return cls.from_json(data, graph, fingerprint, class_names=class_names)
 
 
-def make_circuit(graph: Graph, target: Target, masks: Masks, method: str, keep: float, model_name: str = "",
+def make_circuit(graph: Graph, target: Target, masks: Masks, *, method: str, keep: float, model_name: str = "",
                  fingerprint: str = "", edge_scores: dict | None = None, node_scores: dict | None = None) -> Circuit:
     """Drop what is disconnected from `masks` and wrap the rest; an empty result is an error."""
     layers = upstream_layers(graph, target)

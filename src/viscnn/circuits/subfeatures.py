@@ -121,7 +121,7 @@ class SubfeatureResult:
         }
 
 
-def top_patches(model: nn.Module, graph: Graph, image_set: ImageSet, preprocess: Preprocess, node: Node, top_n: int,
+def top_patches(model: nn.Module, graph: Graph, image_set: ImageSet, preprocess: Preprocess, node: Node, *, top_n: int,
                 device: str | torch.device = "cpu", batch_size: int = 64) -> list[Patch]:
     """Per image, the unit where the node's map peaks; the `top_n` images with the highest peaks, best first."""
     patches: list[Patch] = []
@@ -156,7 +156,7 @@ def _batches(subset: ImageSet, positions: list[tuple[int, int]], preprocess: Pre
 
 
 def cluster_scores(model: nn.Module, graph: Graph, subset: ImageSet, positions: list[tuple[int, int]],
-                   preprocess: Preprocess, node: Node, method: str, keep: float, seed: int = 0,
+                   preprocess: Preprocess, node: Node, *, method: str, keep: float, seed: int = 0,
                    device: str | torch.device = "cpu", batch_size: int = 64) -> Scores:
     """Edge scores of `method` for the node's unit at each image's own position, over `subset`.
 
@@ -167,7 +167,7 @@ def cluster_scores(model: nn.Module, graph: Graph, subset: ImageSet, positions: 
         for x, labels, target in _batches(subset, positions, preprocess, node, batch_size):
             accumulate(model, graph, [(x, labels)], target, (criterion,), device=device, sums=sums)
         whole = PositionTarget("neuron", node.layer, node.channel, positions=tuple(positions))  # names the scores
-        scores = to_scores(sums, graph, whole, (criterion,), subset.name)[criterion]
+        scores = to_scores(sums, graph, whole, (criterion,), images=subset.name)[criterion]
         return scores.abs() if criterion == "taylor_signed" else scores
     parts = list(_batches(subset, positions, preprocess, node, max(1, len(subset))))
     x, labels, target = parts[0]
@@ -175,12 +175,13 @@ def cluster_scores(model: nn.Module, graph: Graph, subset: ImageSet, positions: 
 
 
 def circuit_for(model: nn.Module, graph: Graph, image_set: ImageSet, preprocess: Preprocess, node: Node,
-                patches: list[Patch], members: list[int], keep: float, method: str, seed: int = 0,
+                patches: list[Patch], members: list[int], *, keep: float, method: str, seed: int = 0,
                 device: str | torch.device = "cpu", batch_size: int = 64, model_name: str = "",
                 fingerprint: str = "") -> Circuit:
     """The circuit of the node's peak units over the member patches' images."""
     subset, positions = _subset(image_set, patches, members)
-    scores = cluster_scores(model, graph, subset, positions, preprocess, node, method, keep, seed, device, batch_size)
+    scores = cluster_scores(model, graph, subset, positions, preprocess, node, method=method, keep=keep, seed=seed,
+                            device=device, batch_size=batch_size)
     target = PositionTarget("neuron", node.layer, node.channel, positions=tuple(positions))
     first = next(subset.batches(preprocess, 1))
     circuit = extract_circuit(model, graph, [first], target, keep, method, seed=seed, device=device,
@@ -244,12 +245,12 @@ def find_subfeatures(model: nn.Module, graph: Graph, image_set: ImageSet, prepro
         raise ViscnnError(f"too few images for min cluster size {min_cluster_size}: {min(len(image_set), top_n)} patches "
                           f"(image set {image_set.name!r} has {len(image_set)}, top_n {top_n}) cannot form 2 clusters; "
                           f"give at least {2 * min_cluster_size}")
-    patches = top_patches(model, graph, image_set, preprocess, node, top_n, device, batch_size)
+    patches = top_patches(model, graph, image_set, preprocess, node, top_n=top_n, device=device, batch_size=batch_size)
     labels, clusters = cluster_patches(np.stack([p.vector for p in patches]), min_cluster_size)
 
     def make(members: list[int]) -> Circuit:
-        return circuit_for(model, graph, image_set, preprocess, node, patches, members, keep, method, seed, device,
-                           batch_size, model_name, fingerprint)
+        return circuit_for(model, graph, image_set, preprocess, node, patches, members, keep=keep, method=method,
+                           seed=seed, device=device, batch_size=batch_size, model_name=model_name, fingerprint=fingerprint)
 
     circuits = [make(members) for members in clusters]
     settings = {"top_n": top_n, "min_cluster_size": min_cluster_size, "keep": keep, "method": method, "seed": seed,

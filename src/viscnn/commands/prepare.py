@@ -102,5 +102,5 @@ def _picture(preparer: Preparer, layout: Layout, path: str) -> None:
         colours = {name: (v / v.mean(0).clamp(min=1e-12)).argmax(1).numpy()
                    for name, v in preparer.class_scores().nodes.items()}
     sizes = {name: v.numpy() for name, v in preparer.overall().nodes.items()}
-    plot_layout(layout, preparer.graph, path, colours, sizes, preparer.edge_weights(),
+    plot_layout(layout, preparer.graph, path, colours=colours, sizes=sizes, edge_weights=preparer.edge_weights(),
                 title=f"{preparer.loaded.name}: {preparer.settings.projection} layout")

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out if args.out is not None else home_weights_path(sparse=sparse)
     if out.suffix != ".safetensors" or out.is_dir():
         raise ViscnnError(f"--out {out} must be a file name ending in .safetensors")
-    report = loop.train_fmnist(sparse, epochs=epochs, seed=args.seed, group_lambda=args.group_lambda, out=out,
+    report = loop.train_fmnist(sparse=sparse, epochs=epochs, seed=args.seed, group_lambda=args.group_lambda, out=out,
                                progress=not args.quiet, device=args.device, threads=TRAIN_THREADS)
     print(format_report(report))
     record = {"command": canonical_command(args, epochs, report.group_lambda, out), **report.to_dict(),

@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     missing = [k for k, p in enumerate(parts) if store is None or store.get_path(KIND, render_key(p)) is None]
     rendered = {}
     if missing:
-        result = render(module, graph, loaded.preprocess, [objectives[k] for k in missing], settings, args.device,
+        result = render(module, graph, loaded.preprocess, [objectives[k] for k in missing], settings, device=args.device,
                         progress=not args.quiet)
         for j, k in enumerate(missing):
             images = [result.images[i] for i, owner in enumerate(result.owners) if owner == j]

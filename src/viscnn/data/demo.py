@@ -177,7 +177,7 @@ def _is_replaceable(dest: Path) -> bool:
     return not any(dest.iterdir()) or (dest / MANIFEST).is_file()
 
 
-def build_demo_set(dest: Path | None = None, force: bool = False) -> Path:
+def build_demo_set(dest: Path | None = None, *, force: bool = False) -> Path:
     """Build the demo image set in ``dest`` (default ``viscnn.paths.home() / "demo-images"``) and return it.
 
     Does nothing if an up-to-date set is already there (unless ``force``). The set is built in a temporary

@@ -106,7 +106,7 @@ def deepest(graph: Graph, layers: set[str]) -> str | None:
     return max(layers, key=order.__getitem__) if layers else None
 
 
-def forward(module: nn.Module, graph: Graph, objectives: Sequence[Target], x: torch.Tensor,
+def forward(module: nn.Module, graph: Graph, objectives: Sequence[Target], x: torch.Tensor, *,
             keep: set[str] | None = None, fold: Folds | None = None) -> tuple[torch.Tensor, dict[str, ConvCall]]:
     """Run `module` on normalised inputs `x` ([B, ...], image b for objective b) inside a recorder.
 

@@ -47,7 +47,7 @@ class FFTImage(nn.Module):
     scale: torch.Tensor  # buffers (registered in __init__)
     colour: torch.Tensor
 
-    def __init__(self, batch: int, channels: int, size: int | tuple[int, int], sd: float = 0.01,
+    def __init__(self, batch: int, channels: int, size: int | tuple[int, int], *, sd: float = 0.01,
                  decay_power: float = 1.0, decorrelate: bool = True, generators: Sequence[torch.Generator] | None = None,
                  device: str | torch.device = "cpu") -> None:
         super().__init__()
@@ -74,7 +74,7 @@ class FFTImage(nn.Module):
 class PixelImage(nn.Module):
     """The naive parametrisation (pixels through a sigmoid), kept for comparisons and tests."""
 
-    def __init__(self, batch: int, channels: int, size: int, sd: float = 0.01,
+    def __init__(self, batch: int, channels: int, size: int, *, sd: float = 0.01,
                  generators: Sequence[torch.Generator] | None = None, device: str | torch.device = "cpu") -> None:
         super().__init__()
         self.shape = (batch, channels, size, size)
@@ -84,7 +84,7 @@ class PixelImage(nn.Module):
         return torch.sigmoid(self.logits)
 
 
-def image_param(batch: int, channels: int, size: int, kind: str = "fft", seeds: Sequence[int] | None = None,
+def image_param(batch: int, channels: int, size: int, *, kind: str = "fft", seeds: Sequence[int] | None = None,
                 device: str | torch.device = "cpu", **options: Any) -> nn.Module:
     """A parametrised batch of images: `kind` "fft" (default) or "pixel"; image k seeded by seeds[k]
     (default 0, 1, ...). `options` go to the parametrisation (FFTImage: sd, decay_power, decorrelate; PixelImage: sd)."""

@@ -188,7 +188,7 @@ def _render_batch(module: nn.Module, graph: Graph, preprocess: Preprocess, objec
     channels = preprocess.channels
     seeds = [image_seed(settings.seed, o, c, "start") for o, c in zip(objectives, copies)]
     options = {"decay_power": settings.decay_power} if settings.param == "fft" else {}
-    image = image_param(len(objectives), channels, size, settings.param, seeds, device, **options)
+    image = image_param(len(objectives), channels, size, kind=settings.param, seeds=seeds, device=device, **options)
     generator = [torch.Generator().manual_seed(image_seed(settings.seed, o, c, "transforms"))
                  for o, c in zip(objectives, copies)]
     parameters = list(image.parameters())
@@ -210,7 +210,7 @@ def _render_batch(module: nn.Module, graph: Graph, preprocess: Preprocess, objec
         pixels = pixels.contiguous(memory_format=torch.channels_last)
         keep = {diversity_layer} if diversity_layer else None
         with RedirectedReLU() if step < settings.redirect_steps else contextlib.nullcontext():
-            values, calls = forward(module, graph, objectives, preprocess.normalize(pixels), keep, fold)
+            values, calls = forward(module, graph, objectives, preprocess.normalize(pixels), keep=keep, fold=fold)
         loss = -values.sum()
         if diversity_layer:
             loss = loss + settings.diversity * _diversity(calls[diversity_layer].ready_map(), settings.copies)
@@ -228,7 +228,7 @@ def _render_batch(module: nn.Module, graph: Graph, preprocess: Preprocess, objec
 
 
 def render(module: nn.Module, graph: Graph, preprocess: Preprocess, objectives: Sequence[Target],
-           settings: RenderSettings | None = None, device: str | torch.device | None = None,
+           settings: RenderSettings | None = None, *, device: str | torch.device | None = None,
            transforms: Sequence[Transform] | None = None, progress: bool = False) -> RenderResult:
     """Render every objective (settings.copies images each), `pass_size` objectives per optimisation pass.
 
@@ -249,7 +249,7 @@ def render(module: nn.Module, graph: Graph, preprocess: Preprocess, objectives: 
     size = settings.size or preprocess.size
     fold = check_size(module, graph, preprocess, size, device)  # BN folded while optimising; values are unfolded
     if transforms is None:
-        transforms = [] if settings.transforms == "none" else standard_transforms(size, settings.transforms == "strong")
+        transforms = [] if settings.transforms == "none" else standard_transforms(size, strong=settings.transforms == "strong")
     expanded = [o for o in objectives for _ in range(settings.copies)]
     copies = [c for _ in objectives for c in range(settings.copies)]
     owners = [k for k in range(len(objectives)) for _ in range(settings.copies)]

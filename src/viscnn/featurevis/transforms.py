@@ -152,7 +152,7 @@ class Resize:
         return m, (self.size, self.size)
 
 
-def standard_transforms(size: int, strong: bool = False) -> list[Transform]:
+def standard_transforms(size: int, *, strong: bool = False) -> list[Transform]:
     """Lucent's standard chain (pad 12, jitter 8, scale 0.9-1.1, rotate +-10 deg, jitter 4 at 224 px),
     scaled to `size`, then a resize back to `size`.
 

@@ -45,7 +45,7 @@ def through_pad(rf: ReceptiveField | None, top: int, left: int) -> ReceptiveFiel
     return through_window(rf, (1, 1), (1, 1), (1, 1), (top, left))
 
 
-def through_resize(rf: ReceptiveField | None, in_hw: tuple[int, int], out_hw: tuple[int, int], smooth: bool) -> ReceptiveField | None:
+def through_resize(rf: ReceptiveField | None, in_hw: tuple[int, int], out_hw: tuple[int, int], *, smooth: bool) -> ReceptiveField | None:
     """After interpolation from in_hw to out_hw (align_corners=False geometry)."""
     if rf is None or rf.whole_image:
         return rf

@@ -76,7 +76,7 @@ class Recorder(TorchFunctionMode):
     Leave it out where the BN may be in training mode or a conv edit needs the conv's own output.
     """
 
-    def __init__(self, graph: Graph, stop_at: str | None = None, edit_node: NodeEdit | None = None,
+    def __init__(self, graph: Graph, *, stop_at: str | None = None, edit_node: NodeEdit | None = None,
                  edit_conv: ConvEdit | None = None, keep: set[str] | None = None, copy: bool = True,
                  fold: Folds | None = None) -> None:
         super().__init__()

@@ -274,7 +274,7 @@ class _Tracer(TorchFunctionMode):
         call = ops.bind(args, kwargs, ops.SIGNATURES["upsample"])
         x, meta = tracked[0]
         smooth = (call.get("mode") or "nearest") not in ("nearest", "nearest-exact")
-        rf = receptive.through_resize(meta.rf, _hw(x), _hw(out), smooth)
+        rf = receptive.through_resize(meta.rf, _hw(x), _hw(out), smooth=smooth)
         _set_meta(out, _Meta(meta.prov, rf))
 
     def on_same_data(self, func: Any, outputs: list, tracked: list) -> None:
@@ -357,7 +357,7 @@ class _Tracer(TorchFunctionMode):
             _set_meta(tensor, _Meta(prov, rf if same_space else receptive.whole_image(), exact=keep))
 
 
-def trace(model: nn.Module, example: torch.Tensor, capture: bool = False, *, survey: bool = False) -> TraceResult:
+def trace(model: nn.Module, example: torch.Tensor, *, capture: bool = False, survey: bool = False) -> TraceResult:
     """Run `model` on `example` once, following every op, and return its conv layers in call order.
 
     An op the trace cannot follow raises UnsupportedOp; with `survey`, it is listed in the result's

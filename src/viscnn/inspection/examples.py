@@ -142,7 +142,7 @@ class LayerExamples:
 class RunningTopK:
     """The k largest (or smallest) per-image values of every channel seen so far, with where they were."""
 
-    def __init__(self, channels: int, k: int, largest: bool, device: torch.device) -> None:
+    def __init__(self, channels: int, k: int, *, largest: bool, device: torch.device) -> None:
         self.k, self.largest = k, largest
         self.values = torch.empty((channels, 0), device=device)
         self.images = torch.empty((channels, 0), dtype=torch.long, device=device)
@@ -222,7 +222,8 @@ def compute_examples(model: nn.Module, graph: Graph, image_set: ImageSet, prepro
             flat = node_map.detach().flatten(2)
             if layer not in tops:
                 channels = node_map.shape[1]
-                tops[layer] = (RunningTopK(channels, k, True, flat.device), RunningTopK(channels, k, False, flat.device))
+                tops[layer] = (RunningTopK(channels, k, largest=True, device=flat.device),
+                                RunningTopK(channels, k, largest=False, device=flat.device))
                 widths[layer] = (int(node_map.shape[2]), int(node_map.shape[3]))
             # amax/amin are several times faster than max/argmax over a whole map; positions come later
             tops[layer][0].update(flat.amax(dim=2), flat, first)

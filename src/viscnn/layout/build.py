@@ -28,7 +28,7 @@ def project_layers(graph: Graph, vectors: Vectors, method: str = "umap", seed: i
         values = vectors(name)
         if values.shape[0] != graph[name].out_channels:
             raise ViscnnError(f"layer {name} has {graph[name].out_channels} nodes but {values.shape[0]} vectors")
-        result[name] = project(values, method, seed)
+        result[name] = project(values, method, seed=seed)
     return result
 
 
@@ -37,7 +37,7 @@ def grid_projections(graph: Graph) -> dict[str, np.ndarray]:
     return {name: sunflower(graph[name].out_channels) for name in conv_names(graph)}
 
 
-def assemble(graph: Graph, projections: dict[str, np.ndarray], smooth: bool = True, rotate: bool = True,
+def assemble(graph: Graph, projections: dict[str, np.ndarray], *, smooth: bool = True, rotate: bool = True,
              edge_weights: dict[str, np.ndarray] | None = None, projection: str = "", model: str = "",
              fingerprint: str = "", images: str = "") -> Layout:
     """Place every projected layer at its depth, smoothed into a uniform disc and rotated against its sources."""
@@ -59,7 +59,7 @@ def assemble(graph: Graph, projections: dict[str, np.ndarray], smooth: bool = Tr
         layers[name] = LayerLayout(name, layer.index, depth, lateral, points)
     layout = Layout(layers, model or graph.model_name, fingerprint, images, projection, smooth, False)
     if rotate:
-        rotate_layers(layout, graph, edge_weights)
+        rotate_layers(layout, graph, edge_weights=edge_weights)
     return layout
 
 

@@ -115,7 +115,7 @@ def _forward(model: nn.Module, graph: Graph, x: torch.Tensor, copy: bool) -> tup
     return output, maps, recorder.overwritten()
 
 
-def classwise_scores(model: nn.Module, graph: Graph, batches: Iterable[Batch], mode: str = "loss",
+def classwise_scores(model: nn.Module, graph: Graph, batches: Iterable[Batch], *, mode: str = "loss",
                      classes: Sequence[int] | None = None, criterion: str = "taylor", unlabelled: str = "skip",
                      device: str | torch.device = "cpu", max_bytes: int = 1 << 30,
                      progress: Callable[[int], None] | None = None) -> ClassScores:

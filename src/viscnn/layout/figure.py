@@ -8,7 +8,7 @@ from viscnn.layout.edges import layer_edges
 from viscnn.layout.placement import Layout
 
 
-def plot_layout(layout: Layout, graph: Graph, path: str, colours: dict[str, np.ndarray] | None = None,
+def plot_layout(layout: Layout, graph: Graph, path: str, *, colours: dict[str, np.ndarray] | None = None,
                 sizes: dict[str, np.ndarray] | None = None, edge_weights: dict[str, np.ndarray] | None = None,
                 top_edges: int = 300, columns: int = 12, title: str = "") -> None:
     """Draw every layer's disc in call order (a grid of panels, depth and lateral in each title).

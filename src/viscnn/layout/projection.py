@@ -29,7 +29,7 @@ def _standardise(points: np.ndarray) -> np.ndarray:
     return points * (np.sqrt(0.5) / rms) if rms > 0 else points
 
 
-def project(vectors: np.ndarray, method: str = "umap", seed: int = 0, n_neighbors: int = 15,
+def project(vectors: np.ndarray, method: str = "umap", *, seed: int = 0, n_neighbors: int = 15,
             normalise: bool = True) -> np.ndarray:
     """[N, D] vectors -> [N, 2] points (float64), centred, with RMS radius 1/sqrt(2).
 

@@ -32,7 +32,7 @@ class EdgeTerms:
     py_qx: np.ndarray
     weight: np.ndarray
 
-    def parts(self, flipped: bool) -> tuple[np.ndarray, np.ndarray]:
+    def parts(self, *, flipped: bool) -> tuple[np.ndarray, np.ndarray]:
         """(p.q, p x q) with p mirrored in y (p_y -> -p_y) when `flipped`."""
         if not flipped:
             return self.dot, self.cross
@@ -46,9 +46,9 @@ def edge_terms(points: np.ndarray, targets: np.ndarray, weight: np.ndarray) -> E
                      py * qy, px * qy, py * qx, weight)
 
 
-def weighted_length(terms: EdgeTerms, angles: np.ndarray, flipped: bool) -> np.ndarray:
+def weighted_length(terms: EdgeTerms, angles: np.ndarray, *, flipped: bool) -> np.ndarray:
     """[len(angles)]: sum of weight x edge length after mirroring (if `flipped`) and turning by each angle."""
-    dot, cross = terms.parts(flipped)
+    dot, cross = terms.parts(flipped=flipped)
     cos, sin = np.cos(angles), np.sin(angles)
     total = np.zeros(len(angles))
     for begin in range(0, len(terms.weight), _CHUNK):
@@ -58,14 +58,14 @@ def weighted_length(terms: EdgeTerms, angles: np.ndarray, flipped: bool) -> np.n
     return total
 
 
-def best_rotation(terms: EdgeTerms, steps: int = 360, flips: bool = True) -> tuple[float, bool, float, float]:
+def best_rotation(terms: EdgeTerms, *, steps: int = 360, flips: bool = True) -> tuple[float, bool, float, float]:
     """(angle, flipped, weighted length before, after): the turn (and mirror) giving the shortest weighted edges."""
-    before = float(weighted_length(terms, np.zeros(1), False)[0])
+    before = float(weighted_length(terms, np.zeros(1), flipped=False)[0])
     best = (0.0, False, before)
     grid = np.linspace(0.0, 2 * np.pi, steps, endpoint=False)
     step = 2 * np.pi / steps
     for flipped in ([False, True] if flips else [False]):
-        costs = weighted_length(terms, grid, flipped)
+        costs = weighted_length(terms, grid, flipped=flipped)
         k = int(np.argmin(costs))
         angle, cost = _golden(terms, flipped, grid[k] - step, grid[k] + step, float(costs[k]), grid[k])
         if cost < best[2] - 1e-12 * max(1.0, abs(best[2])):
@@ -79,16 +79,16 @@ def _golden(terms: EdgeTerms, flipped: bool, low: float, high: float, cost: floa
     ratio = (np.sqrt(5.0) - 1) / 2
     a, b = low, high
     c, d = b - ratio * (b - a), a + ratio * (b - a)
-    fc, fd = weighted_length(terms, np.array([c, d]), flipped)
+    fc, fd = weighted_length(terms, np.array([c, d]), flipped=flipped)
     for _ in range(rounds):
         if fc < fd:
             b, d, fd = d, c, fc
             c = b - ratio * (b - a)
-            fc = float(weighted_length(terms, np.array([c]), flipped)[0])
+            fc = float(weighted_length(terms, np.array([c]), flipped=flipped)[0])
         else:
             a, c, fc = c, d, fd
             d = a + ratio * (b - a)
-            fd = float(weighted_length(terms, np.array([d]), flipped)[0])
+            fd = float(weighted_length(terms, np.array([d]), flipped=flipped)[0])
     for x, fx in ((c, fc), (d, fd)):
         if fx < cost:
             angle, cost = x, float(fx)
@@ -111,14 +111,14 @@ def layer_terms(layout: Layout, graph: Graph, name: str, weights: np.ndarray | N
     return edge_terms(np.concatenate(points), np.concatenate(targets), np.concatenate(weight))
 
 
-def apply(points: np.ndarray, angle: float, flipped: bool) -> np.ndarray:
+def apply(points: np.ndarray, angle: float, *, flipped: bool) -> np.ndarray:
     """Mirror in y (if `flipped`) then turn counter-clockwise by `angle`."""
     p = points * np.array([1.0, -1.0]) if flipped else points
     cos, sin = np.cos(angle), np.sin(angle)
     return p @ np.array([[cos, sin], [-sin, cos]])
 
 
-def rotate_layers(layout: Layout, graph: Graph, edge_weights: dict[str, np.ndarray] | None = None,
+def rotate_layers(layout: Layout, graph: Graph, *, edge_weights: dict[str, np.ndarray] | None = None,
                   steps: int = 360, flips: bool = True) -> dict[str, tuple[float, float]]:
     """Turn every conv layer of `layout` in place, in call order; returns {layer: (length before, after)}.
 
@@ -132,8 +132,8 @@ def rotate_layers(layout: Layout, graph: Graph, edge_weights: dict[str, np.ndarr
         terms = layer_terms(layout, graph, name, (edge_weights or {}).get(name))
         if terms is None:
             continue
-        angle, flipped, before, after = best_rotation(terms, steps, flips)
-        layer.positions = apply(layer.positions, angle, flipped)
+        angle, flipped, before, after = best_rotation(terms, steps=steps, flips=flips)
+        layer.positions = apply(layer.positions, angle, flipped=flipped)
         layer.rotation, layer.flipped = angle, flipped
         result[name] = (before, after)
     layout.rotated = True

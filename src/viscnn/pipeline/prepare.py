@@ -199,7 +199,7 @@ class Preparer:
     # --- class-wise scores and projections -------------------------------------------------------------
     def _classwise(self) -> None:
         batches = self.images.batches(self.loaded.preprocess, self.settings.batch_size)
-        scores = classwise_scores(self.loaded.module, self.graph, batches, self.mode, self.classes or None,
+        scores = classwise_scores(self.loaded.module, self.graph, batches, mode=self.mode, classes=self.classes or None,
                                   unlabelled=self.unlabelled, device=self.settings.device)
         scores.meta.update({"images": self.spec, "model": self.loaded.name})
         self.store.put_file("classwise", self.classwise_key(), scores.save, meta={"mode": self.mode},
@@ -224,7 +224,7 @@ class Preparer:
 
     def _projection(self, layer: str) -> None:
         method = {"weights": "mds", "featurevis": "umap"}.get(self.settings.projection, self.settings.projection)
-        points = project(self.vectors(layer), method, self.settings.seed)
+        points = project(self.vectors(layer), method, seed=self.settings.seed)
         buffer = io.BytesIO()
         np.save(buffer, points)
         self.store.put_bytes("projection", self.projection_key(layer), buffer.getvalue(), meta={"layer": layer},
@@ -324,7 +324,7 @@ class Preparer:
         for begin in range(0, len(missing), RENDER_CHUNK):
             chunk = missing[begin:begin + RENDER_CHUNK]
             result = render(self.loaded.module, self.graph, self.loaded.preprocess, [objectives[k] for k in chunk],
-                            settings, self.settings.device)
+                            settings, device=self.settings.device)
             for j, k in enumerate(chunk):
                 image = result.images[j].permute(1, 2, 0).numpy()
                 meta = render_meta(objectives[k], [float(result.values[j])], float(result.initial_values[j]), settings)

@@ -54,7 +54,7 @@ def _remove_edge(graph: Graph, edge: Edge) -> ConvEdit:
 
 
 def ablation_scores(model: nn.Module, graph: Graph, batches: Iterable[Batch], target: Target,
-                    items: Sequence[Node | Edge], device: str | torch.device = "cpu") -> torch.Tensor:
+                    items: Sequence[Node | Edge], *, device: str | torch.device = "cpu") -> torch.Tensor:
     """[len(items)]: mean over images of T(full) - T(item removed), the change a removal causes."""
     for item in items:
         ok = graph.has_node(item) if isinstance(item, Node) else graph.has_edge(item)

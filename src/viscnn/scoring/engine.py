@@ -59,7 +59,7 @@ def scored_layers(graph: Graph, target: Target) -> list[str]:
     return [name for name in graph.upstream(target.layer) if graph[name].kind == "conv"] + [target.layer]
 
 
-def accumulate(model: nn.Module, graph: Graph, batches: Iterable[Batch], target: Target, criteria: Sequence[str],
+def accumulate(model: nn.Module, graph: Graph, batches: Iterable[Batch], target: Target, criteria: Sequence[str], *,
                edges: bool | Sequence[str] = True, device: str | torch.device = "cpu",
                max_bytes: int = 256 << 20, sums: Sums | None = None, baseline: str = "zero") -> Sums:
     """Add every batch's per-layer criterion sums to `sums`.
@@ -159,7 +159,7 @@ def reference_maps(model: nn.Module, graph: Graph, image: torch.Tensor, device: 
                                    {n: c.input[0] for n, c in recorder.calls.items()})
 
 
-def to_scores(sums: Sums, graph: Graph, target: Target, criteria: Sequence[str], images: str,
+def to_scores(sums: Sums, graph: Graph, target: Target, criteria: Sequence[str], *, images: str,
               model_id: str = "", seconds: float = 0.0) -> dict[str, Scores]:
     """Divide the sums by the image count: one Scores per criterion."""
     if sums.count == 0:
@@ -180,7 +180,7 @@ def to_scores(sums: Sums, graph: Graph, target: Target, criteria: Sequence[str],
 
 
 def score_batches(model: nn.Module, graph: Graph, batches: Iterable[Batch], target: Target,
-                  criteria: Sequence[str] = ("taylor",), edges: bool | Sequence[str] = True, images: str = "images",
+                  criteria: Sequence[str] = ("taylor",), *, edges: bool | Sequence[str] = True, images: str = "images",
                   device: str | torch.device = "cpu", model_id: str = "", max_bytes: int = 256 << 20,
                   baseline: str | torch.Tensor = "zero") -> dict[str, Scores]:
     """Scores of every node (and edge) for each criterion, over the batches given.
@@ -198,9 +198,10 @@ def score_batches(model: nn.Module, graph: Graph, batches: Iterable[Batch], targ
         image, mode = None, baseline
     else:
         raise ViscnnError(f"unknown baseline {baseline!r}: use zero, mean or a reference image")
-    sums = accumulate(model, graph, batches, target, criteria, edges, device, max_bytes, baseline=mode)
+    sums = accumulate(model, graph, batches, target, criteria, edges=edges, device=device, max_bytes=max_bytes,
+                      baseline=mode)
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         sums.all_reduce()
     if mode != "zero" and sums.count:
         apply_baseline(sums, reference_maps(model, graph, image, device) if image is not None else None)
-    return to_scores(sums, graph, target, criteria, images, model_id, time.perf_counter() - start)
+    return to_scores(sums, graph, target, criteria, images=images, model_id=model_id, seconds=time.perf_counter() - start)

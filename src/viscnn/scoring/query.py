@@ -89,7 +89,7 @@ def score_sets(loaded: LoadedModel, graph: Graph, image_sets: dict[str, ImageSet
             batches: Iterable[Batch] = share.batches(loaded.preprocess, batch_size)
             if progress is not None:
                 batches = progress(batches, name, len(share))
-            fresh = score_batches(loaded.module, graph, batches, target, missing, edges, images=name,
+            fresh = score_batches(loaded.module, graph, batches, target, missing, edges=edges, images=name,
                                   device=device, model_id=fingerprint, baseline=reference)
             if store is not None and _is_writer():
                 for c, scores in fresh.items():

@@ -68,14 +68,14 @@ class Scores:
         return float(values[edge.out, edge.inp - (edge.out // out_pg) * in_pg])
 
     @overload
-    def top(self, k: int = ..., kind: Literal["nodes"] = ..., absolute: bool = ...,
+    def top(self, k: int = ..., kind: Literal["nodes"] = ..., *, absolute: bool = ...,
             layers: list[str] | None = ...) -> list[tuple[Node, float]]: ...
 
     @overload
-    def top(self, k: int, kind: Literal["edges"], absolute: bool = ...,
+    def top(self, k: int, kind: Literal["edges"], *, absolute: bool = ...,
             layers: list[str] | None = ...) -> list[tuple[Edge, float]]: ...
 
-    def top(self, k: int = 10, kind: str = "nodes", absolute: bool = False,
+    def top(self, k: int = 10, kind: str = "nodes", *, absolute: bool = False,
             layers: list[str] | None = None) -> list[tuple[Node, float]] | list[tuple[Edge, float]]:
         """The k highest-scoring nodes or edges over all (or the given) layers, best first."""
         if kind not in ("nodes", "edges"):
@@ -107,7 +107,7 @@ class Scores:
         return {"criterion": self.criterion, "target": self.target, "images": self.images, "n_images": self.n_images,
                 "model": self.model, "seconds": self.seconds, "groups": self.groups}
 
-    def to_json(self, edges: bool = False) -> dict:
+    def to_json(self, *, edges: bool = False) -> dict:
         """Header and node scores (and edge scores when asked: millions of numbers for big models)."""
         data = {**self.header(), "nodes": {k: v.tolist() for k, v in self.nodes.items()}}
         if edges:

@@ -73,7 +73,7 @@ class Running:
         self.thread.join(timeout=10)
 
 
-def serve_background(state: ServerState, host: str = "127.0.0.1", port: int | None = None,
+def serve_background(state: ServerState, *, host: str = "127.0.0.1", port: int | None = None,
                      web_dir: Path | None = None, prepare: str | None = None, render_steps: int = 256) -> Running:
     """Start uvicorn in a daemon thread and wait until it answers."""
     import uvicorn

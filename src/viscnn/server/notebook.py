@@ -38,7 +38,7 @@ class Shown:
                 del _RUNNING[key]
 
 
-def show(model: str | LoadedModel = "efficientnet-lite0", images: str | None = None, port: int | None = None,
+def show(model: str | LoadedModel = "efficientnet-lite0", images: str | None = None, *, port: int | None = None,
          height: int = 800, width: str = "100%", store: str | Path | None = None, weights: str | None = None,
          prepare: str | None = "umap") -> Shown:
     """Start (or reuse) a background server for `model` (a zoo name, `file.py:factory`, or a LoadedModel)

@@ -63,7 +63,7 @@ class SetHashes:
         return value
 
 
-def check_query(state: ServerState, hashes: SetHashes, images: str, target: str = "loss", criterion: str = "taylor",
+def check_query(state: ServerState, hashes: SetHashes, images: str, *, target: str = "loss", criterion: str = "taylor",
                 node_fraction: float | None = None, node_cumulative: float | None = None,
                 edge_fraction: float | None = None, edge_cumulative: float | None = None,
                 max_edges: int = MAX_EDGES) -> QuerySpec:

@@ -121,9 +121,9 @@ def save_weights(model: nn.Module, path: Path, metadata: dict[str, str]) -> Path
     return path
 
 
-def train_fmnist(sparse: bool, epochs: int = DEFAULT_EPOCHS, seed: int = 0, lr: float = DEFAULT_LR,
+def train_fmnist(*, sparse: bool, epochs: int = DEFAULT_EPOCHS, seed: int = 0, lr: float = DEFAULT_LR,
                  group_lambda: float | None = None, batch_size: int = DEFAULT_BATCH, out: Path | None = None,
-                 progress: bool = True, *, max_steps: int | None = None, subset: int | None = None,
+                 progress: bool = True, max_steps: int | None = None, subset: int | None = None,
                  test_subset: int | None = None, device: str = "cpu", threads: int | None = 2,
                  levels: GroupLevels | None = None) -> TrainReport:
     """Train FmnistConvNet on Fashion-MNIST with SGD (momentum, warm-up + cosine lr) and return a TrainReport.

@@ -27,7 +27,7 @@ def ablation(model: nn.Module, graph: Graph, batches: Sequence[Batch], target: T
         raise ViscnnError(f"ablation reruns the model once per kernel: {total:,} kernels upstream of {target} "
                           f"is more than {MAX_EDGES:,}; use it on small graphs")
     edges = [graph.edge_at(n, o, i) for n in layers for o in range(graph[n].out_channels) for i in range(graph[n].in_per_group)]
-    values = ablation_scores(model, graph, labelled(batches), target, edges, device).abs()
+    values = ablation_scores(model, graph, labelled(batches), target, edges, device=device).abs()
     shape = kernel_norms(model, graph, batches, target, device=device)
     tables, start = {}, 0
     for n in layers:
