@@ -187,3 +187,20 @@ def test_what_torch_pruning_cannot_follow_is_refused_in_one_line(monkeypatch):
         circuit.extract(model, graph)
     text = str(error.value)
     assert "\n" not in text and "ZeroDivisionError" in text and "the masked circuit (without --extract) is unaffected" in text
+
+
+def test_a_dependency_search_that_runs_too_long_is_refused(monkeypatch):
+    import time
+
+    import torch_pruning as tp
+
+    def endless(*args, **kwargs):  # as on ReXNet, where one group search runs for hours
+        time.sleep(30)
+
+    model, graph, images = _frozen(Grouped(), (3, 10, 10))
+    circuit = extract_circuit(model, graph, [(images, None)], parse_target("logit:1", graph), 0.3, "actgrad")
+    monkeypatch.setattr(tp.DependencyGraph, "get_pruning_group", endless)
+    start = time.perf_counter()
+    with pytest.raises(ViscnnError, match="dependency search took more than 0.5 s"):
+        circuit.extract(model, graph, seconds=0.5)
+    assert time.perf_counter() - start < 5

@@ -90,12 +90,13 @@ class Circuit:
         """A module running `model` with every removed kernel zeroed (the model itself is untouched)."""
         return CircuitModel(model, graph, {name: mask.float() for name, mask in self.masks.items()})
 
-    def extract(self, model: nn.Module, graph: Graph) -> Extracted:
+    def extract(self, model: nn.Module, graph: Graph, *, seconds: float | None = None) -> Extracted:
         """A physically smaller copy of `model`: the filters this circuit does not need are gone (see
-        `viscnn.circuits.extract`); its target gives exactly what `module()` gives."""
-        from viscnn.circuits.extract import extract
+        `viscnn.circuits.extract`); its target gives exactly what `module()` gives. `seconds` bounds
+        torch-pruning's search (default `extract.EXTRACT_SECONDS`)."""
+        from viscnn.circuits.extract import EXTRACT_SECONDS, extract
 
-        return extract(self, model, graph)
+        return extract(self, model, graph, seconds=EXTRACT_SECONDS if seconds is None else seconds)
 
     # --- files ----------------------------------------------------------------------------------------
     def signs(self, model: nn.Module, graph: Graph) -> list[int]:

@@ -16,7 +16,11 @@ the network still runs to its output; the target is read at its layer, under its
 from __future__ import annotations
 
 import copy
+import signal
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -69,6 +73,36 @@ def _conv_modules(model: nn.Module, graph: Graph, upstream: list[str]) -> dict[s
     return found
 
 
+EXTRACT_SECONDS = 240.0
+
+
+class _Expired(BaseException):  # not an Exception: torch-pruning's failures are caught as Exception below
+    pass
+
+
+@contextmanager
+def _time_limit(seconds: float, graph: Graph) -> Iterator[None]:
+    """Interrupt the block after `seconds` with a refusal (SIGALRM: the main thread only; elsewhere no limit)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expire(_signum: int, _frame: object) -> None:
+        raise _Expired
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except _Expired:
+        raise ViscnnError(f"cannot extract a circuit of {graph.model_name or 'this model'} physically: torch-pruning's "
+                          f"dependency search took more than {seconds:g} s on it; the masked circuit (without "
+                          "--extract) is unaffected") from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _grouped(module: object) -> bool:
     """A grouped conv that is not depthwise: torch-pruning 1.6 cannot remove its channels correctly."""
     return isinstance(module, nn.Conv2d) and 1 < module.groups < module.in_channels
@@ -103,8 +137,12 @@ def _zero_removed_kernels(convs: dict[str, nn.Conv2d], masks: dict[str, torch.Te
                 conv.weight.mul_(masks[name].to(conv.weight.device, conv.weight.dtype)[:, :, None, None])
 
 
-def extract(circuit: Circuit, model: nn.Module, graph: Graph, input_shape: tuple[int, ...] | None = None) -> Extracted:
-    """A copy of `model` without the filters `circuit` does not need; the model itself is untouched."""
+def extract(circuit: Circuit, model: nn.Module, graph: Graph, input_shape: tuple[int, ...] | None = None, *,
+            seconds: float = EXTRACT_SECONDS) -> Extracted:
+    """A copy of `model` without the filters `circuit` does not need; the model itself is untouched.
+
+    Refused (one ViscnnError) where torch-pruning cannot do it exactly, or takes more than `seconds`
+    (enforced in the main thread, where the CLI runs it)."""
     import torch_pruning as tp  # imported here: only extraction needs it
 
     target = circuit.target
@@ -120,63 +158,64 @@ def extract(circuit: Circuit, model: nn.Module, graph: Graph, input_shape: tuple
     flags = {parameter: parameter.requires_grad for parameter in smaller.parameters()}
     for parameter in flags:  # torch-pruning follows autograd's graph, which frozen weights do not build
         parameter.requires_grad_(True)
-    try:
-        with torch.enable_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch-pruning's own warnings; a failure is reported below
-            dependencies = tp.DependencyGraph().build_dependency(smaller, example_inputs=torch.zeros(1, *shape,
-                                                                                                    device=device))
-    except Exception as exc:  # torch-pruning cannot follow every architecture (e.g. a channel shuffle by reshape)
-        raise _refusal(graph, "torch-pruning cannot build its dependency graph of this model", exc) from exc
-    layer_of: dict[nn.Module, str] = {module: name for name, module in convs.items()}
-    remaining = {name: list(range(conv.out_channels)) for name, conv in convs.items()}
-    original = {name: conv.out_channels for name, conv in convs.items()}
-    before = _count(smaller)
-
-    def removable(name: str, position: int) -> bool:
-        return not bool(needed[name][remaining[name][position]])
-
-    for name in convs:  # after the target too: nothing there reaches the target
-        conv = convs[name]
-        positions = [p for p in range(conv.out_channels) if removable(name, p)]
-        if not positions:
-            continue
-        group = dependencies.get_pruning_group(conv, tp.prune_conv_out_channels, idxs=positions)
-        if not _followable(group, dependencies, layer_of, remaining):
-            continue  # these filters stay: exact, only less small
-        allowed = set(positions)
-        for item in group.items:  # a coupled filter that is needed keeps its partners too
-            if not (isinstance(item.dep.target.module, nn.Conv2d)
-                    and dependencies.is_out_channel_pruning_fn(item.dep.handler)):
-                continue
-            member = layer_of.get(item.dep.target.module)
-            for index, root in zip(item.idxs, item.root_idxs):
-                if member is None or not removable(member, index):
-                    allowed.discard(root)
-        coupled = {layer_of.get(i.dep.target.module) for i in group.items
-                   if dependencies.is_out_channel_pruning_fn(i.dep.handler)}
-        if len(allowed) >= min(convs[m].out_channels for m in coupled if m is not None):
-            allowed.discard(max(allowed))  # a layer keeps at least one channel (torch-pruning needs one)
-        if not allowed:
-            continue
-        group = dependencies.get_pruning_group(conv, tp.prune_conv_out_channels, idxs=sorted(allowed))
-        if not dependencies.check_pruning_group(group):
-            continue
-        gone: dict[str, set[int]] = {}
-        for item in group.items:
-            member = layer_of.get(item.dep.target.module)
-            if member is not None and dependencies.is_out_channel_pruning_fn(item.dep.handler):
-                gone.setdefault(member, set()).update(item.idxs)
+    with _time_limit(seconds, graph):  # torch-pruning's group search can run for hours on some models
         try:
-            group.prune()
-        except Exception as exc:  # torch-pruning's surgery failed on this architecture
-            raise _refusal(graph, f"torch-pruning failed to remove filters of {name}", exc) from exc
-        for member, indices in gone.items():
-            remaining[member] = [c for p, c in enumerate(remaining[member]) if p not in indices]
-        lost = [m for m, conv in convs.items() if len(remaining[m]) != conv.out_channels]
-        if lost:  # torch-pruning removed channels through a coupling it did not report as such
-            raise ViscnnError(f"cannot extract a circuit of {graph.model_name or 'this model'} physically: torch-pruning "
-                              f"removed filters of {lost[0]} through a coupling viscnn cannot follow; the masked "
-                              "circuit (without --extract) is unaffected")
+            with torch.enable_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch-pruning's own warnings; a failure is reported below
+                dependencies = tp.DependencyGraph().build_dependency(smaller, example_inputs=torch.zeros(1, *shape,
+                                                                                                        device=device))
+        except Exception as exc:  # torch-pruning cannot follow every architecture (e.g. a channel shuffle by reshape)
+            raise _refusal(graph, "torch-pruning cannot build its dependency graph of this model", exc) from exc
+        layer_of: dict[nn.Module, str] = {module: name for name, module in convs.items()}
+        remaining = {name: list(range(conv.out_channels)) for name, conv in convs.items()}
+        original = {name: conv.out_channels for name, conv in convs.items()}
+        before = _count(smaller)
+
+        def removable(name: str, position: int) -> bool:
+            return not bool(needed[name][remaining[name][position]])
+
+        for name in convs:  # after the target too: nothing there reaches the target
+            conv = convs[name]
+            positions = [p for p in range(conv.out_channels) if removable(name, p)]
+            if not positions:
+                continue
+            group = dependencies.get_pruning_group(conv, tp.prune_conv_out_channels, idxs=positions)
+            if not _followable(group, dependencies, layer_of, remaining):
+                continue  # these filters stay: exact, only less small
+            allowed = set(positions)
+            for item in group.items:  # a coupled filter that is needed keeps its partners too
+                if not (isinstance(item.dep.target.module, nn.Conv2d)
+                        and dependencies.is_out_channel_pruning_fn(item.dep.handler)):
+                    continue
+                member = layer_of.get(item.dep.target.module)
+                for index, root in zip(item.idxs, item.root_idxs):
+                    if member is None or not removable(member, index):
+                        allowed.discard(root)
+            coupled = {layer_of.get(i.dep.target.module) for i in group.items
+                       if dependencies.is_out_channel_pruning_fn(i.dep.handler)}
+            if len(allowed) >= min(convs[m].out_channels for m in coupled if m is not None):
+                allowed.discard(max(allowed))  # a layer keeps at least one channel (torch-pruning needs one)
+            if not allowed:
+                continue
+            group = dependencies.get_pruning_group(conv, tp.prune_conv_out_channels, idxs=sorted(allowed))
+            if not dependencies.check_pruning_group(group):
+                continue
+            gone: dict[str, set[int]] = {}
+            for item in group.items:
+                member = layer_of.get(item.dep.target.module)
+                if member is not None and dependencies.is_out_channel_pruning_fn(item.dep.handler):
+                    gone.setdefault(member, set()).update(item.idxs)
+            try:
+                group.prune()
+            except Exception as exc:  # torch-pruning's surgery failed on this architecture
+                raise _refusal(graph, f"torch-pruning failed to remove filters of {name}", exc) from exc
+            for member, indices in gone.items():
+                remaining[member] = [c for p, c in enumerate(remaining[member]) if p not in indices]
+            lost = [m for m, conv in convs.items() if len(remaining[m]) != conv.out_channels]
+            if lost:  # torch-pruning removed channels through a coupling it did not report as such
+                raise ViscnnError(f"cannot extract a circuit of {graph.model_name or 'this model'} physically: torch-pruning "
+                                  f"removed filters of {lost[0]} through a coupling viscnn cannot follow; the masked "
+                                  "circuit (without --extract) is unaffected")
     for parameter in smaller.parameters():  # pruned parameters are new objects: match them by requires_grad default
         parameter.requires_grad_(False if not any(flags.values()) else parameter.requires_grad)
     try:
