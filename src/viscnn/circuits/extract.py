@@ -95,9 +95,7 @@ def _time_limit(seconds: float, graph: Graph) -> Iterator[None]:
     try:
         yield
     except _Expired:
-        raise ViscnnError(f"cannot extract a circuit of {graph.model_name or 'this model'} physically: torch-pruning's "
-                          f"dependency search took more than {seconds:g} s on it; the masked circuit (without "
-                          "--extract) is unaffected") from None
+        raise _cannot(graph, f"torch-pruning's dependency search took more than {seconds:g} s on it") from None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
@@ -125,9 +123,13 @@ def _followable(group: Any, dependencies: Any, layer_of: dict[nn.Module, str], r
 
 def _refusal(graph: Graph, what: str, exc: Exception) -> ViscnnError:
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return ViscnnError(f"cannot extract a circuit of {graph.model_name or 'this model'} physically: {what} "
-                       f"({type(exc).__name__}{': ' + reason if reason else ''}); the masked circuit (without "
-                       "--extract) is unaffected")
+    return _cannot(graph, f"{what} ({type(exc).__name__}{': ' + reason if reason else ''})")
+
+
+def _cannot(graph: Graph, why: str) -> ViscnnError:
+    """The one-line refusal of every extraction that cannot be done exactly."""
+    return ViscnnError(f"cannot extract a circuit of {graph.model_name or 'this model'} physically: {why}; the masked "
+                       "circuit (without --extract) is unaffected")
 
 
 def _zero_removed_kernels(convs: dict[str, nn.Conv2d], masks: dict[str, torch.Tensor]) -> None:
@@ -213,17 +215,13 @@ def extract(circuit: Circuit, model: nn.Module, graph: Graph, input_shape: tuple
                 remaining[member] = [c for p, c in enumerate(remaining[member]) if p not in indices]
             lost = [m for m, conv in convs.items() if len(remaining[m]) != conv.out_channels]
             if lost:  # torch-pruning removed channels through a coupling it did not report as such
-                raise ViscnnError(f"cannot extract a circuit of {graph.model_name or 'this model'} physically: torch-pruning "
-                                  f"removed filters of {lost[0]} through a coupling viscnn cannot follow; the masked "
-                                  "circuit (without --extract) is unaffected")
+                raise _cannot(graph, f"torch-pruning removed filters of {lost[0]} through a coupling viscnn cannot follow")
     for parameter in smaller.parameters():  # pruned parameters are new objects: match them by requires_grad default
         parameter.requires_grad_(False if not any(flags.values()) else parameter.requires_grad)
     try:
         smaller_graph = build_graph(smaller, shape, graph.model_name)
     except ViscnnError as exc:  # torch-pruning left channel counts that no longer fit (e.g. around a split)
-        raise ViscnnError(f"cannot extract a circuit of {graph.model_name or 'this model'} physically: the network "
-                          f"torch-pruning made does not run ({exc}); the masked circuit (without --extract) is "
-                          "unaffected") from exc
+        raise _cannot(graph, f"the network torch-pruning made does not run ({exc})") from exc
     new_target = target
     if target.inside and target.kind in ("node", "neuron"):
         node = target.node
@@ -251,6 +249,5 @@ def _check_exact(model: nn.Module, graph: Graph, target: Target, circuit: Circui
     difference = float((masked - got).abs().max())
     scale = float(masked.abs().max())
     if not difference <= 1e-4 * max(1.0, scale):  # NaN too
-        raise ViscnnError(f"cannot extract a circuit of {graph.model_name or 'this model'} physically: the network "
-                          f"torch-pruning made gives the target values up to {difference:.2e} away from the masked "
-                          "circuit's (a coupling it mis-handled); the masked circuit (without --extract) is unaffected")
+        raise _cannot(graph, f"the network torch-pruning made gives the target values up to {difference:.2e} away from "
+                             "the masked circuit's (a coupling it mis-handled)")
