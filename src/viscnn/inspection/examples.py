@@ -370,6 +370,8 @@ def examples_png(store: Store, loaded: LoadedModel, graph: Graph, image_set: Ima
     return cached_image(store, GRID_KIND, parts, render)
 
 
-def examples_key(loaded: LoadedModel, image_set: ImageSet, layer: str, k: int) -> str:
-    """The store key of one layer's cached examples (kind `examples`)."""
-    return cache_key(KIND, _parts(loaded.fingerprint(), image_set.hash(), layer, k))
+def examples_key(loaded: LoadedModel, image_set: ImageSet, layer: str, k: int, *,
+                 ids: tuple[str, str] | None = None) -> str:
+    """The store key of one layer's cached examples (kind `examples`). `ids`: (the model's fingerprint, the
+    set's hash) when the caller has them (they read every weight and every image)."""
+    return cache_key(KIND, _parts(*(ids or (loaded.fingerprint(), image_set.hash())), layer, k))

@@ -213,7 +213,8 @@ class Preparer:
         from viscnn.scoring.query import KIND, score_key
 
         return distributed.from_main(
-            lambda: self.store.get_path(KIND, score_key(self.fingerprint, self.images, "loss", "taylor")) is not None)
+            lambda: self.store.get_path(KIND, score_key(self.fingerprint, self.images, "loss", "taylor",
+                                                        images_hash=self.images_hash)) is not None)
 
     def _scores(self) -> None:
         self._memo["scores"] = self._score().scores["taylor"]
@@ -344,9 +345,10 @@ class Preparer:
         module = self._examples_module()
         if module is None:
             return True
+        ids = (self.fingerprint, self.images_hash)
         return distributed.from_main(lambda: all(
             self.store.get_path(module.KIND, module.examples_key(self.loaded, self.images, layer.name,
-                                                                 self.settings.examples)) is not None
+                                                                 self.settings.examples, ids=ids)) is not None
             for layer in self.graph.conv_layers))
 
     def _examples(self) -> None:

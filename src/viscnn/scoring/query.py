@@ -83,7 +83,9 @@ def score_sets(loaded: LoadedModel, graph: Graph, image_sets: dict[str, ImageSet
         def lookup(image_set: ImageSet = image_set) -> tuple[dict[str, str], dict[str, Scores]]:
             if store is None:
                 return {}, {}
-            keys = {c: score_key(fingerprint, image_set, target, c, edges=edges, baseline=baseline_id) for c in criteria}
+            images_hash = image_set.hash()  # reads every image: once per set
+            keys = {c: score_key(fingerprint, image_set, target, c, edges=edges, baseline=baseline_id,
+                                 images_hash=images_hash) for c in criteria}
             return keys, {c: Scores.load(p) for c, key in keys.items() if (p := store.get_path(KIND, key)) is not None}
 
         keys, cached = distributed.from_main(lookup)
@@ -113,10 +115,11 @@ def score_sets(loaded: LoadedModel, graph: Graph, image_sets: dict[str, ImageSet
 
 
 def score_key(fingerprint: str, image_set: ImageSet, target: str | Target, criterion: str, *, edges: bool = True,
-              baseline: str = "zero") -> str:
+              baseline: str = "zero", images_hash: str | None = None) -> str:
     """The store key (kind `KIND`) of one image set's scores: model fingerprint, set hash, target, criterion,
-    whether edges were scored, and the baseline (recorded for signed Taylor only: no other criterion uses it)."""
-    return Store.key(KIND, model=fingerprint, images=image_set.hash(), target=str(target), criterion=criterion,
+    whether edges were scored, and the baseline (recorded for signed Taylor only: no other criterion uses it).
+    `images_hash`: the set's `hash()` when the caller has it (it reads every image)."""
+    return Store.key(KIND, model=fingerprint, images=images_hash or image_set.hash(), target=str(target), criterion=criterion,
                      edges=edges, baseline=baseline if criterion == "taylor_signed" else "zero")
 
 
