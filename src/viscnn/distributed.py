@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import torch
@@ -27,6 +28,7 @@ import torch.distributed as dist
 from viscnn.errors import ViscnnError
 
 T = TypeVar("T")
+TIMEOUT = timedelta(hours=6)  # how long a process waits in a collective for the others
 
 
 def launched() -> bool:
@@ -75,7 +77,9 @@ def session(device: str | torch.device) -> Iterator[str]:
         return
     if torch.device(mine).type == "cuda":
         torch.cuda.set_device(torch.device(mine))
-    dist.init_process_group(backend(mine))
+    # the others may wait long for rank 0's writing (a sheet of examples per node) at the closing barrier; a process
+    # that dies makes torchrun stop the rest, so a long timeout never leaves them waiting on a dead peer
+    dist.init_process_group(backend(mine), timeout=TIMEOUT)
     failed = False
     try:
         yield mine

@@ -60,8 +60,9 @@ def run(args: argparse.Namespace) -> int:
             raise ViscnnError(f"--{option.replace('_', '-')} must be at least {least}, not {getattr(args, option)}")
     start = time.perf_counter()
     loaded, graph = load_with_graph(args)
-    load_seconds = time.perf_counter() - start + _age_at(start)
+    startup = _age_at(start)  # the interpreter and torch's import, before this command ran
     image_set = open_set(args, loaded, "overall")
+    load_seconds = time.perf_counter() - start + startup
     if len(image_set) == 0:
         raise ViscnnError(f"image-set spec {args.images!r} holds no images")
     settings = Settings(args.projection, args.mode, batch_size(args.batch_size, graph, args.device, cpu=32), args.seed,
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
           f"{settings.batch_size}; measuring a sample of each step ...", flush=True)
     planner = Planner(loaded, graph, image_set, settings, processes=args.nproc, sample_batches=args.sample_batches,
                       spec=args.images, say=lambda text: print(f"  {text}", flush=True))
-    plan = planner.plan(load_seconds=load_seconds)
+    plan = planner.plan(load_seconds=load_seconds, launcher_seconds=startup)
     print()
     print(plan.table())
     each = "its own GPU like this one" if settings.device.startswith("cuda") else \

@@ -203,37 +203,46 @@ class Planner:
         self.warm = self.image_set.subset(items[:batch])
         self.timed = self.image_set.subset(items[batch:] or items)
         self.top: list[Any] = []  # the top nodes of the sampled scores (the renders' objectives)
+        self.class_scores: Any = None  # the sampled class-wise scores (vectors for the projections)
 
     # --- helpers ----------------------------------------------------------------------------------
-    def _per_image(self, work: Callable[[ImageSet], Any], memory: list[int]) -> tuple[float, float]:
-        """(seconds per image with this process's threads, with an N-process share's threads)."""
-        work(self.warm)
+    def _per_image(self, work: Callable[[ImageSet], Any], memory: list[int]) -> tuple[float, float, float]:
+        """(seconds per image with this process's threads, with an N-process share's threads, and what the first
+        batch costs beyond its images: each process pays it once)."""
+        warm = _timed(lambda: work(self.warm), self.device, memory)
         one = _timed(lambda: work(self.timed), self.device, memory) / len(self.timed)
+        first = max(0.0, warm - one * len(self.warm))
         if not self.cpu or self.threads_n == self.threads:
-            return one, one
+            return one, one, first
         with threads(self.threads_n):
             work(self.warm)
-            return one, _timed(lambda: work(self.timed), self.device, memory) / len(self.timed)
+            return one, _timed(lambda: work(self.timed), self.device, memory) / len(self.timed), first
 
     def _images_step(self, name: str, work: Callable[[ImageSet], Any]) -> Estimate:
         memory: list[int] = []
-        one, each = self._per_image(work, memory)
+        one, each, first = self._per_image(work, memory)
         n = len(self.image_set)
         share = max(len(s) for s in distributed.deal_images(n, self.settings.batch_size, self.processes))
         self.say(f"{name}: {one * 1e3:.3g} ms per image")
-        return Estimate(name, "images", "image", n, one, one * n, each * share * self.contention, max(memory),
-                        f"{len(self.timed)} images after a warm-up batch of {len(self.warm)}")
+        return Estimate(name, "images", "image", n, one, first + one * n, first + each * share * self.contention,
+                        max(memory), f"{len(self.timed)} images after a warm-up batch of {len(self.warm)} "
+                                     f"(its extra {first:.2f} s counted once)")
 
     # --- the steps --------------------------------------------------------------------------------
-    def plan(self, *, load_seconds: float = 0.0) -> Plan:
+    def plan(self, *, load_seconds: float = 0.0, launcher_seconds: float = 0.0) -> Plan:
+        """Measure every step. `load_seconds`: a process's start and model load, as the caller measured it;
+        `launcher_seconds`: what torchrun's own start adds to N processes (it imports torch too)."""
         start = time.perf_counter()
         settings, graph = self.settings, self.graph
         plan = Plan(self.loaded.name, self.spec, len(self.image_set), str(self.device), self.threads, self.processes,
                     self.threads_n, self.cores)
         memory: list[int] = []
         _timed(lambda: None, self.device, memory)  # what the loaded model holds
+        launcher = launcher_seconds if self.processes > 1 else 0.0
         plan.estimates.append(Estimate("start, load model, trace graph", "every process", "", 1, load_seconds, load_seconds,
-                                       load_seconds, memory[0], "this command's own start (Python, torch) and load"))
+                                       load_seconds + launcher, memory[0],
+                                       "this command's own start (Python, torch), model load and image listing"
+                                       + (f"; N processes: + {launcher:.1f} s for torchrun's start" if launcher else "")))
         plan.estimates.append(self._hash())
         batches = self.timed.batches(self.loaded.preprocess, self.settings.batch_size)
         plan.decode = _timed(lambda: list(batches), torch.device("cpu"), []) / len(self.timed)
@@ -280,36 +289,46 @@ class Planner:
         classes = sorted({label for label in labels if label >= 0})
 
         def work(images: ImageSet) -> None:
-            classwise_scores(self.loaded.module, self.graph, images.batches(self.loaded.preprocess, self.settings.batch_size),
-                             mode=mode, classes=classes or None, unlabelled="skip" if classes else "predict",
-                             device=self.device)
+            self.class_scores = classwise_scores(
+                self.loaded.module, self.graph, images.batches(self.loaded.preprocess, self.settings.batch_size),
+                mode=mode, classes=classes or None, unlabelled="skip" if classes else "predict", device=self.device)
 
         return self._images_step(f"class-wise scores ({mode}{f', {len(classes)} classes' if mode == 'logit' else ''})",
                                  work)
 
     def _projections(self) -> Estimate:
         from viscnn.layout.projection import project
+        from viscnn.layout.vectors import weight_vectors
 
         method = {"weights": "mds", "featurevis": "umap"}.get(self.settings.projection, self.settings.projection)
-        width = self.classes or max(2, len({label for label in self.image_set.labels if label >= 0}) or 10)
-        layers = self.graph.conv_layers
-        sizes = sorted({layer.out_channels for layer in layers})
-        sampled = sorted({sizes[int(q * (len(sizes) - 1))] for q in (0.0, 0.5, 0.85, 1.0)})
         rng = np.random.default_rng(0)
+        width = self.classes or max(2, len({label for label in self.image_set.labels if label >= 0}) or 10)
+
+        def vectors(layer: str) -> np.ndarray:  # how fast UMAP and MDS converge depends on the data: real where we can
+            if self.settings.projection == "weights":
+                return weight_vectors(self.loaded.module, self.graph, layer)
+            if self.class_scores is not None and not self.classes:
+                return self.class_scores.vectors(layer)  # of the sampled images
+            return rng.standard_normal((self.graph[layer].out_channels, width))
+
+        layers = self.graph.conv_layers
+        by_size = {layer.out_channels: layer.name for layer in layers}
+        sizes = sorted(by_size)
+        sampled = sorted({sizes[int(q * (len(sizes) - 1))] for q in (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)})
         memory: list[int] = []
-        warm = 0.0
-        if method == "umap":  # numba compiles UMAP on its first call: once per process
-            warm = _timed(lambda: project(rng.random((16, width)), method), self.device, memory)
-        times = [_timed(partial(project, rng.random((c, width)), method, seed=0), self.device, memory)
+        # the first call imports the library (and numba compiles UMAP): once per process
+        warm = _timed(lambda: project(rng.random((16, width)), method), self.device, memory)
+        times = [_timed(partial(project, vectors(by_size[c]), method, seed=self.settings.seed), self.device, memory)
                  for c in sampled]
-        a, b = _line(sampled, times)
-        costs = [max(0.0, a + b * layer.out_channels) for layer in layers]
+        costs = [float(np.interp(layer.out_channels, sampled, times)) for layer in layers]
         loads = [sum(costs[i] for i in units) for units in distributed.deal_units(costs, self.processes)]
         self.say(f"projections: {sum(costs):.1f} s for {len(layers)} layers")
+        source = "weights" if self.settings.projection == "weights" else \
+            "random vectors" if self.class_scores is None or self.classes else "the sample's class-wise scores"
         return Estimate(f"projections ({method})", "layers", "layer", len(layers), sum(costs) / len(layers),
                         warm + sum(costs), warm + max(loads), max(memory),
-                        f"{len(sampled)} layer sizes ({', '.join(map(str, sampled))} nodes)"
-                        + (f"; numba's compilation {warm:.1f} s" if warm else ""))
+                        f"{len(sampled)} layers of {', '.join(map(str, sampled))} nodes ({source}), interpolated by "
+                        f"size; the first call (imports, numba's compilation) {warm:.1f} s")
 
     def _layout(self) -> Estimate:
         from viscnn.layout.build import assemble, grid_projections
@@ -371,6 +390,7 @@ class Planner:
         layers = self.graph.conv_layers
         size = self.loaded.preprocess.size
         memory: list[int] = []
+        warmed: list[float] = []  # what the first render of a process costs beyond the others
 
         def per_round(objectives: int) -> tuple[int, float, float]:
             """(objectives rendered at once with the current threads, fixed seconds of such a round, seconds per step)."""
@@ -380,33 +400,26 @@ class Planner:
                 [Node(layer.name, 0) for layer in layers]  # every node of every layer: a spread of depths
             targets = [Target("node", nodes[k % len(nodes)].layer, nodes[k % len(nodes)].channel) for k in range(at_once)]
             short, long = 3, 9
-            render(self.loaded.module, self.graph, self.loaded.preprocess, targets,  # warm-up: threads, kernels
-                   RenderSettings(steps=1, seed=self.settings.seed), device=self.device)
+            first = _timed(partial(render, self.loaded.module, self.graph, self.loaded.preprocess, targets,
+                                   RenderSettings(steps=1, seed=self.settings.seed), device=self.device),
+                           self.device, memory)  # a warm-up: threads, kernels
             times = [_timed(partial(render, self.loaded.module, self.graph, self.loaded.preprocess, targets,
                                     RenderSettings(steps=s, seed=self.settings.seed), device=self.device),
                             self.device, memory) for s in (short, long)]
             per_step = max(0.0, (times[1] - times[0]) / (long - short))
-            return at_once, max(0.0, times[0] - short * per_step), per_step
+            fixed = max(0.0, times[0] - short * per_step)
+            warmed.append(max(0.0, first - fixed - per_step))
+            return at_once, fixed, per_step
 
         at_once, fixed, per_step = per_round(count)
-        one = math.ceil(count / at_once) * (fixed + steps * per_step)
+        one = warmed[0] + math.ceil(count / at_once) * (fixed + steps * per_step)
         share = math.ceil(count / self.processes)
         if self.cpu and self.threads_n != self.threads:
             with threads(self.threads_n):
                 at_n, fixed_n, step_n = per_round(share)
         else:
             at_n, fixed_n, step_n = at_once, fixed, per_step
-        n_seconds = math.ceil(share / max(1, min(at_n, share))) * (fixed_n + steps * step_n) * self.contention
+        n_seconds = warmed[0] + math.ceil(share / max(1, min(at_n, share))) * (fixed_n + steps * step_n) * self.contention
         self.say(f"renders: {one:.1f} s")
         return Estimate(f"renders ({count} nodes x {steps} steps)", "nodes", "render", count, one / count, one,
                         n_seconds, max(memory), f"{at_once} renders at once for 3 and 9 steps, after a warm-up")
-
-
-def _line(xs: list[int], ys: list[float]) -> tuple[float, float]:
-    """Least-squares a + b x (b >= 0; one point: through the origin)."""
-    if len(xs) == 1:
-        return 0.0, ys[0] / max(1, xs[0])
-    b, a = np.polyfit(np.array(xs, dtype=float), np.array(ys), 1)
-    if b < 0:
-        return float(np.mean(ys)), 0.0
-    return float(a), float(b)
