@@ -137,14 +137,16 @@ def project(model: str, speedup: float, tiny: bool) -> dict:
     from viscnn.pipeline.plan import Planner
     from viscnn.pipeline.prepare import Settings
 
+    start = time.perf_counter()
     loaded = load_model(model)
     graph = build_graph(loaded.module, loaded.input_shape, loaded.name)
+    load_seconds = time.perf_counter() - start  # without the interpreter's start and torch's import
     images = open_image_sets("demo")["overall"]
     batch = 4 if tiny else 32
     settings = Settings("umap", "loss", batch, 0, 9, 2 if tiny else 16, 4 if tiny else 256, "cpu")
     planner = Planner(loaded, graph, images, settings, processes=1, sample_batches=1, spec="demo",
                       classes=IMAGENET_CLASSES)
-    plan = planner.plan()
+    plan = planner.plan(load_seconds=load_seconds)
     steps = {e.step.split(" (")[0]: e for e in plan.estimates}
     decode = plan.decode
     result: dict = {"model": model, "gpu_speedup": speedup, "decode_ms": decode * 1e3, "steps": {}}
@@ -170,7 +172,7 @@ def project(model: str, speedup: float, tiny: bool) -> dict:
 def print_projection(projections: list[dict]) -> None:
     print("\nPROJECTION (not a measurement): full ImageNet-val prepare (50,000 images, 1,000 classes), hours")
     for p in projections:
-        columns = list(p["steps"])
+        columns = list(p["steps"])  # cpu: one process on this machine, all its threads
         print(f"\n{p['model']}: GPU = {p['gpu_speedup']:g}x this CPU for the model's work (assumed); reading an image "
               f"{p['decode_ms']:.1f} ms on the CPU (measured)")
         print(f"| step | {' | '.join(columns)} |\n|---|{'---:|' * len(columns)}")
