@@ -13,9 +13,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_images_arguments(parser)
     parser.add_argument("--input", default="overall", help="which set of --images to use (a set name)")
     parser.add_argument("--target", required=True, help="LAYER:C, LAYER:C:neuron, loss, logit:K, class:NAME ...")
-    parser.add_argument("--keep", type=float, default=0.05, help="fraction of the target's upstream kernels to keep, in (0, 1]")
+    parser.add_argument("--keep", type=float, default=0.05, help="fraction of the target's upstream kernels the circuit keeps (all connected), in (0, 1]")
     parser.add_argument("--method", default="actgrad", help="actgrad, actgrad_signed, snip, force, magnitude, random, worst, ablation, learned")
-    parser.add_argument("--rule", default="top", choices=["top", "cumulative", "hierarchical"])
+    parser.add_argument("--rule", default="top", choices=["top", "cumulative", "hierarchical"],
+                        help="the order kernels are taken in: top (per-layer-normalised scores), cumulative (by the "
+                             "share of its layer's total before a kernel), hierarchical (nodes by share, 4 best "
+                             "kernels each); the size is --keep for every rule")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, metavar="FILE", help="circuit JSON (see docs/circuit-format.md)")
