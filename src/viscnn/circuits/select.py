@@ -169,8 +169,10 @@ def fit_connected(priority: Values, graph: Graph, target: Target, budget: int) -
 
     Connectivity is monotone in the kept set, so a binary search finds the prefix. Where one kernel closes
     many paths at once (the first kernel of a huge layer), the prefix one longer overshoots; then that
-    prefix's worst-ranked members are trimmed instead (a second binary search, keeping the closing kernel)
-    and the larger of the two fits wins.
+    prefix's members are trimmed instead, every layer losing the same share of its worst ones (a second
+    binary search, keeping the closing kernel; trimming by the global order would cut the huge layer's few
+    kernels first and every path with them), and the larger of the two fits wins. What is left of the
+    budget is filled with the best kernels that join the circuit one by one.
     """
     names = list(priority)
     flat = torch.cat([priority[n].flatten().double() for n in names]).numpy()
@@ -192,7 +194,7 @@ def fit_connected(priority: Values, graph: Graph, target: Target, budget: int) -
     over = fit(order[:length + 1])[1]  # one kernel more closes paths past the budget
     in_over = torch.cat([over[n].flatten() for n in names]).numpy()
     closer = order[length]
-    members = order[:length][in_over[order[:length]]][::-1].copy()  # worst first
+    members = _worst_first_by_layer(order[:length][in_over[order[:length]]], priority)
     _, trimmed = _largest_fit(lambda n: fit(np.append(members[members.size - n:], closer)), members.size, budget)
     return _fill(priority, graph, target, trimmed if trimmed[0] > below[0] else below, budget)
 
@@ -213,6 +215,18 @@ def _fill(priority: Values, graph: Graph, target: Target, start: tuple[int, Valu
         kept = {n: kept[n] | chosen[n] for n in kept}
         count += wanted
     return kept
+
+
+def _worst_first_by_layer(members: np.ndarray, priority: Values) -> np.ndarray:
+    """`members` (flat indices in priority order, best first) reordered worst first by their rank within their
+    own layer as a share of that layer's members (ties: the global order)."""
+    starts = np.cumsum([0] + [value.numel() for value in priority.values()])
+    layer = np.searchsorted(starts, members, side="right") - 1
+    share = np.zeros(members.size)
+    for index in np.unique(layer):
+        here = np.flatnonzero(layer == index)  # already best first
+        share[here] = np.arange(here.size) / here.size  # the best of each layer: 0, trimmed last
+    return members[np.lexsort((-np.arange(members.size), -share))]
 
 
 def _largest_fit(fit: Callable[[int], tuple[int, Values]], high: int, budget: int) -> tuple[int, tuple[int, Values]]:

@@ -38,14 +38,21 @@ def is_ecosystem_name(name: str) -> bool:
     return prefix in PREFIXES and bool(rest) and "/" not in rest and not rest.endswith(".py")
 
 
+RANDOM_SEED = 0
+
+
 def load_ecosystem(name: str, *, pretrained: bool = False) -> EcosystemModel:
-    """Build `tv:NAME` or `timm:NAME`; with `pretrained`, load the library's published weights from its cache."""
+    """Build `tv:NAME` or `timm:NAME`; with `pretrained`, load the library's published weights from its cache.
+
+    Without them the weights are the library's random initialisation drawn with seed `RANDOM_SEED` (the
+    global RNG is left as it was), so two runs see the same model: a circuit saved by one loads in the other.
+    """
     prefix, _, arch = name.partition(":")
-    if prefix == "tv":
-        return _torchvision(arch, pretrained=pretrained)
-    if prefix == "timm":
-        return _timm(arch, pretrained=pretrained)
-    raise ViscnnError(f"unknown model library {prefix!r} in {name!r}: use tv:NAME or timm:NAME")
+    if prefix not in PREFIXES:
+        raise ViscnnError(f"unknown model library {prefix!r} in {name!r}: use tv:NAME or timm:NAME")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_SEED)
+        return _torchvision(arch, pretrained=pretrained) if prefix == "tv" else _timm(arch, pretrained=pretrained)
 
 
 def _unknown(library: str, arch: str, known: list[str]) -> ViscnnError:

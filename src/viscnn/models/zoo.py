@@ -18,7 +18,7 @@ from torch import nn
 
 from viscnn.errors import ViscnnError
 from viscnn.models.classes import class_names
-from viscnn.models.ecosystem import is_ecosystem_name, load_ecosystem
+from viscnn.models.ecosystem import RANDOM_SEED, is_ecosystem_name, load_ecosystem
 from viscnn.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, TF_MEAN, TF_STD, Preprocess
 
 
@@ -288,6 +288,9 @@ def load_model(name: str = DEFAULT_MODEL, weights: str | Path | None = None, dev
     if weights is not None:
         apply_weights(module, read_weights(weights), str(weights), name)
         pretrained = True
+    elif is_ecosystem_name(name) and not pretrained:
+        print(f"viscnn: note: {name} has random weights (the library's initialisation, seed {RANDOM_SEED}); "
+              "--pretrained loads its published ones, --weights FILE your own", file=sys.stderr)
     try:
         module = module.to(device).eval()
     except (RuntimeError, AssertionError) as exc:
