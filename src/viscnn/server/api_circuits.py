@@ -45,7 +45,7 @@ class CircuitRequest(BaseModel):
                         description="a set, or a sum of sets (their images together)")
     target: str = Field(..., min_length=1, max_length=500, description="a target of README's Scores table")
     method: str = Field("actgrad", json_schema_extra=one_of(_methods))
-    keep: float = Field(0.05, gt=0, le=1, description="the kept fraction of the target's upstream kernels")
+    keep: float = Field(0.05, gt=0, le=1, allow_inf_nan=False, description="the kept fraction of the target's upstream kernels")
     rule: str = Field("top", json_schema_extra=one_of(_rules))
     seed: int = _seed()
 
@@ -59,7 +59,7 @@ class FaithfulnessRequest(BaseModel):
     target: str = Field(..., min_length=1, max_length=500)
     methods: list[str] = Field(default_factory=lambda: ["actgrad", "magnitude", "random"], min_length=1, max_length=20,
                                json_schema_extra={"uniqueItems": True})
-    fractions: list[Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=lambda: [0.01, 0.05, 0.2], min_length=1,
+    fractions: list[Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]] = Field(default_factory=lambda: [0.01, 0.05, 0.2], min_length=1,
                                                                   max_length=20, description="kept fractions")
     seed: int = _seed()
 

@@ -29,7 +29,7 @@ def routes(state: ServerState) -> APIRouter:
                offset: int = Query(0, ge=0), limit: int = Query(1000, ge=1, le=10000)) -> list[dict]:
         members = state.members.get(set)
         if members is None:
-            raise NotFound(f"unknown image set {set!r}: choose from {', '.join(state.image_sets)}")
+            raise NotFound(f"unknown image set {set[:100]!r}: choose from {', '.join(state.image_sets)}")
         return [describe(image_id, set) for image_id in members[offset:offset + limit]]
 
     @router.get("/images/{image_id}.png", summary="an image as the model sees it (resized, cropped; not normalised)",

@@ -55,7 +55,7 @@ def routes(state: ServerState, facts: KernelFacts, maps: Maps, layouts: Layouts)
         if query is not None:
             scores = state.queries.get(query)
             if scores is None:
-                raise NotFound(f"unknown query {query!r}: run it again with POST /api/query (old ones are forgotten)")
+                raise NotFound(f"unknown query {query[:100]!r}: run it again with POST /api/query (old ones are forgotten)")
         norms = facts.norms(layer)[channel]
         edge_scores = scores.edges[layer][channel].float() if scores is not None and layer in scores.edges else None
         order = (edge_scores.abs() if edge_scores is not None else norms).argsort(descending=True)[:top]

@@ -19,7 +19,7 @@ from viscnn.server.state import LRU, NotFound, ServerState
 
 
 def _share() -> Any:
-    return Field(None, ge=0, le=1, description="a share in [0, 1]; give at most one of *_fraction and *_cumulative")
+    return Field(None, ge=0, le=1, allow_inf_nan=False, description="a share in [0, 1]; give at most one of *_fraction and *_cumulative")
 
 
 class QueryRequest(BaseModel):
@@ -109,7 +109,7 @@ def _job(state: ServerState, job_id: str) -> Job:
     try:
         return state.jobs.get(job_id)
     except KeyError:
-        raise NotFound(f"unknown job {job_id!r} (finished jobs are forgotten after a while)") from None
+        raise NotFound(f"unknown job {job_id[:100]!r} (finished jobs are forgotten after a while)") from None
 
 
 def _event(name: str, data: dict) -> bytes:

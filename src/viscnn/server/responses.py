@@ -143,18 +143,21 @@ def allowed_methods(request: Request) -> list[str]:
 
 
 def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    """Starlette's and FastAPI's own errors (unknown path, wrong method) in the API's error shape."""
+    """Starlette's and FastAPI's own errors (unknown path, wrong method) in the API's error shape; a 405 names
+    the methods the path takes in `Allow`."""
     path = request.url.path
     api = path == "/api" or path.startswith("/api/")
-    if exc.status_code == 405:
-        allowed = allowed_methods(request)
-        if api and not allowed:  # no route has this path: the page's static files said 405, but it is a 404
+    if exc.status_code in (404, 405):
+        # a GET to a POST-only API path falls through to the page's files, whose 404 is really a 405
+        allowed = allowed_methods(request) if api or exc.status_code == 405 else []
+        if exc.status_code == 405 and not allowed and not api:
+            allowed = ["GET", "HEAD"]  # the page's files: only read
+        if allowed and request.method not in allowed:
+            allow = ", ".join(allowed)
+            return JSONResponse({"detail": f"{request.method} is not allowed here: use {allow}"}, status_code=405,
+                                headers={"Allow": allow})
+        if api:  # no route has this path (the page's files may have said 405)
             return JSONResponse({"detail": f"no such endpoint: {request.method} {path[:200]} (see /api/docs)"},
                                 status_code=404)
-        allow = ", ".join(allowed) or "GET, HEAD"  # the page's files: only read
-        return JSONResponse({"detail": f"{request.method} is not allowed here: use {allow}"}, status_code=405,
-                            headers={**(exc.headers or {}), "Allow": allow})
-    detail = exc.detail if exc.status_code != 404 or api else "no such page"
-    if exc.status_code == 404 and detail == "Not Found":
-        detail = f"no such endpoint: {request.method} {path[:200]} (see /api/docs)"
+    detail = "no such page" if exc.status_code == 404 else exc.detail
     return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)

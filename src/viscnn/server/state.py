@@ -110,7 +110,7 @@ class ServerState:
     def image(self, image_id: str) -> ImageRef:
         ref = self.images.get(image_id)
         if ref is None:
-            raise NotFound(f"unknown image {image_id!r}: use an id from /api/images")
+            raise NotFound(f"unknown image {image_id[:100]!r}: use an id from /api/images")
         return ref
 
     def set_of(self, ref: ImageRef) -> ImageSet:
@@ -157,7 +157,7 @@ class ServerState:
     def conv_layer(self, name: str) -> Layer:
         layer = self.graph.layers.get(name)
         if layer is None or layer.kind != "conv":
-            raise NotFound(f"unknown conv layer {name!r}: see /api/model for the layers")
+            raise NotFound(f"unknown conv layer {name[:100]!r}: see /api/model for the layers")
         return layer
 
     def check_channel(self, layer_name: str, channel: int) -> Layer:
