@@ -24,6 +24,7 @@ def _job_count(state):
     ("/api/circuit", {"target": "features.0:0:99,99"}, "unit 99,99 is outside the 28x28 map of layer features.0"),
     ("/api/query", {"images": "overall", "target": "features.6:2:7,0"}, "unit 7,0 is outside the 7x7 map"),
     ("/api/faithfulness", {"target": "features.6:2:0,7"}, "outside the 7x7 map"),
+    ("/api/circuit", {"target": "features.3:dir(1=0,2=0)"}, "every weight of the direction is 0"),
     ("/api/faithfulness", {"target": "features.3:1", "methods": []}, "methods: List should have at least 1 item"),
     ("/api/faithfulness", {"target": "features.3:1", "methods": ["random", "random"]}, "methods: 'random' is given twice"),
     ("/api/faithfulness", {"target": "features.3:1", "fractions": []}, "fractions: List should have at least 1 item"),

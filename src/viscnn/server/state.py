@@ -187,6 +187,8 @@ class ServerState:
         if target.kind == "logit" and not 0 <= target.logit_class < (self.num_outputs or 0):
             raise ViscnnError(f"{shown}: class {target.logit_class} is out of range: the model has {self.num_outputs} "
                               f"outputs (0..{(self.num_outputs or 1) - 1})")
+        if target.kind == "direction" and not any(weight for _, weight in target.weights):
+            raise ViscnnError(f"{shown}: every weight of the direction is 0, so it scores nothing")
         if target.position is not None and target.layer is not None:
             height, width = self.graph.layers[target.layer].output_shape[-2:]
             y, x = target.position
