@@ -31,12 +31,12 @@ def server(tmp_path_factory):
     state.close()
 
 
-def test_schemathesis_finds_nothing(server):
+def test_schemathesis_finds_nothing(server, tmp_path):
     command = [str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(CONFIG), "run",
                f"{server.url}api/openapi.json", "--checks", "all", "--max-examples", str(EXAMPLES),
                "--generation-deterministic", "--workers", "1", "--no-color",
                "--request-timeout", "60"]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    run = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path)  # its files stay there
     summary = run.stdout[run.stdout.rfind("SUMMARY"):]
     assert run.returncode == 0, f"schemathesis failed:\n{run.stdout[-12000:]}\n{run.stderr[-2000:]}"
     generated = re.search(r"(\d+) generated", summary)
