@@ -31,6 +31,7 @@ def server(tmp_path_factory):
     state.close()
 
 
+@pytest.mark.slow
 def test_schemathesis_finds_nothing(server, tmp_path):
     command = [str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(CONFIG), "run",
                f"{server.url}api/openapi.json", "--checks", "all", "--max-examples", str(EXAMPLES),
