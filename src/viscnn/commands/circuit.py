@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from viscnn.commands.common import add_images_arguments, add_model_arguments, load_with_graph, open_set
+from viscnn.commands.common import add_images_arguments, add_model_arguments, load_with_graph, open_set, seed_value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "share of its layer's total before a kernel), hierarchical (nodes by share, 4 best "
                              "kernels each); the size is --keep for every rule")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed_value, default=0)
     parser.add_argument("--out", required=True, metavar="FILE", help="circuit JSON (see docs/circuit-format.md)")
     parser.add_argument("--extract", action="store_true",
                         help="also build the physically smaller network (filters the circuit does not need removed) "

@@ -7,14 +7,14 @@ made on the command line are served as they are.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
 
 from viscnn.scoring.targets import Target
 from viscnn.server.jobs import JobContext
-from viscnn.server.responses import done, pending
+from viscnn.server.responses import Index, answers, done, pending
 from viscnn.server.state import ServerState, Unavailable
 from viscnn.store import Store
 
@@ -57,14 +57,15 @@ def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
         return pending(state.jobs.submit("render", work, f"render {objective}", key=f"render|{objective}"))
 
     @router.get("/nodes/{layer}/{channel}/render.png", summary="a node's feature visualization (202 + job if not rendered yet)",
-                response_class=Response)
-    def node_render(layer: str, channel: int, mode: str = Query("channel", pattern="^(channel|neuron)$")) -> Response:
+                response_class=Response, responses=answers(404, 503, job=True, body="png"))
+    def node_render(layer: str, channel: Index,
+                    mode: Literal["channel", "neuron"] = "channel") -> Response:
         state.check_channel(layer, channel)
         return render_answer(Target("neuron" if mode == "neuron" else "node", layer, channel))
 
     @router.get("/edges/{layer}/{out}/{inp}/render.png", summary="an edge's visualization (202 + job if not rendered yet)",
-                response_class=Response)
-    def edge_render(layer: str, out: int, inp: int) -> Response:
+                response_class=Response, responses=answers(404, 503, job=True, body="png"))
+    def edge_render(layer: str, out: Index, inp: Index) -> Response:
         state.check_edge(layer, out, inp)
         return render_answer(Target("edge", layer, out, inp=inp))
 
@@ -92,8 +93,9 @@ def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
 
         return pending(state.jobs.submit("examples", work, "dataset examples of every node", key="examples"))
 
-    @router.get("/nodes/{layer}/{channel}/examples", summary="the images that excite and inhibit a node most (202 + job if not computed)")
-    def node_examples(layer: str, channel: int) -> Response:
+    @router.get("/nodes/{layer}/{channel}/examples", summary="the images that excite and inhibit a node most (202 + job if not computed)",
+                responses=answers(404, 503, body="job"))
+    def node_examples(layer: str, channel: Index) -> Response:
         spec = state.check_channel(layer, channel)
         examples = layer_examples(layer)
         if examples is None:
@@ -106,8 +108,8 @@ def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
         return done(node)
 
     @router.get("/nodes/{layer}/{channel}/examples.png", summary="a node's example patches as one picture",
-                response_class=Response)
-    def node_examples_png(layer: str, channel: int) -> Response:
+                response_class=Response, responses=answers(404, 503, job=True, body="png"))
+    def node_examples_png(layer: str, channel: Index) -> Response:
         from viscnn.inspection.examples import examples_png
 
         state.check_channel(layer, channel)

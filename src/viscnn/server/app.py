@@ -24,6 +24,7 @@ from viscnn.server import (
 )
 from viscnn.server.layouts import Layouts
 from viscnn.server.prune import KernelFacts
+from viscnn.server.responses import http_error, install_openapi
 from viscnn.server.security import COOKIE, BadToken, NotAnImage, TooLarge, token_matches
 from viscnn.server.state import NotFound, ServerState, Unavailable
 from viscnn.server.views import Maps
@@ -80,6 +81,7 @@ def create_app(state: ServerState, web_dir: Path | None = None, render_steps: in
     app.include_router(api_circuits.routes(state), prefix="/api")
     app.include_router(api_composition.routes(state), prefix="/api")
     app.include_router(api_featurevis.routes(state, render_steps), prefix="/api")
+    install_openapi(app, token=bool(state.token))
 
     @app.exception_handler(ViscnnError)
     async def viscnn_error(request: Request, exc: ViscnnError) -> JSONResponse:
@@ -90,11 +92,8 @@ def create_app(state: ServerState, web_dir: Path | None = None, render_steps: in
         return JSONResponse({"detail": _validation_message(exc)}, status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        detail = exc.detail if exc.status_code != 404 or request.url.path.startswith("/api") else "no such page"
-        if exc.status_code == 404 and detail == "Not Found":
-            detail = f"no such endpoint: {request.method} {request.url.path} (see /api/docs)"
-        return JSONResponse({"detail": detail}, status_code=exc.status_code)
+    async def starlette_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return http_error(request, exc)  # 404s, and 405s with their Allow header
 
     @app.middleware("http")
     async def limit_uploads(request: Request, call_next: Callable) -> Response:
