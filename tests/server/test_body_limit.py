@@ -47,10 +47,10 @@ def send_chunks(sock, total, chunk=64 * 1024):
     return sent
 
 
-@pytest.mark.parametrize("path", ["/api/query", "/api/images"])
-def test_a_chunked_body_over_the_limit_is_413_once_it_passes_the_limit(server, path):
+@pytest.mark.parametrize("path, kind", [("/api/query", "application/json"), ("/api/images", "multipart/form-data; boundary=b")])
+def test_a_chunked_body_over_the_limit_is_413_once_it_passes_the_limit(server, path, kind):
     with connect(server.port) as sock:
-        send_head(sock, "POST", path, server.port, {"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+        send_head(sock, "POST", path, server.port, {"Content-Type": kind, "Transfer-Encoding": "chunked"})
         sent = send_chunks(sock, 5_000_000)
         status, _, body = read_answer(sock)
     assert status == 413 and detail(body) == "the request body is over 1 MB; the limit is 1 MB (viscnn serve --max-body)"
@@ -82,6 +82,16 @@ def test_the_limit_leaves_room_for_the_largest_upload_by_default(client, state):
     # just over the upload limit but within the body limit: the upload's own check answers, naming its limit
     answer = client.post("/api/images", files={"file": ("big.png", b"\0" * (state.max_upload_bytes + 10), "image/png")})
     assert answer.status_code == 413 and answer.json()["detail"] == "the upload is 10.5 MB; the limit is 10 MB"
+
+
+def test_other_bodies_get_a_smaller_limit_than_uploads(client):
+    body = b'{"images": "overall", "target": "' + b"x" * 2_000_000 + b'"}'
+    answer = client.post("/api/query", content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 413
+    assert answer.json()["detail"] == ("the request body is 2.0 MB; the limit is 1 MB (12 MB for an image upload; "
+                                       "viscnn serve --max-body)")
+    form = client.post("/api/images", files={"file": ("noise.png", b"\1" * 2_000_000, "image/png")})
+    assert form.status_code == 415  # 2 MB of upload reaches the route (and is not an image)
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])

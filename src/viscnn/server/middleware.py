@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from viscnn.server.security import foreign_origin, queueing_refused
 
 DEFAULT_MAX_BODY_MB = 12.0  # the largest upload (10 MiB of image, security.check_upload) and its form around it
+MAX_OTHER_BODY = 1_000_000  # any other body (a query's JSON is a few hundred bytes; a big one costs many times its size)
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
@@ -28,32 +29,36 @@ async def _answer(send: Send, status: int, detail: str, *, close: bool = False) 
 
 
 class BodyLimit:
-    """At most `max_bytes` of request body on every route: 413 with a JSON message otherwise.
+    """At most `max_bytes` of request body for an upload (multipart/form-data), at most `max_other` (or
+    `max_bytes` if smaller) for any other request, on every route: 413 with a JSON message otherwise.
 
     A declared `Content-Length` over the limit is refused before a byte of the body is read (the server holds
     a body to its declared length). A chunked body is read here, counted, and refused as soon as it passes
-    the limit; one within the limit is handed to the route as it came. So at most `max_bytes` of a request
-    is ever held, and no route or multipart parser sees a body over the limit.
+    the limit; one within the limit is handed to the route as it came. So no more than the limit of a
+    request is ever held, and no route, JSON decoder or multipart parser sees a body over it.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, max_other: int = MAX_OTHER_BODY) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_other = min(max_other, max_bytes)
 
-    def _too_large(self, size: int | None) -> str:
-        limit = f"the limit is {self.max_bytes / 1e6:g} MB (viscnn serve --max-body)"
-        return f"the request body is {size / 1e6:.1f} MB; {limit}" if size is not None else \
-            f"the request body is over {self.max_bytes / 1e6:g} MB; {limit}"
+    def _too_large(self, size: int | None, limit: int) -> str:
+        said = f"the request body is {size / 1e6:.1f} MB" if size is not None else f"the request body is over {limit / 1e6:g} MB"
+        upload = f"{self.max_bytes / 1e6:g} MB for an image upload; " if limit < self.max_bytes else ""
+        return f"{said}; the limit is {limit / 1e6:g} MB ({upload}viscnn serve --max-body)"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
+        upload = headers.get("content-type", "").lower().startswith("multipart/form-data")
+        limit = self.max_bytes if upload else self.max_other
         length = headers.get("content-length", "").strip()
         if length.isdigit():
-            if int(length) > self.max_bytes:
-                await _answer(send, 413, self._too_large(int(length)), close=True)
+            if int(length) > limit:
+                await _answer(send, 413, self._too_large(int(length), limit), close=True)
                 return
             await self.app(scope, receive, send)
             return
@@ -67,8 +72,8 @@ class BodyLimit:
             if message["type"] != "http.request":
                 return  # the client left while sending: nobody to answer
             total += len(message.get("body", b""))
-            if total > self.max_bytes:
-                await _answer(send, 413, self._too_large(None), close=True)
+            if total > limit:
+                await _answer(send, 413, self._too_large(None, limit), close=True)
                 return
             messages.append(message)
             if not message.get("more_body", False):
