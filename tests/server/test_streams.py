@@ -142,3 +142,17 @@ def test_too_many_follows_or_streams_are_refused(server):
         assert full.status_code == 429 and full.headers["retry-after"] and "event streams are open" in full.json()["detail"]
     finally:
         jobs.streams = 0
+
+
+def test_a_quiet_stream_sends_heartbeats(server):
+    gate, blocker, queued = hold_worker(server.state.jobs)
+    try:
+        for path in [f"/api/jobs/{queued.id}/events?heartbeat=0.1", "/api/events?heartbeat=0.1"]:
+            stream = Stream(server.port, path)
+            deadline = time.monotonic() + 10
+            while stream.raw.count(b": heartbeat") < 2:
+                assert time.monotonic() < deadline, stream.raw
+                stream.raw += stream.sock.recv(65536)
+            stream.close()
+    finally:
+        gate.set()

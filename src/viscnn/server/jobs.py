@@ -94,7 +94,7 @@ class Signal:
             self._waiters.append(entry)
         try:
             if not changed():  # registered first: a change between the check and the wait still wakes us
-                with suppress(TimeoutError):
+                with suppress(asyncio.TimeoutError):  # TimeoutError itself only from Python 3.11
                     await asyncio.wait_for(future, timeout)
         finally:
             with self._lock, suppress(ValueError):
