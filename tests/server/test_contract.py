@@ -117,18 +117,21 @@ def test_openapi_lists_the_real_responses(client):
     assert schema["components"]["schemas"]["Problem"]["required"] == ["detail"]
     # work that may be queued: 202 with the job answer, and a link to follow the job
     for name in ("POST /api/query", "POST /api/circuit", "POST /api/faithfulness", "GET /api/composition",
-                 "GET /api/layout", "GET /api/nodes/{layer}/{channel}/render.png", "GET /api/nodes/{layer}/{channel}/examples"):
+                 "GET /api/layout", "POST /api/nodes/{layer}/{channel}/render", "POST /api/edges/{layer}/{out}/{inp}/render",
+                 "GET /api/nodes/{layer}/{channel}/examples"):
         assert {"202", "403", "429"} <= set(responses[name]), name
         assert responses[name]["202"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/JobAnswer"}
         assert responses[name]["202"]["links"]["get_job"]["operationId"] == "get_job"
     assert {"413", "415", "403"} <= set(responses["POST /api/images"])
     assert set(responses["POST /api/query"]) == {"200", "202", "400", "403", "413", "429"}
-    assert set(responses["GET /api/jobs/{job_id}"]) == {"200", "400", "404"}
-    assert set(responses["GET /api/sets"]) == {"200", "400"}
+    assert set(responses["GET /api/jobs/{job_id}"]) == {"200", "400", "404", "413"}
+    assert set(responses["GET /api/sets"]) == {"200", "400", "413"}
+    assert "202" not in responses["GET /api/nodes/{layer}/{channel}/render.png"]  # reading never queues work
     for name in ("GET /api/images/{image_id}.png", "GET /api/edges/{layer}/{out}/{inp}/kernel.png",
                  "GET /api/nodes/{layer}/{channel}/render.png", "GET /api/activation.png"):
         assert "image/png" in responses[name]["200"]["content"], name
     assert "text/event-stream" in responses["GET /api/jobs/{job_id}/events"]["200"]["content"]
+    assert "429" in responses["GET /api/events"] and "text/event-stream" in responses["GET /api/events"]["200"]["content"]
 
 
 def test_openapi_of_a_server_with_a_token_lists_401(state):

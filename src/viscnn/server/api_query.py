@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -11,8 +10,8 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from viscnn.scoring.criteria import CRITERIA
-from viscnn.server import queries
-from viscnn.server.jobs import FINAL, Job, JobContext
+from viscnn.server import queries, streams
+from viscnn.server.jobs import Job, JobContext
 from viscnn.server.prune import KernelFacts
 from viscnn.server.responses import FastJSON, answers, one_of, pending
 from viscnn.server.state import LRU, NotFound, ServerState
@@ -85,10 +84,8 @@ def routes(state: ServerState, facts: KernelFacts) -> APIRouter:
 
     @router.get("/jobs/{job_id}/events", summary="Server-Sent Events: progress..., then done, error or cancelled",
                 response_class=StreamingResponse, responses=answers(404, body="events"))
-    def events(job_id: str, heartbeat: float = Query(15.0, gt=0, le=60)) -> StreamingResponse:
-        the_job = _job(state, job_id)
-        return StreamingResponse(_stream(the_job, heartbeat), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    async def events(job_id: str, heartbeat: float = Query(15.0, gt=0, le=60)) -> StreamingResponse:
+        return streams.job_stream(state.jobs, _job(state, job_id), heartbeat)
 
     return router
 
@@ -110,22 +107,3 @@ def _job(state: ServerState, job_id: str) -> Job:
         return state.jobs.get(job_id)
     except KeyError:
         raise NotFound(f"unknown job {job_id[:100]!r} (finished jobs are forgotten after a while)") from None
-
-
-def _event(name: str, data: dict) -> bytes:
-    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n\n"
-
-
-def _stream(job: Job, heartbeat: float) -> Iterator[bytes]:
-    """Events until the job ends; a comment line every `heartbeat` s keeps proxies from closing the stream."""
-    version = -1
-    while True:
-        current = job.wait_change(version, heartbeat)
-        if current == version:
-            yield b": heartbeat\n\n"
-            continue
-        version = current
-        if job.state in FINAL:
-            yield _event(job.state, job.to_json(result=job.state == "done"))
-            return
-        yield _event("progress", job.to_json(result=False))

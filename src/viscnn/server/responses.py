@@ -66,7 +66,7 @@ ERRORS: dict[int, str] = {
 # where a 202's job id leads (operation ids of the job routes in api_query.py)
 JOB_LINKS = {name: {"operationId": name, "parameters": {"job_id": "$response.body#/job"}}
              for name in ("get_job", "cancel_job")}
-EVERY_ROUTE = (400,)  # the host-name check and request validation answer on every route
+EVERY_ROUTE = (400, 413)  # the host-name check and request validation answer on every route; so does the body limit
 QUEUES = (403, 429)  # what work that may be queued can meet besides its own faults
 WRITES = (403, 413)  # a request with a body, which writes or queues something
 PNG = {"image/png": {"schema": {"type": "string", "format": "binary"}}}
