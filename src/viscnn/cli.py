@@ -21,13 +21,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(text: str) -> str:
+    """`text` with control characters escaped (a newline in a file name shows as \\n): an error is one line."""
+    return "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
     except ViscnnError as exc:
-        print(f"viscnn {args.command}: error: {exc}", file=sys.stderr)
+        print(f"viscnn {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"viscnn {args.command}: interrupted", file=sys.stderr)

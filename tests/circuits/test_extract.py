@@ -167,11 +167,25 @@ def test_grouped_conv_extraction_is_exact(target):
     assert extracted.removed_filters > 0  # filters away from the grouped conv still go
 
 
-def test_channel_shuffle_extraction_is_exact_or_refused():
+def test_channel_shuffle_extraction_is_refused_where_torch_pruning_mis_shuffles():
     model, graph, images = _frozen(Shuffle(), (3, 8, 8))
-    circuit = extract_circuit(model, graph, [(images, None)], parse_target("logit:1", graph), 0.3, "actgrad")
+    circuit = extract_circuit(model, graph, [(images, None)], parse_target("logit:1", graph), 0.15, "actgrad")
     with pytest.raises(ViscnnError, match="a coupling it mis-handled"):  # torch-pruning 1.6 mis-shuffles silently
         circuit.extract(model, graph)
+
+
+@pytest.mark.parametrize("keep", [0.1, 0.3, 0.6])
+def test_channel_shuffle_extraction_is_exact_or_refused(keep):
+    model, graph, images = _frozen(Shuffle(), (3, 8, 8))
+    circuit = extract_circuit(model, graph, [(images, None)], parse_target("logit:1", graph), keep, "actgrad")
+    try:
+        extracted = circuit.extract(model, graph)
+    except ViscnnError as error:
+        assert str(error).startswith("cannot extract a circuit of this model physically") and "\n" not in str(error)
+        return
+    masked = target_output(model, graph, images, None, circuit.target, masks={k: v.float() for k, v in circuit.masks.items()})
+    smaller = target_output(extracted.module, extracted.graph, images, None, extracted.target)
+    assert torch.allclose(masked, smaller, atol=1e-5)
 
 
 def test_what_torch_pruning_cannot_follow_is_refused_in_one_line(monkeypatch):

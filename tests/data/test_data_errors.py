@@ -107,3 +107,24 @@ def test_reserved_set_name(tmp_path, write_image):
 @pytest.mark.parametrize("spec", ["fashion-mnist:valid", "fashion-mnist:test:0", "fashion-mnist:test:5:6"])
 def test_bad_fashion_mnist_spec(spec):
     _fails(spec, spec)
+
+
+@pytest.mark.parametrize("name", ["bad\nname", "tab\there", "bell\x07", "line\u2028separator"])
+def test_set_names_with_control_characters_are_refused_on_one_line(tmp_path, write_image, name):
+    write_image(tmp_path / "set" / "fine" / "a.png")
+    write_image(tmp_path / "set" / name / "b.png")
+    _fails(tmp_path / "set", repr(name), "holds a control character", "rename")
+
+
+def test_tensor_files_that_hold_code_are_refused_with_how_to_resave(tmp_path):
+    import os
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("echo the payload ran",))
+
+    torch.save({"images": torch.rand(2, 3, 4, 4), "x": Payload()}, tmp_path / "payload.pt")
+    _fails(tmp_path / "payload.pt", "payload.pt", "(posix.system), and loading them could run code: refused",
+           "torch.save({'images': images, 'labels': labels}, 'images.pt')")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    _fails(tmp_path / "empty.pt", "empty.pt", "the file is empty")

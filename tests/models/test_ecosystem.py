@@ -129,3 +129,15 @@ def test_cli_names_a_missing_model_in_one_line():
     assert result.stderr.strip().splitlines() == [
         "viscnn graph: error: torchvision (classification models) has no model 'resnt50' "
         "(did you mean resnet50, resnet152, resnet101?)"]
+
+
+def test_random_weights_are_the_same_every_run_and_said(capsys):
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    first = load_model("tv:squeezenet1_1")
+    assert "tv:squeezenet1_1 has random weights" in capsys.readouterr().err
+    torch.manual_seed(123)
+    second = load_model("tv:squeezenet1_1")
+    assert first.fingerprint() == second.fingerprint()  # a circuit saved in one run loads in the next
+    assert torch.equal(torch.rand(3), before)  # the user's global RNG is untouched
+    assert all(torch.equal(a, b) for a, b in zip(first.module.state_dict().values(), second.module.state_dict().values()))

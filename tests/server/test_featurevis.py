@@ -8,23 +8,30 @@ from tests.server.conftest import wait
 
 
 def test_node_render_is_a_job_then_a_png(client):
-    first = client.get("/api/nodes/features.6/4/render.png")
+    unrendered = client.get("/api/nodes/features.6/4/render.png")  # a GET only reads: it queues nothing
+    assert unrendered.status_code == 404 and "POST /api/nodes/features.6/4/render" in unrendered.json()["detail"]
+    first = client.post("/api/nodes/features.6/4/render")
     assert first.status_code == 202 and first.headers["content-type"] == "application/json"
     job = wait(client, first, timeout=120)
     assert job["state"] == "done", job
-    assert job["result"]["objective"] == "features.6:4"
+    assert job["result"]["objective"] == "features.6:4" and job["result"]["png"] == "/api/nodes/features.6/4/render.png"
     second = client.get("/api/nodes/features.6/4/render.png")
     assert second.status_code == 200 and second.headers["content-type"] == "image/png"
     picture = np.asarray(Image.open(io.BytesIO(second.content)))
     assert picture.shape[:2] == (28, 28) and picture.std() > 0  # an image, not a blank
+    again = client.post("/api/nodes/features.6/4/render")  # stored: no job
+    assert again.status_code == 200 and again.json() == {"job": None, "state": "done",
+                                                         "result": {"objective": "features.6:4", "png": job["result"]["png"]}}
 
 
 def test_neuron_and_edge_renders_are_their_own_jobs(client):
-    neuron = client.get("/api/nodes/features.6/4/render.png", params={"mode": "neuron"})
-    edge = client.get("/api/edges/features.6/4/7/render.png")
+    neuron = client.post("/api/nodes/features.6/4/render", params={"mode": "neuron"})
+    edge = client.post("/api/edges/features.6/4/7/render")
     assert neuron.status_code == 202 and edge.status_code == 202 and neuron.json()["job"] != edge.json()["job"]
-    assert wait(client, neuron, timeout=120)["result"]["objective"] == "features.6:4:neuron"
+    assert wait(client, neuron, timeout=120)["result"]["png"] == "/api/nodes/features.6/4/render.png?mode=neuron"
     assert wait(client, edge, timeout=120)["result"]["objective"] == "features.6:4<-7"
+    assert client.get("/api/nodes/features.6/4/render.png", params={"mode": "neuron"}).status_code == 200
+    assert client.get("/api/edges/features.6/4/7/render.png").headers["content-type"] == "image/png"
 
 
 def test_dataset_examples_job_then_json_and_png(client, state):

@@ -84,7 +84,7 @@ def test_node_incoming_edges_by_query_score(client):
     ("/api/nodes/features.99/0", 404, "unknown conv layer"),
     ("/api/nodes/input/0", 404, "unknown conv layer"),
     ("/api/nodes/features.3/4096", 404, "channels 0.."),
-    ("/api/nodes/features.3/-1", 404, "channels 0.."),
+    ("/api/nodes/features.3/-1", 400, "channel: Input should be greater than or equal to 0"),
     ("/api/nodes/features.3/abc", 400, "channel"),
     ("/api/nodes/features.3/1?query=deadbeef", 404, "unknown query"),
     ("/api/nodes/features.3/1?top=0", 400, "top"),

@@ -92,6 +92,20 @@ def main(argv: list[str]) -> None:
         os.replace = replace  # type: ignore[assignment]
         store.put_bytes("crash", key, data, meta={"from": "inject"})
         raise SystemExit(f"inject {mode}: survived")
+    if command == "hold":  # hold ROOT KEY: write half of KEY's file, say "writing", finish when stdin says "go"
+        data = payload(key := argv[2], 1 << 20, tag="held")
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:
+                handle.write(data[: len(data) // 2])
+                handle.flush()
+                print("writing", flush=True)
+                assert sys.stdin.readline() == "go\n"
+                handle.write(data[len(data) // 2:])
+
+        store.put_file("crash", key, write)
+        print("done", flush=True)
+        return
     raise SystemExit(f"unknown command {command}")
 
 

@@ -2,7 +2,7 @@
 // load, query, see highlighted nodes, click a node, its panel, click a unit -> receptive-field box,
 // Back through selections and a view switch, extract a circuit -> 2D diagram, jobs come and go without
 // moving the graph, reload, cancel a job from the jobs view and one from its own progress line.
-// Screenshots go to the given folder. Exits non-zero on the first failure.
+// Screenshots go to the given folder. Exits non-zero on the first failure (or when VISCNN_E2E_SECONDS pass).
 // usage: node e2e/e2e.mjs URL SCREENSHOT_DIR
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -41,8 +41,12 @@ page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
 page.on("console", (m) => m.type() === "error" && !/Failed to load resource/.test(m.text()) && problems.push(`console: ${m.text()}`));
 const steps = [];
 const t0 = Date.now();
+// No wait has a budget of its own: each polls for its condition until the walk's one deadline
+// (VISCNN_E2E_SECONDS, default 600 s), so a loaded machine makes the walk slower, not failed.
+const deadline = t0 + Number(process.env.VISCNN_E2E_SECONDS || 600) * 1000;
 const step = async (name, fn) => {
   const t = Date.now();
+  context.setDefaultTimeout(Math.max(1000, deadline - t));
   try {
     await fn();
     steps.push({ name, ms: Date.now() - t });
@@ -66,14 +70,14 @@ const serverJob = (id) => page.evaluate(async (id) => (await fetch(`/api/jobs/${
 try {
   await step("load the page", async () => {
     await page.goto(url);
-    await page.waitForSelector("body[data-ready='1']", { timeout: 20000 });
+    await page.waitForSelector("body[data-ready='1']");
     expect((await page.textContent("#model-name")) === "fmnist-convnet", "model name not shown");
   });
 
   await step("type an image-set expression with suggestions", async () => {
     await page.fill("#q-images", "");
     await page.type("#q-images", "sand");
-    await page.waitForSelector(".suggest li[data-name='sandal']", { timeout: 15000 });
+    await page.waitForSelector(".suggest li[data-name='sandal']");
     await page.keyboard.press("Tab");
     await page.type("#q-images", " - over");
     await page.keyboard.press("Tab");
@@ -84,7 +88,7 @@ try {
   await step("run a query and see highlighted nodes", async () => {
     await page.selectOption("#q-criterion", "taylor");
     await page.click("#q-run");
-    await page.waitForSelector("#q-took", { timeout: 30000 });
+    await page.waitForSelector("#q-took");
     const kept = Number(await page.getAttribute("body", "data-kept"));
     expect(kept > 0, "no node kept by the query");
     const drawn = await page.evaluate(() => window.viscnn.segments());
@@ -99,23 +103,23 @@ try {
     const [x, y] = await page.evaluate(() => window.viscnn.nodeOnScreen("features.6", 5));
     const box = await page.locator("#graph canvas").boundingBox();
     await page.mouse.move(box.x + x, box.y + y);
-    await page.waitForSelector("#tooltip:not([hidden])", { timeout: 3000 });
+    await page.waitForSelector("#tooltip:not([hidden])");
     const tip = await page.textContent("#tooltip");
     expect(tip.startsWith("features.6:5"), `tooltip says '${tip}'`);
     await page.mouse.click(box.x + x, box.y + y);
-    await page.waitForSelector("#node-panel h2 .id", { timeout: 15000 });
+    await page.waitForSelector("#node-panel h2 .id");
     expect((await page.textContent("#node-panel h2 .id")) === "features.6:5", "node panel shows another node");
-    await page.waitForSelector("#node-panel .edges-table tr.edge-row", { timeout: 30000 });
+    await page.waitForSelector("#node-panel .edges-table tr.edge-row");
     expect(/node=features\.6%3A5|node=features.6:5/.test(page.url()), "selection not in the URL");
   });
 
   await step("choose an input image, click a unit, see its receptive field", async () => {
     await page.click("#img-thumbs img >> nth=3");
-    await page.waitForSelector("#node-panel canvas.heatmap", { timeout: 30000 });
+    await page.waitForSelector("#node-panel canvas.heatmap");
     const map = page.locator("#node-panel canvas.heatmap");
     const b = await map.boundingBox();
     await map.click({ position: { x: b.width * 0.5, y: b.height * 0.3 } });
-    await page.waitForSelector("#node-panel .rf-box:not([hidden])", { timeout: 30000 });
+    await page.waitForSelector("#node-panel .rf-box:not([hidden])");
     const rf = await page.locator("#node-panel .rf-box").boundingBox();
     const img = await page.locator("#node-panel .input-image").boundingBox();
     expect(rf.width > 4 && rf.width <= img.width + 1 && rf.x >= img.x - 1, "receptive-field box not inside the image");
@@ -124,30 +128,30 @@ try {
     await page.waitForTimeout(300);
     await page.screenshot({ path: join(shots, "node.png"), fullPage: true });
     await page.click("#node-panel [data-mode='neuron']");
-    await page.waitForSelector("#node-panel .vis img[alt$='neuron']", { timeout: 45000 });
+    await page.waitForSelector("#node-panel .vis img[alt$='neuron']");
     expect(/mode=neuron/.test(page.url()), "neuron mode not in the URL");
     await page.click("#node-panel [data-mode='channel']");
   });
 
   await step("see the node's feature visualization (rendered on demand)", async () => {
-    await page.waitForSelector("#node-panel .vis img.render", { timeout: 45000 });
-    await page.waitForSelector("#node-panel .examples img", { timeout: 45000 });
+    await page.waitForSelector("#node-panel .vis img.render");
+    await page.waitForSelector("#node-panel .examples img");
     await page.locator("#node-panel").scrollIntoViewIfNeeded();
     await page.waitForTimeout(300);
     await page.screenshot({ path: join(shots, "node.png"), fullPage: true });
     await page.click("#node-panel [data-mode='neuron']");
-    await page.waitForSelector("#node-panel .vis img[alt$='neuron']", { timeout: 45000 });
+    await page.waitForSelector("#node-panel .vis img[alt$='neuron']");
     expect(/mode=neuron/.test(page.url()), "neuron mode not in the URL");
     await page.click("#node-panel [data-mode='channel']");
   });
 
   await step("open a dataset example at the unit where the node peaks", async () => {
-    await page.waitForSelector("#node-panel .example-links button", { timeout: 30000 });
+    await page.waitForSelector("#node-panel .example-links button");
     const title = await page.getAttribute("#node-panel .example-links button >> nth=0", "title");
     const [, id, y, x] = /open (\S+) at unit \((\d+),(\d+)\)/.exec(title);
     await page.click("#node-panel .example-links button >> nth=0");
-    await page.waitForFunction(([id, y, x]) => location.search.includes(`img=${id}`) && location.search.includes(`unit=${y}%2C${x}`), [id, y, x], { timeout: 5000 });
-    await page.waitForSelector("#node-panel .rf-box:not([hidden])", { timeout: 30000 });
+    await page.waitForFunction(([id, y, x]) => location.search.includes(`img=${id}`) && location.search.includes(`unit=${y}%2C${x}`), [id, y, x]);
+    await page.waitForSelector("#node-panel .rf-box:not([hidden])");
   });
 
   await step("click an edge in the 3D graph", async () => {
@@ -157,20 +161,20 @@ try {
     expect(spot, "no clickable edge found");
     const box = await page.locator("#graph canvas").boundingBox();
     await page.mouse.click(box.x + spot.x, box.y + spot.y);
-    await page.waitForFunction((id) => new URLSearchParams(location.search).get("edge") === id, spot.edge, { timeout: 5000 });
-    await page.waitForSelector("#edge-panel canvas.heatmap", { timeout: 30000 });
+    await page.waitForFunction((id) => new URLSearchParams(location.search).get("edge") === id, spot.edge);
+    await page.waitForSelector("#edge-panel canvas.heatmap");
   });
 
   await step("open an incoming edge", async () => {
     await page.click("#node-panel tr.edge-row >> nth=0");
-    await page.waitForSelector("#edge-panel canvas.heatmap", { timeout: 30000 });
+    await page.waitForSelector("#edge-panel canvas.heatmap");
   });
 
   await step("Back undoes a view switch, then an edge, then a node selection", async () => {
     // Selecting a node or an edge and switching views push history entries; Back returns to each one.
     const params = () => new URL(page.url()).searchParams;
     const edgeText = (edge) => { const [, layer, out, inp] = /^(.+):(\d+)<-(\d+)$/.exec(edge); return `${layer} ${inp}→${out}`; };
-    const shows = (panel, id) => page.waitForFunction(([panel, id]) => document.querySelector(`#${panel} h2 .id`)?.textContent === id, [panel, id], { timeout: 15000 });
+    const shows = (panel, id) => page.waitForFunction(([panel, id]) => document.querySelector(`#${panel} h2 .id`)?.textContent === id, [panel, id]);
     const back = async () => {
       await page.goBack();
       expect(page.url().startsWith(url), `Back left the page for ${page.url()}: no history step was pushed`);
@@ -185,7 +189,7 @@ try {
     const box = await page.locator("#graph canvas").boundingBox();
     await page.mouse.click(box.x + x, box.y + y);
     await shows("node-panel", "features.8:3");
-    await page.waitForSelector("#node-panel .edges-table tr.edge-row", { timeout: 30000 });
+    await page.waitForSelector("#node-panel .edges-table tr.edge-row");
     const edge1 = await page.getAttribute("#node-panel tr.edge-row >> nth=0", "data-edge");
     expect(edge1 !== edge0, "the second node's first incoming edge is the edge already shown");
     await page.click("#node-panel tr.edge-row >> nth=0");
@@ -193,11 +197,11 @@ try {
     const selected = page.url();
     expect(params().get("node") === "features.8:3" && params().get("edge") === edge1, `selection not in the URL: ${selected}`);
     await page.click("[data-view='circuit']");
-    await page.waitForSelector("#circuit-view:not([hidden])", { timeout: 5000 });
+    await page.waitForSelector("#circuit-view:not([hidden])");
     expect(params().get("view") === "circuit", "circuit view not in the URL");
 
     await back();
-    await page.waitForFunction(() => document.getElementById("circuit-view").hidden, null, { timeout: 5000 });
+    await page.waitForFunction(() => document.getElementById("circuit-view").hidden, null);
     expect(page.url() === selected, `Back after the view switch gave ${page.url()}, not ${selected}`);
     expect(await page.isVisible("#graph") && await page.locator("[data-view='graph'].on").count() === 1, "3D view not back");
     await back();
@@ -217,7 +221,7 @@ try {
     await page.fill("#q-keep", "0.05");
     await page.dispatchEvent("#q-keep", "change");
     await page.click("#q-circuit");
-    await page.waitForSelector("#circuit svg .node", { timeout: 40000 });
+    await page.waitForSelector("#circuit svg .node");
     const nodes = await page.locator("#circuit svg .node").count();
     const edges = await page.locator("#circuit svg path.edge").count();
     expect(nodes > 2 && edges > 1, `circuit diagram has ${nodes} nodes and ${edges} edges`);
@@ -230,7 +234,7 @@ try {
     await page.screenshot({ path: join(shots, "circuit.png") });
     await page.check("#circuit-3d");
     await page.click("[data-view='graph']");
-    await page.waitForFunction(() => window.viscnn.segments() > 0 && window.viscnn.segments() < 600, null, { timeout: 5000 });
+    await page.waitForFunction(() => window.viscnn.segments() > 0 && window.viscnn.segments() < 600, null);
     await page.waitForTimeout(300);
     await page.locator("section.view").screenshot({ path: join(shots, "circuit3d.png") });
     await page.uncheck("#circuit-3d");
@@ -239,22 +243,22 @@ try {
 
   await step("compose the selected unit on the image, and chart the target's circuits' faithfulness", async () => {
     await page.click("#btn-composition");
-    await page.waitForSelector("#analysis-out .comp-tree a", { timeout: 60000 });
+    await page.waitForSelector("#analysis-out .comp-tree a");
     const root = await page.textContent("#analysis-out .comp-tree a");
     expect(root.startsWith("features.6:5:"), `composition root is '${root}'`);
     await page.click("#btn-faithfulness");
-    await page.waitForSelector("#analysis-out svg.chart polyline", { timeout: 90000 });
+    await page.waitForSelector("#analysis-out svg.chart polyline");
     await page.locator("#analysis-panel").screenshot({ path: join(shots, "faithfulness.png") });
     // One output area, the latest request owns it: a faithfulness evaluation asked first and ending later
     // (another method: not stored yet) must not replace the composition asked after it.
     const method = await page.inputValue("#q-method");
     await page.selectOption("#q-method", method === "snip" ? "actgrad" : "snip");
     await page.click("#btn-faithfulness");
-    await page.waitForSelector("#analysis-out .job-line[data-job^='faithfulness-']", { timeout: 10000 });
+    await page.waitForSelector("#analysis-out .job-line[data-job^='faithfulness-']");
     const evaluation = await page.getAttribute("#analysis-out .job-line", "data-job");
     await page.click("#btn-composition");
-    await page.waitForSelector("#analysis-out .comp-tree a", { timeout: 30000 });
-    await page.waitForFunction(async (id) => ["done", "error"].includes((await (await fetch(`/api/jobs/${id}`)).json()).state), evaluation, { timeout: 60000, polling: 200 });
+    await page.waitForSelector("#analysis-out .comp-tree a");
+    await page.waitForFunction(async (id) => ["done", "error"].includes((await (await fetch(`/api/jobs/${id}`)).json()).state), evaluation, { polling: 200 });
     await page.waitForTimeout(300); // the page hears the end at once; give it a moment to (wrongly) draw
     expect(await page.isVisible("#analysis-out .comp-tree") && !(await page.isVisible("#analysis-out svg.chart")),
       "the evaluation that ended later replaced the composition asked after it");
@@ -286,11 +290,11 @@ try {
     const before = await page.getAttribute("body", "data-query");
     await page.selectOption("#q-criterion", "activation");
     await page.click("#q-run");
-    await page.waitForFunction(() => document.querySelectorAll("#jobs .job").length >= 3, null, { timeout: 10000 });
+    await page.waitForFunction(() => document.querySelectorAll("#jobs .job").length >= 3, null);
     await page.locator("header").screenshot({ path: join(shots, "jobs.png") });
     for (const answer of circuits) await page.evaluate((id) => fetch(`/api/jobs/${id}`, { method: "DELETE" }), answer.job);
-    await page.waitForFunction((key) => document.body.dataset.query !== key, before, { timeout: 30000 });
-    await page.waitForFunction(() => document.querySelectorAll("#jobs .job").length === 0, null, { timeout: 10000 });
+    await page.waitForFunction((key) => document.body.dataset.query !== key, before);
+    await page.waitForFunction(() => document.querySelectorAll("#jobs .job").length === 0, null);
     const seen = await page.evaluate(() => {
       window.e2eBoxes.on = false;
       return { boxes: [...window.e2eBoxes.boxes], most: window.e2eBoxes.most };
@@ -305,21 +309,21 @@ try {
     const before = await page.getAttribute("body", "data-query");
     await page.mouse.click(box.x + x, box.y + y);
     expect((await page.inputValue("#q-target")) === "features.8:3", "picking did not set the output");
-    await page.waitForFunction((key) => document.body.dataset.query !== key, before, { timeout: 30000 });
+    await page.waitForFunction((key) => document.body.dataset.query !== key, before);
   });
 
   await step("upload an input image", async () => {
     await page.setInputFiles("#img-upload", join(shots, "query.png"));
-    await page.waitForSelector(".current-image img[alt^='u']", { timeout: 15000 });
+    await page.waitForSelector(".current-image img[alt^='u']");
     expect(/img=u/.test(page.url()), "uploaded image not in the URL");
   });
 
   await step("reload the bookmarked URL and get the same view", async () => {
     const bookmarked = page.url();
     await page.goto(bookmarked);
-    await page.waitForSelector("body[data-ready='1']", { timeout: 20000 });
+    await page.waitForSelector("body[data-ready='1']");
     await page.click("[data-view='circuit']");
-    await page.waitForSelector("#circuit svg .node", { timeout: 40000 });
+    await page.waitForSelector("#circuit svg .node");
     expect((await page.inputValue("#q-images")) === "sandal", "expression lost on reload");
     expect((await page.inputValue("#q-target")) === "features.8:3", "target lost on reload");
     expect((await page.textContent("#node-panel h2 .id")) === "features.6:5", "selection lost on reload");
@@ -332,12 +336,12 @@ try {
     await page.click("#q-circuit");
     // Jobs the reload started run first; once they have left the jobs view, the circuit's row stays in place.
     const running = page.locator("#jobs .job:first-child[data-job^='circuit-']", { hasText: "extracting the learned circuit" });
-    await running.waitFor({ timeout: 20000 });
+    await running.waitFor();
     const id = await running.getAttribute("data-job");
     await page.click(`#jobs .job[data-job='${id}'] button[title='cancel']`);
-    await page.waitForFunction(() => document.querySelector("#circuit .status")?.textContent === "cancelled", null, { timeout: 10000 });
+    await page.waitForFunction(() => document.querySelector("#circuit .status")?.textContent === "cancelled", null);
     expect(!(await page.isDisabled("#q-circuit")), "Extract circuit still disabled after the cancel");
-    await page.waitForSelector(`#jobs .job[data-job='${id}']`, { state: "detached", timeout: 5000 });
+    await page.waitForSelector(`#jobs .job[data-job='${id}']`, { state: "detached" });
     const [job, listed] = await page.evaluate(async (id) => [await (await fetch(`/api/jobs/${id}`)).json(), await (await fetch("/api/jobs")).json()], id);
     expect(job.state === "cancelled" && job.seconds < 8, `server says job ${id} is ${job.state} after ${job.seconds} s`);
     expect(listed.some((j) => j.id === id && j.state === "cancelled"), `job ${id} not cancelled in the jobs list`);
@@ -346,7 +350,7 @@ try {
     await page.fill("#q-images", "sandal");
     await page.selectOption("#q-criterion", "gradient");
     await page.click("#q-run");
-    await page.waitForFunction((key) => document.body.dataset.query !== key, before, { timeout: 30000 });
+    await page.waitForFunction((key) => document.body.dataset.query !== key, before);
     expect(/computed/.test(await page.textContent("#q-time")), `query not computed: ${await page.textContent("#q-time")}`);
     expect(Number(await page.getAttribute("body", "data-kept")) > 0 && (await page.evaluate(() => window.viscnn.segments())) > 0, "query after the cancel drew nothing");
   });
@@ -357,7 +361,7 @@ try {
     await page.fill("#q-images", "overall");
     await page.click("#q-circuit");
     const circuitLine = page.locator("#circuit .job-line[data-job^='circuit-']");
-    await circuitLine.waitFor({ timeout: 20000 });
+    await circuitLine.waitFor();
     const circuitId = await circuitLine.getAttribute("data-job");
     const before = await page.getAttribute("body", "data-query");
     const queriesBefore = await page.evaluate(async () => (await (await fetch("/api/jobs")).json()).filter((j) => j.kind === "query").map((j) => j.id));
@@ -365,16 +369,16 @@ try {
     await page.click("#q-run");
     // Cancel the circuit at once, while it runs and the query is submitted behind it (a query runs before
     // queued work but waits for a running job): the circuit's own button must cancel the circuit.
-    await page.click(`#circuit .job-line[data-job='${circuitId}'] button`, { timeout: 5000 });
+    await page.click(`#circuit .job-line[data-job='${circuitId}'] button`);
     // The panel says "cancelled", neutrally, and the jobs view has dropped the circuit by then (no poll needed).
     const cancelled = await page.waitForFunction((id) => {
       const line = document.querySelector("#circuit .status");
       return line?.textContent === "cancelled" && { className: line.className, row: !!document.querySelector(`#jobs .job[data-job='${id}']`) };
-    }, circuitId, { timeout: 10000 }).then((handle) => handle.jsonValue());
+    }, circuitId).then((handle) => handle.jsonValue());
     expect(/status-cancelled/.test(cancelled.className) && !/status-error/.test(cancelled.className), `a cancel is shown as '${cancelled.className}'`);
     expect(!cancelled.row, `the jobs view still lists ${circuitId} after the page saw it end`);
     // The query was not the one cancelled: it runs, is drawn, and leaves the jobs view when the page sees it end.
-    await page.waitForFunction((key) => document.body.dataset.query !== key, before, { timeout: 30000 });
+    await page.waitForFunction((key) => document.body.dataset.query !== key, before);
     const queryId = await page.evaluate(async (old) => (await (await fetch("/api/jobs")).json())
       .filter((j) => j.kind === "query" && !old.includes(j.id)).map((j) => j.id).pop(), queriesBefore);
     expect(queryId, "the query was answered without a job: it was cached, so nothing waited behind the circuit");

@@ -67,7 +67,8 @@ export interface CompositionNode {
 export interface Composition { image: string; root: string; tree: CompositionNode; paths: string[][] }
 
 export class ApiError extends Error {
-  constructor(readonly status: number, message: string) {
+  /** `retryAfter`: seconds the server asked to wait before trying again (a 429: its queue is full). */
+  constructor(readonly status: number, message: string, readonly retryAfter: number | null = null) {
     super(message);
   }
   /** A part of the server that this build does not have yet, or a route it does not know. */
@@ -106,30 +107,63 @@ async function errorOf(response: Response): Promise<ApiError> {
   } catch {
     // not JSON: keep the status line
   }
-  return new ApiError(response.status, message);
+  const retry = Number(response.headers.get("retry-after") ?? NaN);
+  return new ApiError(response.status, message, Number.isFinite(retry) ? retry : null);
 }
 
-/**
- * Event streams the page keeps open at once; further jobs are polled. A browser opens at most six
- * HTTP/1.1 connections to a host, and an event stream holds one for its job's whole life: a row of
- * queued renders, each followed by a stream, would otherwise hold every connection, and a cancel or a
- * new query from the page would wait in the browser until one of those jobs ended.
- */
-export const MAX_STREAMS = 2;
+/** A render's answer: the objective and where its PNG is (once rendered). */
+export interface RenderResult { objective: string; png: string; value?: number; seconds?: number }
+
+export interface ApiOptions {
+  /** Polling (only when the event stream is unavailable): the first wait and the longest, in ms. */
+  pollMs?: number;
+  pollMaxMs?: number;
+  /** How often jobs whose display has gone are let go (so the server may cancel them), in ms. */
+  checkMs?: number;
+}
+
+/** One caller waiting for a job's end. */
+interface Waiter {
+  id: string;
+  onProgress: (job: Job) => void;
+  resolve: (job: Job) => void;
+  reject: (error: unknown) => void;
+  alive: () => boolean;
+}
 
 export class Api {
   private listeners = new Set<(job: Job) => void>();
-  private streams = 0;
+  private listListeners = new Set<(jobs: Job[]) => void>();
+  private waiters = new Map<string, Set<Waiter>>();
+  private source: EventSource | null = null;
+  private sourceFollows: string | null = null;
+  private resync: ReturnType<typeof setTimeout> | null = null;
+  private checker: ReturnType<typeof setInterval> | null = null;
+  private wanted = false;
+  private unfollowed = false;
+  /** True once the event stream answered and until it fails: jobs are then pushed, not polled. */
+  live = false;
+  private broken = false;
+  private readonly options: Required<ApiOptions>;
 
-  constructor(readonly base = "", private readonly fetcher: typeof fetch = (...a) => fetch(...a)) {}
+  constructor(readonly base = "", private readonly fetcher: typeof fetch = (...a) => fetch(...a), options: ApiOptions = {}) {
+    this.options = { pollMs: 1000, pollMaxMs: 5000, checkMs: 2000, ...options };
+  }
 
   /**
    * Calls `listener` with every state of a job this client learns of: the progress of a followed job, its end
-   * (done, error or cancelled) as soon as it is seen, and the answer to a cancel. Returns the unsubscribe.
+   * (done, error or cancelled) as soon as it is seen, every change the event stream pushes, and the answer to
+   * a cancel. Returns the unsubscribe.
    */
   onJob(listener: (job: Job) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** Calls `listener` with the server's whole job list each time the event stream (re)opens. */
+  onJobs(listener: (jobs: Job[]) => void): () => void {
+    this.listListeners.add(listener);
+    return () => this.listListeners.delete(listener);
   }
 
   private tell(job: Job): void {
@@ -140,6 +174,121 @@ export class Api {
         console.error(error); // one broken listener must not stop a job from being followed
       }
     }
+  }
+
+  /**
+   * Keeps the page's one event stream (/api/events) open: every job's changes are pushed through it, and
+   * the jobs the page waits for are named in it, so the server keeps them (it cancels a queued job nobody
+   * follows). Returns false when this browser or server has no event stream (then jobs are polled).
+   */
+  connect(): boolean {
+    this.wanted = true;
+    this.sync();
+    return this.streams();
+  }
+
+  private streams(): boolean {
+    return typeof EventSource !== "undefined" && !this.broken;
+  }
+
+  /**
+   * Reopens the stream (at most once per tick) when it must name a job it does not, or must stop naming one
+   * the page let go of before it ended; a job that ended may stay named until the next reopening.
+   */
+  private sync(): void {
+    if (this.resync !== null || !this.streams()) return;
+    this.resync = setTimeout(() => {
+      this.resync = null;
+      const ids = [...this.waiters.keys()].sort();
+      if (!this.wanted && !ids.length) {
+        this.close();
+        return;
+      }
+      const named = new Set(this.sourceFollows?.split(",") ?? []);
+      if (this.source && !this.unfollowed && ids.every((id) => named.has(id))) return;
+      this.unfollowed = false;
+      this.open(ids.join(","));
+    }, 0);
+  }
+
+  private close(): void {
+    this.source?.close();
+    this.source = null;
+    this.sourceFollows = null;
+    this.live = false;
+  }
+
+  private open(ids: string): void {
+    this.close();
+    const source = new EventSource(this.url("/api/events", { follow: ids || null }));
+    this.source = source;
+    this.sourceFollows = ids;
+    const mine = (f: (event: MessageEvent) => void) => (event: Event) => {
+      if (this.source === source) f(event as MessageEvent); // a replaced stream's late events are ignored
+    };
+    source.addEventListener("jobs", mine((event) => {
+      this.live = true;
+      const jobs = JSON.parse(event.data) as Job[];
+      for (const listener of this.listListeners) listener(jobs);
+      for (const job of jobs) if (this.waiters.has(job.id)) this.seen(job);
+    }));
+    source.addEventListener("job", mine((event) => {
+      const job = JSON.parse(event.data) as Job;
+      this.tell(job);
+      this.seen(job);
+    }));
+    source.addEventListener("gone", mine((event) => {
+      for (const id of (JSON.parse(event.data) as { ids: string[] }).ids) {
+        this.settle(id, (w) => w.reject(new ApiError(404, `unknown job '${id}' (finished jobs are forgotten after a while)`)));
+      }
+    }));
+    source.addEventListener("error", mine(() => {
+      this.live = false;
+      // CONNECTING: the browser reconnects by itself (and the server sends the whole list again). CLOSED: this
+      // server has no event stream (or refused one): follow by polling from now on.
+      if (source.readyState === 2) {
+        this.close();
+        this.broken = true;
+        for (const set of this.waiters.values()) for (const waiter of set) void this.poll(waiter);
+      }
+    }));
+  }
+
+  /** A followed job's state from the stream: progress, or its end (a done job's result is fetched once). */
+  private seen(job: Job): void {
+    if (!this.waiters.has(job.id)) return;
+    if (!ended(job)) {
+      for (const waiter of this.waiters.get(job.id) ?? []) waiter.onProgress(job);
+      return;
+    }
+    if (job.state !== "done") {
+      this.settle(job.id, (w) => w.resolve(job));
+      return;
+    }
+    const waiters = this.take(job.id);
+    this.job(job.id).then((full) => waiters.forEach((w) => w.resolve(full)), (error) => waiters.forEach((w) => w.reject(error)));
+  }
+
+  private take(id: string): Waiter[] {
+    const waiters = [...(this.waiters.get(id) ?? [])];
+    this.waiters.delete(id);
+    this.sync();
+    return waiters;
+  }
+
+  private settle(id: string, how: (waiter: Waiter) => void): void {
+    for (const waiter of this.take(id)) how(waiter);
+  }
+
+  /** Stops waiting for a job that has not ended (its caller went away). */
+  private drop(waiter: Waiter): void {
+    const set = this.waiters.get(waiter.id);
+    if (!set?.delete(waiter)) return;
+    if (!set.size) {
+      this.waiters.delete(waiter.id);
+      this.unfollowed = true;
+    }
+    this.sync();
   }
 
   url(path: string, params?: Record<string, string | number | null | undefined>): string {
@@ -188,7 +337,15 @@ export class Api {
   node(layer: string, channel: number, query?: string | null, top = 20) {
     return this.json<NodeInfo>(`/api/nodes/${seg(layer)}/${channel}`, { params: { query, top } });
   }
+  /** Where a node's render is read (404 until it is rendered): `renderNode` queues it. */
   renderUrl(layer: string, channel: number, mode: string) { return this.url(`/api/nodes/${seg(layer)}/${channel}/render.png`, { mode }); }
+  /** Queues a node's render (a POST: a GET never makes the server work); answers at once when it is stored. */
+  renderNode(layer: string, channel: number, mode: string) {
+    return this.json<JobAnswer<RenderResult>>(`/api/nodes/${seg(layer)}/${channel}/render`, { method: "POST", params: { mode } });
+  }
+  renderEdge(layer: string, out: number, inp: number) {
+    return this.json<JobAnswer<RenderResult>>(`/api/edges/${seg(layer)}/${out}/${inp}/render`, { method: "POST" });
+  }
   examplesUrl(layer: string, channel: number) { return this.url(`/api/nodes/${seg(layer)}/${channel}/examples.png`); }
   examples(layer: string, channel: number) { return this.json<unknown>(`/api/nodes/${seg(layer)}/${channel}/examples`); }
   activation(image: string, layer: string, channel: number) { return this.json<Activation>("/api/activation", { params: { image, layer, channel } }); }
@@ -207,76 +364,93 @@ export class Api {
 
   /**
    * The result of a job answer: at once when the server had it cached, otherwise when the job ends.
-   * Progress arrives through the job's event stream; if the stream cannot be opened, the job is polled.
+   * Progress is pushed by the event stream; where there is none, the job is polled, at most once a second.
+   * `signal` aborting cancels the job; `alive` turning false (its display has gone) only stops following it
+   * (the server then cancels it if it is still queued and nobody else follows it).
    */
-  async follow<T>(answer: JobAnswer<T>, onProgress: (job: Job) => void = () => {}, signal?: AbortSignal): Promise<T> {
+  async follow<T>(answer: JobAnswer<T>, onProgress: (job: Job) => void = () => {}, signal?: AbortSignal,
+    alive: () => boolean = () => true): Promise<T> {
     if (answer.job === null) {
       if (answer.result === null) throw new ApiError(500, `the server answered state ${answer.state} without a result`);
       return answer.result;
     }
     const id = answer.job;
-    const final = await this.watch(id, onProgress, signal);
+    const final = await this.watch(id, onProgress, signal, alive);
     if (final.state === "done") return final.result as T;
     if (final.state === "cancelled") throw new ApiError(499, "cancelled");
     throw new ApiError(400, final.error || final.message || `job ${id} failed`);
   }
 
   /** The job's final state. Every state on the way goes to `onProgress` and the listeners, the final one to the listeners. */
-  private watch(id: string, onProgress: (job: Job) => void, signal?: AbortSignal): Promise<Job> {
-    const progress = (job: Job) => {
-      this.tell(job);
-      if (!signal?.aborted) onProgress(job); // a caller that stopped waiting hears no more
-    };
+  private watch(id: string, onProgress: (job: Job) => void, signal: AbortSignal | undefined, alive: () => boolean): Promise<Job> {
     return new Promise<Job>((resolve, reject) => {
-      if (typeof EventSource === "undefined" || this.streams >= MAX_STREAMS) {
-        this.poll(id, progress, signal).then(resolve, reject);
-        return;
-      }
-      const source = new EventSource(this.url(`/api/jobs/${seg(id)}/events`));
-      this.streams++;
-      let closed = false;
-      const close = () => {
-        closed = true;
-        source.close();
-        this.streams--;
+      const waiter: Waiter = {
+        id, alive, resolve, reject,
+        onProgress: (job) => {
+          if (!signal?.aborted) onProgress(job); // a caller that stopped waiting hears no more
+        },
       };
-      const finish = (event: MessageEvent) => {
-        close();
-        const job = JSON.parse(event.data) as Job;
-        this.tell(job);
-        if (job.state === "done" && job.result === undefined) this.job(id).then(resolve, reject);
-        else resolve(job);
-      };
-      source.addEventListener("progress", (event) => progress(JSON.parse((event as MessageEvent).data)));
-      source.addEventListener("done", (e) => finish(e as MessageEvent));
-      source.addEventListener("cancelled", (e) => finish(e as MessageEvent));
-      source.addEventListener("error", (e) => {
-        if (closed) return;
-        // The job's own "error" event carries data; a transport failure does not: then poll instead.
-        if ((e as MessageEvent).data) return finish(e as MessageEvent);
-        close();
-        if (!signal?.aborted) this.poll(id, progress, signal).then(resolve, reject);
-      });
       const abort = () => {
-        // The caller stops waiting at once; the stream stays open until the job's end, which the listeners get.
+        // The caller stops waiting at once; the listeners still hear the job's end from the stream.
+        this.drop(waiter);
         this.cancel(id).catch(() => undefined);
         reject(new ApiError(499, "cancelled"));
       };
-      if (signal?.aborted) abort();
-      else signal?.addEventListener("abort", abort, { once: true });
+      if (signal?.aborted) return abort();
+      signal?.addEventListener("abort", abort, { once: true });
+      if (!this.waiters.has(id)) this.waiters.set(id, new Set());
+      this.waiters.get(id)!.add(waiter);
+      this.watchAlive();
+      if (this.streams()) this.sync();
+      else void this.poll(waiter);
     });
   }
 
-  private async poll(id: string, onProgress: (job: Job) => void, signal?: AbortSignal): Promise<Job> {
-    for (;;) {
-      if (signal?.aborted) throw new ApiError(499, "cancelled");
-      const job = await this.job(id);
-      if (ended(job)) {
-        this.tell(job);
-        return job;
+  /** Every `checkMs`, lets go of waiters whose display has gone (while there are any). */
+  private watchAlive(): void {
+    if (this.checker !== null) return;
+    this.checker = setInterval(() => {
+      for (const set of [...this.waiters.values()]) {
+        for (const waiter of [...set]) {
+          if (!waiter.alive()) {
+            this.drop(waiter);
+            waiter.reject(new ApiError(499, "no longer shown"));
+          }
+        }
       }
-      onProgress(job);
-      await new Promise((r) => setTimeout(r, 300));
+      if (!this.waiters.size && this.checker !== null) {
+        clearInterval(this.checker);
+        this.checker = null;
+      }
+    }, this.options.checkMs);
+  }
+
+  /** Polls one waiter's job with a growing wait (pollMs, x1.5, at most pollMaxMs) until it ends or the waiter goes. */
+  private async poll(waiter: Waiter): Promise<void> {
+    let wait = this.options.pollMs;
+    const waiting = () => this.waiters.get(waiter.id)?.has(waiter) ?? false;
+    while (waiting()) {
+      await new Promise((r) => setTimeout(r, wait));
+      wait = Math.min(this.options.pollMaxMs, wait * 1.5);
+      if (!waiting()) return;
+      let job: Job;
+      try {
+        job = await this.job(waiter.id);
+      } catch (error) {
+        if (waiting()) {
+          this.drop(waiter);
+          waiter.reject(error);
+        }
+        return;
+      }
+      if (!waiting()) return;
+      this.tell(job);
+      if (ended(job)) {
+        this.drop(waiter);
+        waiter.resolve(job);
+        return;
+      }
+      waiter.onProgress(job);
     }
   }
 }

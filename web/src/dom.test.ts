@@ -1,26 +1,66 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Api, ApiError } from "./api";
-import { image, progressLine, statusOf } from "./dom";
+import { image, progressLine, rendered, statusOf } from "./dom";
+import { json } from "./testing";
 
-const json = (status: number, body: unknown) => new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+const fast = { pollMs: 1, pollMaxMs: 1 };
 const png = () => new Response(new Uint8Array([137, 80, 78, 71]), { status: 200, headers: { "content-type": "image/png" } });
 
 describe("images that may be unavailable or still computing", () => {
   afterEach(() => vi.unstubAllGlobals());
 
-  it("follows a render job (202) and shows the picture when it is done", async () => {
+  it("follows a job (202: dataset examples being computed) and shows the picture when it is done", async () => {
     vi.stubGlobal("EventSource", undefined);
-    const answers = [json(202, { job: "r1", state: "running", result: null }), json(200, { id: "r1", state: "done", progress: 1, message: "", result: null }), png()];
+    const answers = [json(202, { job: "e1", state: "running", result: null }), json(200, { id: "e1", state: "done", progress: 1, message: "", result: null }), png()];
     const fetched: string[] = [];
     vi.stubGlobal("fetch", async (url: string) => {
       fetched.push(String(url));
       return answers.shift();
     });
     const host = document.createElement("div");
-    const img = await image(new Api(""), host, "/api/nodes/a/1/render.png", "render");
+    const img = await image(new Api("", undefined, fast), host, "/api/nodes/a/1/examples.png", "examples");
     expect(img).not.toBeNull();
     expect(host.querySelector("img")).toBe(img);
-    expect(fetched).toEqual(["/api/nodes/a/1/render.png", "/api/jobs/r1", "/api/nodes/a/1/render.png"]);
+    expect(fetched).toEqual(["/api/nodes/a/1/examples.png", "/api/jobs/e1", "/api/nodes/a/1/examples.png"]);
+  });
+
+  it("queues a render with a POST, follows its job, then reads the PNG with a GET", async () => {
+    vi.stubGlobal("EventSource", undefined);
+    const answers = [json(202, { job: "render-1", state: "queued", result: null }),
+      json(200, { id: "render-1", state: "done", progress: 1, message: "", result: { png: "/api/nodes/a/1/render.png" } }), png()];
+    const fetched: string[] = [];
+    const fetcher = async (url: string | URL | Request, init?: RequestInit) => {
+      fetched.push(`${init?.method ?? "GET"} ${url}`);
+      return answers.shift()!;
+    };
+    vi.stubGlobal("fetch", fetcher);
+    const api = new Api("", fetcher, fast);
+    const host = document.createElement("div");
+    const img = await rendered(api, host, () => api.renderNode("a", 1, "channel"), api.renderUrl("a", 1, "channel"), "render");
+    expect(img).not.toBeNull();
+    expect(fetched).toEqual(["POST /api/nodes/a/1/render?mode=channel", "GET /api/jobs/render-1", "GET /api/nodes/a/1/render.png?mode=channel"]);
+  });
+
+  it("waits out a full queue (429) for the server's Retry-After, then queues the render", async () => {
+    vi.stubGlobal("EventSource", undefined);
+    vi.useFakeTimers();
+    const answers = [json(429, { detail: "64 render jobs are already waiting" }, { "retry-after": "3" }),
+      json(200, { job: null, state: "done", result: { png: "/p.png" } }), png()];
+    const when: number[] = [];
+    const fetcher = async () => {
+      when.push(Date.now());
+      return answers.shift()!;
+    };
+    vi.stubGlobal("fetch", fetcher);
+    const api = new Api("", fetcher);
+    const host = document.createElement("div");
+    const shown = rendered(api, host, () => api.renderEdge("a", 1, 0), "/p.png", "edge");
+    await vi.advanceTimersByTimeAsync(100);
+    expect(host.textContent).toContain("busy");
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(await shown).not.toBeNull();
+    expect(when[1] - when[0]).toBeGreaterThanOrEqual(3000);
+    vi.useRealTimers();
   });
 
   it("shows the server's reason when a part is unavailable, in a word when compact", async () => {
@@ -83,7 +123,7 @@ describe("progress lines and cancels", () => {
     const answers = [json(202, { job: "r2", state: "running", result: null }), json(200, { id: "r2", state: "cancelled", progress: 0.3, message: "cancelled" })];
     vi.stubGlobal("fetch", async () => answers.shift());
     const small = document.createElement("div");
-    expect(await image(new Api(""), small, "/x.png", "x", "", true)).toBeNull();
+    expect(await image(new Api("", undefined, fast), small, "/x.png", "x", "", true)).toBeNull();
     expect(small.textContent).toBe("cancelled");
     vi.unstubAllGlobals();
   });

@@ -1,5 +1,5 @@
 /** Tiny DOM helpers: element creation, status messages, images that may be unavailable or still computing. */
-import { Api, ApiError, describe, isCancelled, type Job, type JobAnswer } from "./api";
+import { Api, ApiError, describe, isCancelled, type Job, type JobAnswer, type RenderResult } from "./api";
 
 type Child = Node | string | number | null | undefined | false;
 type Attrs = Record<string, string | number | boolean | EventListener | null | undefined>;
@@ -63,17 +63,42 @@ export function progressLine(host: HTMLElement, job: JobProgress, cancel: (id: s
   return line;
 }
 
+/** Shows why a picture is missing: the server's reason, or (`compact`, in a table of thumbnails) one word with the reason on hover. */
+function showFailure(host: HTMLElement, error: unknown, compact: boolean): void {
+  const line = statusOf(error);
+  const word = line.classList.contains("status-unavailable") ? "n/a" : line.classList.contains("status-cancelled") ? "cancelled" : "error";
+  host.replaceChildren(compact ? h("span", { class: `na ${line.className}`, title: line.textContent ?? "" }, word) : line);
+}
+
+/** True while `host` is shown, or has not been shown yet (a row built before its table is attached). */
+function shown(host: HTMLElement): () => boolean {
+  let seen = false;
+  return () => {
+    if (host.isConnected) seen = true;
+    return host.isConnected || !seen;
+  };
+}
+
+/** `work()`, again after the server's Retry-After while its queue is full (429) and `host` is shown. */
+async function whenRoom<T>(host: HTMLElement, work: () => Promise<T>, alive: () => boolean): Promise<T> {
+  for (;;) {
+    try {
+      return await work();
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 429) || !alive()) throw error;
+      host.replaceChildren(status("the server is busy: waiting for room in its queue…", "busy"));
+      await new Promise((r) => setTimeout(r, 1000 * Math.max(1, error.retryAfter ?? 5)));
+    }
+  }
+}
+
 /**
- * Fills `host` with the PNG at `url`. A 202 with a job (a render being computed) shows its progress and
- * retries when the job ends; 503/404 shows "unavailable" with the server's reason.
+ * Fills `host` with the PNG at `url`. A 202 with a job (dataset examples being computed) shows its progress
+ * and retries when the job ends; 503/404 shows "unavailable" or the error with the server's reason.
  */
 export async function image(api: Api, host: HTMLElement, url: string, alt: string, className = "", compact = false, onJob?: (job: Job) => void): Promise<HTMLImageElement | null> {
-  const fail = (error: unknown) => {
-    const line = statusOf(error);
-    // In a table of thumbnails, one short word with the reason on hover keeps the rows small.
-    const word = line.classList.contains("status-unavailable") ? "n/a" : line.classList.contains("status-cancelled") ? "cancelled" : "error";
-    host.replaceChildren(compact ? h("span", { class: `na ${line.className}`, title: line.textContent ?? "" }, word) : line);
-  };
+  const fail = (error: unknown) => showFailure(host, error, compact);
+  const alive = shown(host);
   host.replaceChildren(compact ? h("span", { class: "na muted" }, "…") : status("loading…", "busy"));
   for (let attempt = 0; attempt < 2; attempt++) {
     let response: Response;
@@ -97,7 +122,7 @@ export async function image(api: Api, host: HTMLElement, url: string, alt: strin
           await api.follow(answer, (job) => {
             host.replaceChildren(status(`computing: ${Math.round(job.progress * 100)}% ${job.message ?? ""}`, "busy"));
             onJob?.(job);
-          });
+          }, undefined, alive);
         } catch (error) {
           fail(error);
           return null;
@@ -117,6 +142,29 @@ export async function image(api: Api, host: HTMLElement, url: string, alt: strin
   }
   host.replaceChildren(status("not computed yet", "unavailable"));
   return null;
+}
+
+/**
+ * Fills `host` with a feature visualization: queues its render (`queue`, a POST; at once when stored),
+ * follows the job while `host` is shown, then shows the PNG at `url`. A full queue (429) is waited out.
+ */
+export async function rendered(api: Api, host: HTMLElement, queue: () => Promise<JobAnswer<RenderResult>>, url: string, alt: string,
+  className = "", compact = false): Promise<HTMLImageElement | null> {
+  const alive = shown(host);
+  host.replaceChildren(compact ? h("span", { class: "na muted" }, "…") : status("loading…", "busy"));
+  try {
+    const answer = await whenRoom(host, queue, alive);
+    if (answer.job) {
+      host.replaceChildren(compact ? h("span", { class: "na muted", title: "rendering" }, "…") : status("rendering…", "busy"));
+      await api.follow(answer, (job) => {
+        if (!compact) host.replaceChildren(status(`rendering: ${Math.round(job.progress * 100)}% ${job.message ?? ""}`, "busy"));
+      }, undefined, alive);
+    }
+  } catch (error) {
+    showFailure(host, error, compact);
+    return null;
+  }
+  return image(api, host, url, alt, className, compact);
 }
 
 /** A labelled figure block: caption above, content below. */

@@ -1,7 +1,7 @@
 /** The edge panel: one kernel's heatmap, the map it reads, the map it makes, its visualization. */
 import type { Api } from "./api";
 import { fmt, signCss, signName } from "./colors";
-import { figure, h, image, status, statusOf } from "./dom";
+import { figure, h, image, rendered, status, statusOf } from "./dom";
 import { heatmapCanvas } from "./heatmap";
 
 export class EdgePanel {
@@ -35,7 +35,7 @@ export class EdgePanel {
       input.replaceChildren(status("pick an input image"));
       output.replaceChildren(status("pick an input image"));
     }
-    void image(api, render, api.edgeUrl(layer, out, inp, "render"), "edge visualization", "render");
+    void rendered(api, render, () => api.renderEdge(layer, out, inp), api.edgeUrl(layer, out, inp, "render"), "edge visualization", "render");
     try {
       const edge = await api.edge(layer, out, inp);
       if (token !== this.token) return;

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Api, type Job } from "./api";
 import { JobList, JobsView } from "./jobsView";
+import { FakeSource, json, tick } from "./testing";
 
-const json = (status: number, body: unknown) => new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
 const job = (id: string, state: Job["state"], progress = 0, message = ""): Job => ({ id, kind: id.split("-")[0], state, progress, message, seconds: 0 });
 const rows = (host: HTMLElement) => [...host.querySelectorAll<HTMLElement>(".job")].map((row) => row.dataset.job);
 
@@ -89,7 +89,7 @@ describe("the jobs view", () => {
   it("drops a followed job the moment the page's follow() sees it end, not at the next poll", async () => {
     vi.stubGlobal("EventSource", undefined); // followed by polling the job
     const states = [job("query-1", "running", 0.5, "scoring"), { ...job("query-1", "done", 1), result: { key: "k" } }];
-    const api = new Api("", async () => json(200, states.shift()));
+    const api = new Api("", async () => json(200, states.shift()), { pollMs: 1 });
     const host = document.createElement("div");
     const view = new JobsView(host, api);
     const seen: string[][] = [];
@@ -99,5 +99,30 @@ describe("the jobs view", () => {
     expect(rows(host)).toEqual([]); // and gone when follow() returned
     view.update(job("query-1", "running", 0.5)); // a stale report cannot bring it back
     expect(rows(host)).toEqual([]);
+  });
+
+  it("shows what the event stream pushes, and polls /api/jobs only while there is no stream", async () => {
+    const opened = FakeSource.install();
+    const calls: string[] = [];
+    const api = new Api("", async (url) => {
+      calls.push(String(url));
+      return json(200, [job("query-1", "running", 0.5)]);
+    });
+    const host = document.createElement("div");
+    const view = new JobsView(host, api);
+    view.start(20);
+    await tick();
+    opened[0].emit("jobs", [job("query-1", "running", 0.1), job("layout-2", "queued")]);
+    expect(rows(host)).toEqual(["query-1", "layout-2"]);
+    opened[0].emit("job", job("query-1", "done", 1));
+    opened[0].emit("job", job("layout-2", "running", 0.3));
+    expect(rows(host)).toEqual(["layout-2"]);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(calls).toEqual([]); // pushed: nothing polled
+    opened[0].readyState = 2; // the stream is gone for good: the view polls again
+    opened[0].emit("error");
+    await vi.waitFor(() => expect(calls.length).toBeGreaterThan(0));
+    expect(calls[0]).toBe("/api/jobs");
+    view.stop();
   });
 });

@@ -2,8 +2,9 @@
  * Progress of the server's background jobs (queries, renders, circuits), with cancel buttons.
  *
  * The view is a fixed-size strip in the header (a list two rows high that scrolls, and a count), so jobs that
- * come and go never move the page below it. It learns of jobs from two sources: every job state the page's
- * `Api` sees while it follows a job (progress, and the end at once), and a poll of /api/jobs for the rest.
+ * come and go never move the page below it. It learns of jobs from the page's `Api`: every change the event
+ * stream pushes (and the whole list each time the stream opens), every state of a job the page follows, and
+ * a poll of /api/jobs only while there is no event stream.
  */
 import { ended, type Api, type Job } from "./api";
 import { h } from "./dom";
@@ -63,10 +64,18 @@ export class JobsView {
     this.draw();
   }
 
-  /** Polls /api/jobs while the page is visible; stops quietly if the server has no such endpoint. */
-  start(interval = 1500): void {
+  /**
+   * Hears every job's changes from the page's event stream; only while that stream is not open, polls
+   * /api/jobs every `interval` ms when the page is visible (stops quietly if the server has no such endpoint).
+   */
+  start(interval = 3000): void {
+    this.api.onJobs((jobs) => {
+      this.list.merge(jobs);
+      this.draw();
+    });
+    const pushed = this.api.connect();
     const tick = async () => {
-      if (document.visibilityState === "visible") {
+      if (!this.api.live && document.visibilityState === "visible") {
         try {
           this.list.merge(await this.api.jobs());
           this.draw();
@@ -76,7 +85,8 @@ export class JobsView {
       }
       this.timer = window.setTimeout(tick, interval);
     };
-    void tick();
+    if (pushed) this.timer = window.setTimeout(tick, interval); // the stream's first list comes first
+    else void tick();
   }
 
   stop(): void {

@@ -1,7 +1,7 @@
 /** The node panel: feature visualization, dataset examples, activation map with receptive fields, top inputs. */
 import type { Api, Box, IncomingEdge, LayerInfo, ModelInfo } from "./api";
 import { fmt, signCss, signName } from "./colors";
-import { figure, h, image, status, statusOf } from "./dom";
+import { figure, h, image, rendered, status, statusOf } from "./dom";
 import { cellAt, heatmapCanvas } from "./heatmap";
 import { edgeId, type Mode } from "./state";
 
@@ -64,7 +64,8 @@ export class NodePanel {
       vis.replaceChildren(status("the input has no feature visualization"));
       examples.replaceChildren(status("–"));
     } else {
-      void image(ctx.api, vis, ctx.api.renderUrl(layer, channel, ctx.mode), `${layer}:${channel} ${ctx.mode}`, "render");
+      const mode = ctx.mode;
+      void rendered(ctx.api, vis, () => ctx.api.renderNode(layer, channel, mode), ctx.api.renderUrl(layer, channel, mode), `${layer}:${channel} ${mode}`, "render");
       const picture = h("div");
       const links = h("div", { class: "example-links" });
       examples.replaceChildren(picture, links);
@@ -150,7 +151,10 @@ export class NodePanel {
       if (ctx.image) void image(ctx.api, output, ctx.api.edgeUrl(e.layer, e.out, e.in, "output", ctx.image), "output map", "pix", true);
       else output.replaceChildren(h("span", { class: "na muted", title: "pick an input image" }, "no image"));
       const src = e.sources[0];
-      if (src && src.layer !== "input") void image(ctx.api, source, ctx.api.renderUrl(src.layer, src.channel, "channel"), "source visualization", "render", true);
+      if (src && src.layer !== "input") {
+        void rendered(ctx.api, source, () => ctx.api.renderNode(src.layer, src.channel, "channel"), ctx.api.renderUrl(src.layer, src.channel, "channel"),
+          "source visualization", "render", true);
+      }
       else source.replaceChildren(h("span", { class: "na muted" }, src ? "input" : "–"));
       return h("tr", { class: "edge-row", "data-edge": edgeId(e.layer, e.out, e.in), onclick: () => ctx.selectEdge(e.layer, e.out, e.in) },
         h("td", {}, h("span", { class: "sign", style: `background:${signCss(e.sign)}`, title: signName(e.sign) })),

@@ -117,3 +117,20 @@ def read_nodes(graph: Graph, masks: Masks, target: Target) -> dict[str, torch.Te
             if bool((used & (channels == ALL_CHANNELS)).any()):
                 read[source][:] = True
     return read
+
+
+def attachable(graph: Graph, masks: Masks, target: Target) -> Masks:
+    """For a connected circuit `masks`, the kernels outside it that would join it alone: their input channel
+    carries something the input reaches through the circuit and their filter is read on the way to the
+    target. Adding any set of them adds exactly that many kernels (they connect nothing else)."""
+    read = read_nodes(graph, masks, target)
+    reached: dict[str, torch.Tensor] = {INPUT: torch.ones(graph[INPUT].out_channels, dtype=torch.bool)}
+    result: Masks = {}
+    for layer in graph.conv_layers:
+        kept = masks.get(layer.name)
+        reached[layer.name] = kept.any(dim=1) if kept is not None else torch.zeros(layer.out_channels, dtype=torch.bool)
+        if kept is None:
+            continue
+        joins = _per_kernel(layer, _channel_reached(layer, reached)) & read[layer.name][:, None]
+        result[layer.name] = joins & ~kept
+    return result

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from viscnn.commands.common import add_images_arguments, add_model_arguments, load_with_graph, open_set
+from viscnn.commands.common import add_images_arguments, add_model_arguments, load_with_graph, open_set, seed_value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -13,11 +13,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_images_arguments(parser)
     parser.add_argument("--input", default="overall", help="which set of --images to use (a set name)")
     parser.add_argument("--target", required=True, help="LAYER:C, LAYER:C:neuron, loss, logit:K, class:NAME ...")
-    parser.add_argument("--keep", type=float, default=0.05, help="fraction of the target's upstream kernels to keep, in (0, 1]")
+    parser.add_argument("--keep", type=float, default=0.05, help="fraction of the target's upstream kernels the circuit keeps (all connected), in (0, 1]")
     parser.add_argument("--method", default="actgrad", help="actgrad, actgrad_signed, snip, force, magnitude, random, worst, ablation, learned")
-    parser.add_argument("--rule", default="top", choices=["top", "cumulative", "hierarchical"])
+    parser.add_argument("--rule", default="top", choices=["top", "cumulative", "hierarchical"],
+                        help="the order kernels are taken in: top (per-layer-normalised scores), cumulative (by the "
+                             "share of its layer's total before a kernel), hierarchical (nodes by share, 4 best "
+                             "kernels each); the size is --keep for every rule")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed_value, default=0)
     parser.add_argument("--out", required=True, metavar="FILE", help="circuit JSON (see docs/circuit-format.md)")
     parser.add_argument("--extract", action="store_true",
                         help="also build the physically smaller network (filters the circuit does not need removed) "

@@ -35,6 +35,20 @@ def load_with_graph(args: argparse.Namespace) -> tuple[LoadedModel, Graph]:
     return loaded, build_graph(loaded.module, loaded.input_shape, loaded.name)
 
 
+MAX_SEED = 2**32 - 1  # every random generator takes it (torch's gives "Overflow" past 2**64 - 1)
+
+
+def seed_value(text: str) -> int:
+    """argparse type of --seed: an integer in 0..MAX_SEED."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not an integer") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_SEED}, not {text[:40]}")
+    return value
+
+
 SPEC_HELP = "image-set spec: folder, image, tensor file, demo, fashion-mnist[:test|:train][:N]"
 
 

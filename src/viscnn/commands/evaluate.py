@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from viscnn.commands.common import add_images_arguments, add_model_arguments, open_set, output_folder
+from viscnn.commands.common import add_images_arguments, add_model_arguments, open_set, output_folder, seed_value
 
 if TYPE_CHECKING:
     import torch
@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma-separated (default {DEFAULT_METHODS})")
     parser.add_argument("--fractions", default=DEFAULT_FRACTIONS, help=f"kept fractions in (0, 1] (default {DEFAULT_FRACTIONS})")
     parser.add_argument("--batch-size", type=int, help="images per batch (default: 64 on a CPU, by memory on a GPU)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed_value, default=0)
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for evaluation.json and faithfulness.png")
     parser.add_argument("--quiet", action="store_true", help="no per-circuit progress lines")
     parser.set_defaults(run=run)

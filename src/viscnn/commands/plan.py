@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from viscnn.commands.common import add_images_arguments, add_model_arguments, load_with_graph, open_set
+from viscnn.commands.common import add_images_arguments, add_model_arguments, load_with_graph, open_set, seed_value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--renders", type=int, default=16, metavar="N", help="as for prepare (default 16)")
     parser.add_argument("--render-steps", type=int, default=256, help="as for prepare (default 256)")
     parser.add_argument("--batch-size", type=int, help="as for prepare (default: 32 on a CPU, by memory on a GPU)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed_value, default=0)
     parser.add_argument("--sample-batches", type=int, default=2,
                         help="batches of images timed per step, after a warm-up batch (default 2)")
     parser.add_argument("--json", metavar="FILE", help="also write the estimates as JSON")

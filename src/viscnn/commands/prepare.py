@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from viscnn.commands.common import add_images_arguments, add_model_arguments, load_with_graph, open_sets
+from viscnn.commands.common import add_images_arguments, add_model_arguments, load_with_graph, open_sets, seed_value
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--render-steps", type=int, default=256,
                         help="optimisation steps per render (default 256, as viscnn serve's, whose cache then finds them)")
     parser.add_argument("--batch-size", type=int, help="images per batch (default: 32 on a CPU, by memory on a GPU)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed_value, default=0)
     parser.add_argument("--out", metavar="FILE", help="also write the layout JSON here")
     parser.add_argument("--figure", metavar="PNG", help="also draw the layout's quality figure here")
     parser.add_argument("--picture", metavar="PNG", help="also draw the layout: every layer's disc, nodes coloured by class")

@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "the page works at once on the grid layout meanwhile)")
     parser.add_argument("--render-steps", type=int, default=256, help="optimisation steps of a feature visualization")
     parser.add_argument("--web", metavar="DIR", help="the built page to serve (default web/dist of the source tree)")
+    parser.add_argument("--max-body", type=float, default=None, metavar="MB",
+                        help="the largest request body any route takes, in MB (default 12: an image upload of up to "
+                             "10 MiB and its form); larger ones get 413 before they are read")
     parser.set_defaults(run=run)
 
 
@@ -35,17 +38,21 @@ def run(args: argparse.Namespace) -> int:
     from viscnn.errors import ViscnnError
     from viscnn.server.app import create_app
     from viscnn.server.launch import build_state, check_port, url
+    from viscnn.server.middleware import DEFAULT_MAX_BODY_MB
     from viscnn.server.security import check_host
 
     check_host(args.host, args.token)  # before loading anything: a refusal should be instant
     check_port(args.host, args.port)
     if args.render_steps < 1:
         raise ViscnnError(f"--render-steps must be at least 1, not {args.render_steps}")
+    max_body = DEFAULT_MAX_BODY_MB if args.max_body is None else args.max_body
+    if not 0 < max_body <= 100_000:
+        raise ViscnnError(f"--max-body must be a number of MB between 0 and 100000, not {args.max_body}")
     state = build_state(args.model, args.images, weights=args.weights, device=args.device, store=args.store,
                         no_cache=args.no_cache, token=args.token, batch_size=args.batch_size,
                         pretrained=args.pretrained, resize=args.resize)
     prepare = None if args.prepare == "none" or state.store is None else args.prepare
-    app = create_app(state, Path(args.web) if args.web else None, args.render_steps, prepare)
+    app = create_app(state, Path(args.web) if args.web else None, args.render_steps, prepare, max_body_mb=max_body)
     print(f"viscnn: {state.loaded.name} on {state.images_spec} ({len(state.image_sets['overall'])} images, "
           f"{state.graph.num_nodes:,} nodes, {state.graph.num_edges:,} edges)", flush=True)
     if prepare:

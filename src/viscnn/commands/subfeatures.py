@@ -5,7 +5,14 @@ import argparse
 import json
 import time
 
-from viscnn.commands.common import add_images_arguments, add_model_arguments, load_with_graph, open_set, output_folder
+from viscnn.commands.common import (
+    add_images_arguments,
+    add_model_arguments,
+    load_with_graph,
+    open_set,
+    output_folder,
+    seed_value,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--scrambles", type=int, default=1, help="scrambled controls to average")
     parser.add_argument("--patches", type=int, default=16, help="top patches shown per cluster PNG")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed_value, default=0)
     parser.add_argument("--out", required=True, metavar="DIR", help="writes clusters.json, cluster_K.png, circuit_K.json")
     parser.set_defaults(run=run)
 

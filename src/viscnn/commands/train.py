@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from viscnn.commands.common import seed_value
 from viscnn.errors import ViscnnError
 from viscnn.models.fmnist import MODEL_NAMES, home_weights_path
 from viscnn.train.loop import DEFAULT_EPOCHS, DEFAULT_LAMBDA, TrainReport
@@ -23,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "as safetensors, with a JSON record of the run next to them.")
     parser.add_argument("--model", required=True, help=f"one of: {', '.join(MODEL_NAMES)}")
     parser.add_argument("--epochs", type=int, default=None, help=f"epochs over the 60k training images (default {DEFAULT_EPOCHS})")
-    parser.add_argument("--seed", type=int, default=0, help="seed for initialisation, shuffling and dropout (default 0)")
+    parser.add_argument("--seed", type=seed_value, default=0, help="seed for initialisation, shuffling and dropout (default 0)")
     parser.add_argument("--lambda", dest="group_lambda", type=float, default=None,
                         help=f"strength of the hierarchical group-sparse penalty (default: 0 dense, {DEFAULT_LAMBDA:g} sparse)")
     parser.add_argument("--out", type=Path, default=None,

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from viscnn.commands.common import add_model_arguments, load_with_graph, output_folder
+from viscnn.commands.common import add_model_arguments, load_with_graph, output_folder, seed_value
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--param", choices=["fft", "pixel"], default="fft", help="image parametrisation (default fft)")
     parser.add_argument("--transforms", choices=["standard", "strong", "none"], default="standard",
                         help="random jitter/scale/rotation each step (strong: for class logits)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed_value, default=0)
     parser.add_argument("--out", required=True, metavar="DIR", help="writes one PNG per image and visualize.json")
     parser.add_argument("--store", metavar="DIR", help="cache folder (default $VISCNN_STORE or the user cache)")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write cached renders")

@@ -1,17 +1,19 @@
 """`open_image_sets`: turn a user's spec (folder, image, tensor file, 'demo', 'fashion-mnist') into image sets."""
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from viscnn.data.classes import label_from_name, slugify
 from viscnn.data.imageset import IMAGE_EXTENSIONS, ImageItem, ImageSet, check_image, is_image_file
+from viscnn.data.safeload import IMAGES, load_tensors
 from viscnn.errors import ViscnnError
 
 TENSOR_EXTENSIONS = frozenset({".pt", ".pth", ".npy", ".safetensors"})
 OVERALL = "overall"
+_CONTROL = ("Cc", "Zl", "Zp")  # control characters (newline, tab, ...), line and paragraph separators
 _SPEC_HELP = "give a folder, an image, a tensor file (.pt .pth .npy .safetensors), 'demo' or 'fashion-mnist[:test|:train][:N]'"
 
 
@@ -51,6 +53,9 @@ def _with_overall(sets: list[ImageSet], tensor: torch.Tensor | None = None, resi
     for image_set in sets:
         if image_set.name == OVERALL:
             raise ViscnnError(f"a set may not be called {OVERALL!r}: viscnn uses that name for the union of all sets")
+        if any(unicodedata.category(ch) in _CONTROL for ch in image_set.name):
+            raise ViscnnError(f"set name {image_set.name!r} holds a control character (a newline, tab, ...), which no "
+                              f"expression or message can show: rename the folder or file it comes from")
         result[image_set.name] = image_set
     result[OVERALL] = ImageSet(OVERALL, [item for s in sets for item in s.items], tensor, resize=resize)
     return result
@@ -102,17 +107,7 @@ def _open_folder(folder: Path, class_names: list[str] | None) -> dict[str, Image
 
 
 def _read_tensor_file(path: Path) -> object:
-    try:
-        if path.suffix.lower() == ".npy":
-            return torch.from_numpy(np.load(path, allow_pickle=False))
-        if path.suffix.lower() == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(path))
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt or foreign files fail in many ways: report which file and why
-        text = str(exc).splitlines()[0] if str(exc) else ""
-        raise ViscnnError(f"cannot read tensor file {path} (corrupt, or not a {path.suffix} file): {type(exc).__name__}: {text}") from exc
+    return load_tensors(path, "tensor file", resave=IMAGES)
 
 
 def _check_images(images: object, path: Path) -> torch.Tensor:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from viscnn.data.safeload import load_error_text
 from viscnn.errors import ViscnnError
 from viscnn.models.preprocess import Preprocess
 
@@ -38,14 +40,21 @@ def is_ecosystem_name(name: str) -> bool:
     return prefix in PREFIXES and bool(rest) and "/" not in rest and not rest.endswith(".py")
 
 
+RANDOM_SEED = 0
+
+
 def load_ecosystem(name: str, *, pretrained: bool = False) -> EcosystemModel:
-    """Build `tv:NAME` or `timm:NAME`; with `pretrained`, load the library's published weights from its cache."""
+    """Build `tv:NAME` or `timm:NAME`; with `pretrained`, load the library's published weights from its cache.
+
+    Without them the weights are the library's random initialisation drawn with seed `RANDOM_SEED` (the
+    global RNG is left as it was), so two runs see the same model: a circuit saved by one loads in the other.
+    """
     prefix, _, arch = name.partition(":")
-    if prefix == "tv":
-        return _torchvision(arch, pretrained=pretrained)
-    if prefix == "timm":
-        return _timm(arch, pretrained=pretrained)
-    raise ViscnnError(f"unknown model library {prefix!r} in {name!r}: use tv:NAME or timm:NAME")
+    if prefix not in PREFIXES:
+        raise ViscnnError(f"unknown model library {prefix!r} in {name!r}: use tv:NAME or timm:NAME")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_SEED)
+        return _torchvision(arch, pretrained=pretrained) if prefix == "tv" else _timm(arch, pretrained=pretrained)
 
 
 def _unknown(library: str, arch: str, known: list[str]) -> ViscnnError:
@@ -95,10 +104,10 @@ def _torchvision_state(arch: str, weights: Any) -> dict[str, torch.Tensor]:
                           f"would download {weights.url} to {cached}; this machine cannot. Put the file there "
                           f"(or set TORCH_HOME), or pass a state dict with --weights FILE")
     try:  # the library's loader, reading the cached file; weights only: a checkpoint never runs code
-        return weights.get_state_dict(progress=False, check_hash=True, weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on pickle protocols come before its own refusal
+            warnings.simplefilter("ignore")
+            return weights.get_state_dict(progress=False, check_hash=True, weights_only=True)
     except Exception as exc:  # a corrupt or foreign file in the cache: say which
-        from viscnn.models.zoo import load_error_text
-
         raise ViscnnError(f"cannot read cached weights {cached} of tv:{arch}: {load_error_text(exc)}") from exc
 
 
@@ -116,11 +125,13 @@ def _timm(arch: str, *, pretrained: bool) -> EcosystemModel:
     if pretrained:
         overlay["file"] = _timm_cached_file(timm, arch)
     try:
-        module = timm.create_model(arch, pretrained=pretrained, pretrained_cfg_overlay=overlay or None)
+        with warnings.catch_warnings():  # torch's notes on pickle protocols come before its own refusal
+            warnings.simplefilter("ignore")
+            module = timm.create_model(arch, pretrained=pretrained, pretrained_cfg_overlay=overlay or None)
     except ViscnnError:
         raise
     except Exception as exc:  # timm's own refusal (e.g. an unknown pretrained tag) or a file that does not fit
-        raise ViscnnError(f"timm could not build {arch!r}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+        raise ViscnnError(f"timm could not build {arch!r}: {load_error_text(exc)}") from exc
     config = resolve_data_config({}, model=module)
     channels, height, width = config["input_size"]
     if height != width:

@@ -16,9 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from viscnn.data.safeload import load_tensors
 from viscnn.errors import ViscnnError
 from viscnn.models.classes import class_names
-from viscnn.models.ecosystem import is_ecosystem_name, load_ecosystem
+from viscnn.models.ecosystem import RANDOM_SEED, is_ecosystem_name, load_ecosystem
 from viscnn.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, TF_MEAN, TF_STD, Preprocess
 
 
@@ -201,34 +202,17 @@ def preprocess_from_images(path: str, images: str | None) -> tuple[Preprocess, s
     return preprocess, said
 
 
-def load_error_text(exc: Exception) -> str:
-    """One line saying why a weights file could not be read (never torch's advice to load it unsafely)."""
-    import pickle
-
-    if isinstance(exc, pickle.UnpicklingError):
-        return "it holds Python objects besides tensors, and loading those could run code: refused"
-    first = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {first}"
-
-
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """A state dict from a .safetensors file or a torch file (loaded with weights_only=True)."""
     path = Path(path)
-    if not path.is_file():
-        raise ViscnnError(f"weights file {path} does not exist")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt or foreign files: report which and why
-        raise ViscnnError(f"cannot read weights {path}: {load_error_text(exc)}") from exc
+    state = load_tensors(path, "weights")
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ViscnnError(f"weights {path} hold no state dict of tensors")
+        held = f"a dict whose {', '.join(repr(str(k))[:40] for k, v in state.items() if not isinstance(v, torch.Tensor))[:200]} " \
+               f"are no tensors" if isinstance(state, dict) else f"a {type(state).__name__}"
+        raise ViscnnError(f"weights {path} hold no state dict of tensors but {held}: save the model's state dict "
+                          f"itself, torch.save(model.state_dict(), 'weights.pt')")
     return state
 
 
@@ -288,6 +272,9 @@ def load_model(name: str = DEFAULT_MODEL, weights: str | Path | None = None, dev
     if weights is not None:
         apply_weights(module, read_weights(weights), str(weights), name)
         pretrained = True
+    elif is_ecosystem_name(name) and not pretrained:
+        print(f"viscnn: note: {name} has random weights (the library's initialisation, seed {RANDOM_SEED}); "
+              "--pretrained loads its published ones, --weights FILE your own", file=sys.stderr)
     try:
         module = module.to(device).eval()
     except (RuntimeError, AssertionError) as exc:

@@ -175,10 +175,15 @@ def _resolve(name: str, names: list[str], text: str) -> str:
         return matches[0]
     if matches:
         raise ViscnnError(f"ambiguous image set {name!r} in {_one_line(text, 60)!r}: it could be {', '.join(matches)}")
-    known = ", ".join(names[:10]) + (f", ... ({len(names)} in all)" if len(names) > 10 else "")
+    known = _one_line(", ".join(names[:10]) + (f", ... ({len(names)} in all)" if len(names) > 10 else ""))
+    # 't-shirt_top' unquoted reads as 't - shirt_top': a known name that needs quotes, written bare around this part
+    bare = re.sub(r"'[^']*'|\"[^\"]*\"|`[^`]*`", " ", text)  # the text outside quotes
+    unquoted = [n for n in names if not _BARE.fullmatch(n) and name in re.split(r"[^A-Za-z0-9_.]+", n) and n in bare]
     spellings = {n: n for n in names} | {_INDEX_PREFIX.sub("", n): n for n in names if _INDEX_PREFIX.match(n)}
     close = [spellings[c] for c in difflib.get_close_matches(name, list(spellings), n=1)]
     hint = f"; did you mean {close[0]!r}?" if close else ""
+    if unquoted:
+        hint = f"; set names with '-' or other signs must be quoted: write {_one_line(_quote(unquoted[0]), 60)}"
     raise ViscnnError(f"unknown image set {_one_line(name, 60)!r} in {_one_line(text, 60)!r} (known: {known or 'none'}){hint}")
 
 

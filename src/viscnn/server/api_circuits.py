@@ -3,39 +3,65 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from viscnn.errors import ViscnnError
 from viscnn.scoring.expression import Expression, parse_expression
-from viscnn.scoring.targets import check_scorable, parse_target
+from viscnn.scoring.targets import Target
 from viscnn.server.jobs import JobContext
 from viscnn.server.queries import SetHashes
-from viscnn.server.responses import done, pending
+from viscnn.server.responses import answers, done, one_of, pending
 from viscnn.server.state import ServerState
 from viscnn.store import Store
 
 MAX_IMAGES = 2000  # a circuit's or an evaluation's images are held in memory at once
+MAX_SEED = 2**32 - 1  # every generator takes it (torch's stops at 2**64 - 1: "Overflow" beyond)
+
+
+def _methods() -> list[str]:
+    from viscnn.circuits import all_methods
+
+    return sorted(all_methods())
+
+
+def _rules() -> tuple[str, ...]:
+    from viscnn.circuits.build import RULES
+
+    return RULES
+
+
+def _seed() -> Any:
+    return Field(0, ge=0, le=MAX_SEED, description="seeds the methods that draw random numbers")
 
 
 class CircuitRequest(BaseModel):
-    images: str = Field("overall", max_length=1000, description="a set, or a sum of sets (their images together)")
-    target: str = Field(..., max_length=500)
-    method: str = "actgrad"
-    keep: float = 0.05
-    rule: str = "top"
-    seed: int = 0
+    model_config = ConfigDict(extra="forbid")
+
+    images: str = Field("overall", min_length=1, max_length=1000,
+                        description="a set, or a sum of sets (their images together)")
+    target: str = Field(..., min_length=1, max_length=500, description="a target of README's Scores table")
+    method: str = Field("actgrad", json_schema_extra=one_of(_methods))
+    keep: float = Field(0.05, gt=0, le=1, allow_inf_nan=False, description="the kept fraction of the target's upstream kernels")
+    rule: str = Field("top", json_schema_extra=one_of(_rules))
+    seed: int = _seed()
 
 
 class FaithfulnessRequest(BaseModel):
-    images: str = Field("overall", max_length=1000)
-    held_out: str | None = Field(None, max_length=1000, description="default: the second half of `images`")
-    target: str = Field(..., max_length=500)
-    methods: list[str] = Field(default_factory=lambda: ["actgrad", "magnitude", "random"], max_length=20)
-    fractions: list[float] = Field(default_factory=lambda: [0.01, 0.05, 0.2], max_length=20)
-    seed: int = 0
+    model_config = ConfigDict(extra="forbid")
+
+    images: str = Field("overall", min_length=1, max_length=1000)
+    held_out: str | None = Field(None, min_length=1, max_length=1000,
+                                 description="default: the second half of `images`")
+    target: str = Field(..., min_length=1, max_length=500)
+    methods: list[str] = Field(default_factory=lambda: ["actgrad", "magnitude", "random"], min_length=1, max_length=20,
+                               json_schema_extra={"uniqueItems": True})
+    fractions: list[Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]] = Field(default_factory=lambda: [0.01, 0.05, 0.2], min_length=1,
+                                                                  max_length=20, description="kept fractions")
+    seed: int = _seed()
 
 
 def routes(state: ServerState) -> APIRouter:
@@ -85,17 +111,31 @@ def routes(state: ServerState) -> APIRouter:
     def set_hashes(parsed: Expression) -> list[str]:
         return [hashes(state.image_sets[name]) for name in parsed.terms]
 
-    @router.post("/circuit", summary="extract the circuit a target cannot do without (a job; docs/circuit-format.md)")
+    def check_methods(methods: list[str], target: Target) -> None:
+        from viscnn.circuits import get_method, upstream_layers
+        from viscnn.circuits.methods.ablation import MAX_EDGES
+
+        for k, method in enumerate(methods):
+            get_method(method)
+            if method in methods[:k]:
+                raise ViscnnError(f"methods: {method!r} is given twice")
+            kernels = sum(state.graph[n].num_edges for n in upstream_layers(state.graph, target)) if method == "ablation" else 0
+            if kernels > MAX_EDGES:
+                raise ViscnnError(f"method ablation reruns the model once per kernel: {kernels:,} kernels upstream of "
+                                  f"target {target} is more than {MAX_EDGES:,}; choose a target in an early layer")
+
+    @router.post("/circuit", summary="extract the circuit a target cannot do without (a job; docs/circuit-format.md)",
+                 responses=answers(body="job", write=True))
     def circuit(request: CircuitRequest) -> Response:
-        from viscnn.circuits import extract_circuit, get_method
+        from viscnn.circuits import extract_circuit
         from viscnn.circuits.build import RULES
         from viscnn.circuits.select import check_fraction
 
-        get_method(request.method)
+        target = state.target(request.target)
+        check_methods([request.method], target)
         if request.rule not in RULES:
             raise ViscnnError(f"unknown selection rule {request.rule!r}: choose from {', '.join(RULES)}")
         check_fraction(request.keep, "keep fraction")
-        target = check_scorable(parse_target(request.target, state.graph, state.class_names))
         images = parse(request.images)
         chosen = items(images)
         key = Store.key("server-circuit-signed", model=state.fingerprint, sets=set_hashes(images), target=str(target),
@@ -111,15 +151,14 @@ def routes(state: ServerState) -> APIRouter:
 
         return cached_or_job("circuit", key, f"{request.method} circuit of {target} over {request.images}", work)
 
-    @router.post("/faithfulness", summary="how well circuits of each method and size reproduce the target (a job)")
+    @router.post("/faithfulness", summary="how well circuits of each method and size reproduce the target (a job)",
+                 responses=answers(body="job", write=True))
     def faithfulness(request: FaithfulnessRequest) -> Response:
-        from viscnn.circuits import get_method
         from viscnn.circuits.evaluate import check_fractions, evaluate
 
-        for method in request.methods:
-            get_method(method)
+        target = state.target(request.target)
+        check_methods(request.methods, target)
         fractions = check_fractions(request.fractions)
-        target = check_scorable(parse_target(request.target, state.graph, state.class_names))
         images = parse(request.images)
         held_out = parse(request.held_out) if request.held_out is not None else None
         train = items(images)

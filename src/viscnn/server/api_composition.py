@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, Response
 
 from viscnn.graph.ids import parse_unit
 from viscnn.server.jobs import JobContext
-from viscnn.server.responses import done, pending
+from viscnn.server.responses import answers, done, pending
 from viscnn.server.state import NotFound, ServerState
 from viscnn.store import Store
 
@@ -30,7 +30,8 @@ _KEY = re.compile(r"[0-9a-f]{64}")
 def routes(state: ServerState) -> APIRouter:
     router = APIRouter(tags=["composition"])
 
-    @router.get("/composition", summary="the units composing one unit's response to one image (a job)")
+    @router.get("/composition", summary="the units composing one unit's response to one image (a job)",
+                responses=answers(404, body="job"))
     def composition(image: str, unit: str = Query(..., max_length=500), top_k: int = Query(3, ge=1, le=10),
                     depth: int = Query(3, ge=0, le=6)) -> Response:
         from viscnn.circuits.composition import compose
@@ -58,7 +59,7 @@ def routes(state: ServerState) -> APIRouter:
                                          key=f"composition|{key}"))
 
     @router.get("/composition/saliency/{key}.png", summary="a composition node's input saliency (image | saliency)",
-                response_class=Response)
+                response_class=Response, responses=answers(404, body="png"))
     def saliency(key: str) -> Response:
         path = state.store.get_path(SALIENCY, key) if state.store is not None and _KEY.fullmatch(key) else None
         if path is None:

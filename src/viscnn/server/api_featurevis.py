@@ -1,21 +1,24 @@
 """Routes: feature visualizations of nodes and edges, and dataset examples: from the store, else as jobs.
 
-A render or an example set that is not stored yet is answered with 202 and a job (JSON, not a PNG);
-the page follows the job and asks again. Render cache keys are those of `viscnn visualize`, so renders
-made on the command line are served as they are.
+A render is queued by a POST (`.../render`: 200 when stored, else 202 and a job) and read by a GET
+(`.../render.png`: the PNG, or 404 until it is rendered), so no `<img>` anywhere can make the server work.
+An example set that is not stored yet is answered with 202 and a job (JSON, not a PNG); the page follows
+the job and asks again. Render cache keys are those of `viscnn visualize`, so renders made on the command
+line are served as they are.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import quote
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
 
 from viscnn.scoring.targets import Target
 from viscnn.server.jobs import JobContext
-from viscnn.server.responses import done, pending
-from viscnn.server.state import ServerState, Unavailable
+from viscnn.server.responses import Index, answers, done, pending
+from viscnn.server.state import NotFound, ServerState, Unavailable
 from viscnn.store import Store
 
 if TYPE_CHECKING:
@@ -34,7 +37,8 @@ def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
         return state.store
 
     # --- renders -------------------------------------------------------------------------------------
-    def render_answer(objective: Target) -> Response:
+    def render_answer(objective: Target, png: str, *, queue: bool) -> Response:
+        """The stored render's PNG (`queue` False: 404 if there is none), or (`queue`) its job answer."""
         from viscnn.featurevis.keys import KIND, render_key, render_meta, render_parts, render_setup
         from viscnn.featurevis.render import RenderSettings, render
         from viscnn.store.cache import cached_image
@@ -43,8 +47,12 @@ def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
         settings = RenderSettings(steps=render_steps)
         parts = render_parts(render_setup(state.loaded, settings, fingerprint=state.fingerprint), objective)
         path = the_store.get_path(KIND, render_key(parts))
-        if path is not None:
+        if not queue:
+            if path is None:
+                raise NotFound(f"{objective} is not rendered yet: POST {png.rsplit('.png', 1)[0]} queues its render")
             return _png_file(path)
+        if path is not None:
+            return done({"objective": str(objective), "png": png})
 
         def work(context: JobContext) -> dict:
             context.report(0.05, f"rendering {objective} ({settings.steps} steps)")
@@ -52,21 +60,39 @@ def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
             image = result.images[0].permute(1, 2, 0).numpy()
             meta = render_meta(objective, [float(result.values[0])], float(result.initial_values[0]), settings)
             cached_image(the_store, KIND, parts, lambda: (image, meta))
-            return {"objective": str(objective), "value": float(result.values[0]), "seconds": round(result.seconds, 3)}
+            return {"objective": str(objective), "value": float(result.values[0]), "seconds": round(result.seconds, 3),
+                    "png": png}
 
         return pending(state.jobs.submit("render", work, f"render {objective}", key=f"render|{objective}"))
 
-    @router.get("/nodes/{layer}/{channel}/render.png", summary="a node's feature visualization (202 + job if not rendered yet)",
-                response_class=Response)
-    def node_render(layer: str, channel: int, mode: str = Query("channel", pattern="^(channel|neuron)$")) -> Response:
+    def node_objective(layer: str, channel: int, mode: str) -> tuple[Target, str]:
         state.check_channel(layer, channel)
-        return render_answer(Target("neuron" if mode == "neuron" else "node", layer, channel))
+        png = f"/api/nodes/{quote(layer)}/{channel}/render.png" + ("?mode=neuron" if mode == "neuron" else "")
+        return Target("neuron" if mode == "neuron" else "node", layer, channel), png
 
-    @router.get("/edges/{layer}/{out}/{inp}/render.png", summary="an edge's visualization (202 + job if not rendered yet)",
-                response_class=Response)
-    def edge_render(layer: str, out: int, inp: int) -> Response:
+    def edge_objective(layer: str, out: int, inp: int) -> tuple[Target, str]:
         state.check_edge(layer, out, inp)
-        return render_answer(Target("edge", layer, out, inp=inp))
+        return Target("edge", layer, out, inp=inp), f"/api/edges/{quote(layer)}/{out}/{inp}/render.png"
+
+    @router.get("/nodes/{layer}/{channel}/render.png", summary="a node's feature visualization (404 until rendered)",
+                response_class=Response, responses=answers(404, 503, body="png"))
+    def node_render(layer: str, channel: Index, mode: Literal["channel", "neuron"] = "channel") -> Response:
+        return render_answer(*node_objective(layer, channel, mode), queue=False)
+
+    @router.post("/nodes/{layer}/{channel}/render", summary="render a node's feature visualization (a job unless stored)",
+                 responses=answers(404, 503, job=True))
+    def node_render_job(layer: str, channel: Index, mode: Literal["channel", "neuron"] = "channel") -> Response:
+        return render_answer(*node_objective(layer, channel, mode), queue=True)
+
+    @router.get("/edges/{layer}/{out}/{inp}/render.png", summary="an edge's visualization (404 until rendered)",
+                response_class=Response, responses=answers(404, 503, body="png"))
+    def edge_render(layer: str, out: Index, inp: Index) -> Response:
+        return render_answer(*edge_objective(layer, out, inp), queue=False)
+
+    @router.post("/edges/{layer}/{out}/{inp}/render", summary="render an edge's visualization (a job unless stored)",
+                 responses=answers(404, 503, job=True))
+    def edge_render_job(layer: str, out: Index, inp: Index) -> Response:
+        return render_answer(*edge_objective(layer, out, inp), queue=True)
 
     # --- dataset examples ----------------------------------------------------------------------------
     def layer_examples(layer: str) -> LayerExamples | None:  # None: a job must compute them
@@ -92,8 +118,9 @@ def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
 
         return pending(state.jobs.submit("examples", work, "dataset examples of every node", key="examples"))
 
-    @router.get("/nodes/{layer}/{channel}/examples", summary="the images that excite and inhibit a node most (202 + job if not computed)")
-    def node_examples(layer: str, channel: int) -> Response:
+    @router.get("/nodes/{layer}/{channel}/examples", summary="the images that excite and inhibit a node most (202 + job if not computed)",
+                responses=answers(404, 503, body="job"))
+    def node_examples(layer: str, channel: Index) -> Response:
         spec = state.check_channel(layer, channel)
         examples = layer_examples(layer)
         if examples is None:
@@ -106,8 +133,8 @@ def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
         return done(node)
 
     @router.get("/nodes/{layer}/{channel}/examples.png", summary="a node's example patches as one picture",
-                response_class=Response)
-    def node_examples_png(layer: str, channel: int) -> Response:
+                response_class=Response, responses=answers(404, 503, job=True, body="png"))
+    def node_examples_png(layer: str, channel: Index) -> Response:
         from viscnn.inspection.examples import examples_png
 
         state.check_channel(layer, channel)

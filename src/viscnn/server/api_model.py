@@ -1,15 +1,17 @@
 """Routes: the model's graph, layouts, nodes, edges, activation maps and receptive fields."""
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from viscnn.graph import Layer
 from viscnn.inspection.draw import diverging
-from viscnn.server.layouts import Layouts
+from viscnn.server.layouts import KINDS, Layouts
 from viscnn.server.prune import KernelFacts
-from viscnn.server.responses import FastJSON
+from viscnn.server.responses import FastJSON, Index, answers, one_of
 from viscnn.server.state import NotFound, ServerState
 from viscnn.server.views import Maps, png, upscale
 
@@ -32,7 +34,7 @@ def routes(state: ServerState, facts: KernelFacts, maps: Maps, layouts: Layouts)
         "layers": [layer_json(layer) for layer in graph.layers.values()],
     }
 
-    @router.get("/model", summary="the model's kernel graph: layers, sizes, sources, receptive fields")
+    @router.get("/model", summary="the model's kernel graph: layers, sizes, sources, receptive fields", responses=answers())
     def model() -> dict:
         from viscnn.circuits import all_methods
         from viscnn.scoring.criteria import CRITERIA
@@ -40,18 +42,20 @@ def routes(state: ServerState, facts: KernelFacts, maps: Maps, layouts: Layouts)
         return {**model_json, "criteria": list(CRITERIA), "methods": sorted(all_methods()),
                 "default_target": "loss"}
 
-    @router.get("/layout", summary="where every node sits (docs/layout.md); 202 + job while a projection is computed")
-    def layout(kind: str = "grid") -> Response:
+    @router.get("/layout", summary="where every node sits (docs/layout.md); 202 + job while a projection is computed",
+                responses=answers(503, job=True))
+    def layout(kind: str = Query("grid", json_schema_extra=one_of(lambda: KINDS))) -> Response:
         return layouts.answer(kind)
 
-    @router.get("/nodes/{layer}/{channel}", summary="a node and its top incoming edges")
-    def node(layer: str, channel: int, query: str | None = None, top: int = Query(20, ge=1, le=1000)) -> dict:
+    @router.get("/nodes/{layer}/{channel}", summary="a node and its top incoming edges", responses=answers(404))
+    def node(layer: str, channel: Index, query: str | None = Query(None, description="a query's key, to score its edges"),
+             top: int = Query(20, ge=1, le=1000)) -> dict:
         spec = state.check_channel(layer, channel)
         scores = None
         if query is not None:
             scores = state.queries.get(query)
             if scores is None:
-                raise NotFound(f"unknown query {query!r}: run it again with POST /api/query (old ones are forgotten)")
+                raise NotFound(f"unknown query {query[:100]!r}: run it again with POST /api/query (old ones are forgotten)")
         norms = facts.norms(layer)[channel]
         edge_scores = scores.edges[layer][channel].float() if scores is not None and layer in scores.edges else None
         order = (edge_scores.abs() if edge_scores is not None else norms).argsort(descending=True)[:top]
@@ -73,8 +77,8 @@ def routes(state: ServerState, facts: KernelFacts, maps: Maps, layouts: Layouts)
         state.check_channel(layer, channel)
         return maps.node_map(state.image(image), layer, channel)
 
-    @router.get("/activation", summary="a node's map for one image (BN folded)")
-    def activation(image: str, layer: str, channel: int) -> Response:
+    @router.get("/activation", summary="a node's map for one image (BN folded)", responses=answers(404))
+    def activation(image: str, layer: str, channel: Annotated[int, Query(ge=0)]) -> Response:
         values = activation_values(image, layer, channel)
         return FastJSON({"image": image, "layer": layer, "channel": channel, "height": values.shape[0],
                          "width": values.shape[1], "min": float(values.min()), "max": float(values.max()),
@@ -82,12 +86,13 @@ def routes(state: ServerState, facts: KernelFacts, maps: Maps, layouts: Layouts)
                          "png": f"/api/activation.png?image={image}&layer={layer}&channel={channel}"})
 
     @router.get("/activation.png", summary="a node's map for one image, blue < 0 < red, one pixel per unit",
-                response_class=Response)
-    def activation_png(image: str, layer: str, channel: int) -> Response:
+                response_class=Response, responses=answers(404, body="png"))
+    def activation_png(image: str, layer: str, channel: Annotated[int, Query(ge=0)]) -> Response:
         return Response(png(diverging(activation_values(image, layer, channel).numpy())), media_type="image/png")
 
-    @router.get("/receptive_field", summary="where unit (y, x) of a layer's map looks, in input pixels")
-    def receptive_field(layer: str, y: int, x: int) -> dict:
+    @router.get("/receptive_field", summary="where unit (y, x) of a layer's map looks, in input pixels",
+                responses=answers(404))
+    def receptive_field(layer: str, y: Annotated[int, Query(ge=0)], x: Annotated[int, Query(ge=0)]) -> dict:
         spec = state.conv_layer(layer)
         height, width = spec.output_shape[-2:]
         if not (0 <= y < height and 0 <= x < width):
@@ -102,30 +107,32 @@ def routes(state: ServerState, facts: KernelFacts, maps: Maps, layouts: Layouts)
     def edge_check(layer: str, out: int, inp: int) -> Layer:
         return state.check_edge(layer, out, inp)
 
-    @router.get("/edges/{layer}/{out}/{inp}", summary="an edge: its BN-folded kernel, sign and source nodes")
-    def edge(layer: str, out: int, inp: int) -> dict:
+    @router.get("/edges/{layer}/{out}/{inp}", summary="an edge: its BN-folded kernel, sign and source nodes",
+                responses=answers(404))
+    def edge(layer: str, out: Index, inp: Index) -> dict:
         spec = edge_check(layer, out, inp)
         local = inp - (out // spec.out_per_group) * spec.in_per_group
         kernel = facts.folded(layer)[out, local]
         return {"layer": layer, "out": out, "in": inp, "kernel": kernel.tolist(), "sign": int(facts.signs(layer)[out, local]),
                 "sources": [{"layer": n.layer, "channel": n.channel} for n in spec.in_sources(inp)]}
 
-    @router.get("/edges/{layer}/{out}/{inp}/kernel.png", summary="the kernel as a heatmap", response_class=Response)
-    def edge_kernel(layer: str, out: int, inp: int) -> Response:
+    @router.get("/edges/{layer}/{out}/{inp}/kernel.png", summary="the kernel as a heatmap", response_class=Response,
+                responses=answers(404, body="png"))
+    def edge_kernel(layer: str, out: Index, inp: Index) -> Response:
         spec = edge_check(layer, out, inp)
         local = inp - (out // spec.out_per_group) * spec.in_per_group
         return Response(png(upscale(diverging(facts.folded(layer)[out, local].numpy()))), media_type="image/png")
 
     @router.get("/edges/{layer}/{out}/{inp}/input.png", summary="the map feeding the edge, for one image",
-                response_class=Response)
-    def edge_input(layer: str, out: int, inp: int, image: str) -> Response:
+                response_class=Response, responses=answers(404, body="png"))
+    def edge_input(layer: str, out: Index, inp: Index, image: str) -> Response:
         edge_check(layer, out, inp)
         values = maps.input_map(state.image(image), layer, inp)
         return Response(png(diverging(values.numpy())), media_type="image/png")
 
     @router.get("/edges/{layer}/{out}/{inp}/output.png", summary="what this kernel alone outputs, for one image",
-                response_class=Response)
-    def edge_output(layer: str, out: int, inp: int, image: str) -> Response:
+                response_class=Response, responses=answers(404, body="png"))
+    def edge_output(layer: str, out: Index, inp: Index, image: str) -> Response:
         edge_check(layer, out, inp)
         values = maps.kernel_output(state.image(image), layer, out, inp, bn_scale=facts.bn_scale(layer))
         return Response(png(diverging(values.numpy())), media_type="image/png")

@@ -2,42 +2,50 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from viscnn.server import queries
-from viscnn.server.jobs import FINAL, Job, JobContext
+from viscnn.scoring.criteria import CRITERIA
+from viscnn.server import queries, streams
+from viscnn.server.jobs import Job, JobContext
 from viscnn.server.prune import KernelFacts
-from viscnn.server.responses import FastJSON, pending
+from viscnn.server.responses import FastJSON, answers, one_of, pending
 from viscnn.server.state import LRU, NotFound, ServerState
 
 
+def _share() -> Any:
+    return Field(None, ge=0, le=1, allow_inf_nan=False, description="a share in [0, 1]; give at most one of *_fraction and *_cumulative")
+
+
 class QueryRequest(BaseModel):
-    images: str = Field(..., description="image-set expression, e.g. 'tiger_cat - overall'", max_length=1000)
-    target: str = Field("loss", max_length=500)
-    criterion: str = "taylor"
-    node_fraction: float | None = None
-    node_cumulative: float | None = None
-    edge_fraction: float | None = None
-    edge_cumulative: float | None = None
-    max_edges: int = queries.MAX_EDGES
+    model_config = ConfigDict(extra="forbid")
+
+    images: str = Field(..., description="image-set expression, e.g. 'tiger_cat - overall'", min_length=1, max_length=1000)
+    target: str = Field("loss", min_length=1, max_length=500, description="a target of README's Scores table")
+    criterion: str = Field("taylor", json_schema_extra=one_of(lambda: CRITERIA))
+    node_fraction: float | None = _share()
+    node_cumulative: float | None = _share()
+    edge_fraction: float | None = _share()
+    edge_cumulative: float | None = _share()
+    max_edges: int = Field(queries.MAX_EDGES, ge=0, le=10 * queries.MAX_EDGES)
 
 
 def routes(state: ServerState, facts: KernelFacts) -> APIRouter:
     router = APIRouter(tags=["queries and jobs"])
     hashes = queries.SetHashes()
-    answers = LRU(8)  # what was drawn for a query and thresholds, as JSON bytes: asking again costs nothing
+    drawn = LRU(8)  # what was drawn for a query and thresholds, as JSON bytes: asking again costs nothing
 
-    @router.post("/query", summary="score every node and edge for a target over an image-set expression")
+    @router.post("/query", summary="score every node and edge for a target over an image-set expression",
+                 responses=answers(body="job", write=True))
     def query(request: QueryRequest) -> Response:
         start = time.perf_counter()
         spec = queries.check_query(state, hashes, **request.model_dump())
         drawn_key = f"{spec.key}|{spec.node_rule}|{spec.edge_rule}|{spec.max_edges}"
-        if (encoded := answers.get(drawn_key)) is not None:
+        if (encoded := drawn.get(drawn_key)) is not None:
             return _done_bytes(encoded, start)
         scores = state.queries.get(spec.key)
         if scores is not None:
@@ -47,7 +55,7 @@ def routes(state: ServerState, facts: KernelFacts) -> APIRouter:
         if scores is not None:
             encoded = orjson.dumps(queries.answer(state, facts, spec, scores, {**how, "seconds": None}),
                                    option=orjson.OPT_SERIALIZE_NUMPY)
-            answers.put(drawn_key, encoded)
+            drawn.put(drawn_key, encoded)
             return _done_bytes(encoded, start)
 
         def work(context: JobContext) -> dict:
@@ -59,25 +67,25 @@ def routes(state: ServerState, facts: KernelFacts) -> APIRouter:
         job = state.jobs.submit("query", work, f"{spec.criterion} of {spec.target} over {spec.images}", key=drawn_key)
         return pending(job)
 
-    @router.get("/jobs", summary="running and recent jobs (without results)")
+    @router.get("/jobs", summary="running and recent jobs (without results)", responses=answers())
     def jobs() -> list[dict]:
         return [job.to_json(result=False) for job in state.jobs.jobs()]
 
-    @router.get("/jobs/{job_id}", summary="a job's state, progress and (when done) result")
+    @router.get("/jobs/{job_id}", summary="a job's state, progress and (when done) result", responses=answers(404),
+                operation_id="get_job")
     def job(job_id: str) -> Response:
         return FastJSON(_job(state, job_id).to_json())
 
-    @router.delete("/jobs/{job_id}", summary="cancel a job (a finished one is left as it is)")
+    @router.delete("/jobs/{job_id}", summary="cancel a job (a finished one is left as it is)", responses=answers(403, 404),
+                   operation_id="cancel_job")
     def cancel(job_id: str) -> Response:
         _job(state, job_id)
         return FastJSON(state.jobs.cancel(job_id).to_json(result=False))
 
     @router.get("/jobs/{job_id}/events", summary="Server-Sent Events: progress..., then done, error or cancelled",
-                response_class=StreamingResponse)
-    def events(job_id: str, heartbeat: float = Query(15.0, gt=0, le=60)) -> StreamingResponse:
-        the_job = _job(state, job_id)
-        return StreamingResponse(_stream(the_job, heartbeat), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                response_class=StreamingResponse, responses=answers(404, body="events"))
+    async def events(job_id: str, heartbeat: float = Query(15.0, gt=0, le=60)) -> StreamingResponse:
+        return streams.job_stream(state.jobs, _job(state, job_id), heartbeat)
 
     return router
 
@@ -98,23 +106,4 @@ def _job(state: ServerState, job_id: str) -> Job:
     try:
         return state.jobs.get(job_id)
     except KeyError:
-        raise NotFound(f"unknown job {job_id!r} (finished jobs are forgotten after a while)") from None
-
-
-def _event(name: str, data: dict) -> bytes:
-    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n\n"
-
-
-def _stream(job: Job, heartbeat: float) -> Iterator[bytes]:
-    """Events until the job ends; a comment line every `heartbeat` s keeps proxies from closing the stream."""
-    version = -1
-    while True:
-        current = job.wait_change(version, heartbeat)
-        if current == version:
-            yield b": heartbeat\n\n"
-            continue
-        version = current
-        if job.state in FINAL:
-            yield _event(job.state, job.to_json(result=job.state == "done"))
-            return
-        yield _event("progress", job.to_json(result=False))
+        raise NotFound(f"unknown job {job_id[:100]!r} (finished jobs are forgotten after a while)") from None

@@ -21,15 +21,20 @@ from viscnn.server import (
     api_images,
     api_model,
     api_query,
+    streams,
 )
+from viscnn.server.jobs import Busy
 from viscnn.server.layouts import Layouts
+from viscnn.server.middleware import DEFAULT_MAX_BODY_MB, BodyLimit, SameOrigin
 from viscnn.server.prune import KernelFacts
-from viscnn.server.security import COOKIE, BadToken, NotAnImage, TooLarge, token_matches
+from viscnn.server.responses import http_error, install_openapi
+from viscnn.server.security import COOKIE, BadToken, Forbidden, NotAnImage, TooLarge, token_matches
 from viscnn.server.state import NotFound, ServerState, Unavailable
 from viscnn.server.views import Maps
 
 LOCAL_NAMES = ("127.0.0.1", "localhost", "::1")
-STATUS = [(NotFound, 404), (TooLarge, 413), (NotAnImage, 415), (BadToken, 401), (Unavailable, 503), (ViscnnError, 400)]
+STATUS = [(NotFound, 404), (TooLarge, 413), (NotAnImage, 415), (BadToken, 401), (Forbidden, 403), (Busy, 429),
+          (Unavailable, 503), (ViscnnError, 400)]
 NO_PAGE = """<!doctype html><meta charset="utf-8"><title>viscnn</title>
 <p>The viscnn page is not built ({where} is missing): run <code>bash scripts/setup.sh</code>.
 The API is up: see <a href="/api/docs">/api/docs</a>.</p>"""
@@ -54,12 +59,15 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 
 def create_app(state: ServerState, web_dir: Path | None = None, render_steps: int = 256,
-               prepare: str | None = None) -> FastAPI:
+               prepare: str | None = None, *, max_body_mb: float = DEFAULT_MAX_BODY_MB) -> FastAPI:
     """The app for one `ServerState` (one model, one image-set spec).
 
     `render_steps`: optimisation steps of a feature visualization; `prepare`: a layout kind to start
-    preparing in the background at once (with the dataset examples), so the page finds it ready.
+    preparing in the background at once (with the dataset examples), so the page finds it ready;
+    `max_body_mb`: the largest request body any route takes (413 over it, found while reading).
     """
+    if not max_body_mb > 0:
+        raise ViscnnError(f"--max-body must be a positive number of MB, not {max_body_mb}")
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if prepare:
@@ -80,31 +88,21 @@ def create_app(state: ServerState, web_dir: Path | None = None, render_steps: in
     app.include_router(api_circuits.routes(state), prefix="/api")
     app.include_router(api_composition.routes(state), prefix="/api")
     app.include_router(api_featurevis.routes(state, render_steps), prefix="/api")
+    app.include_router(streams.routes(state.jobs), prefix="/api")
+    install_openapi(app, token=bool(state.token))
 
     @app.exception_handler(ViscnnError)
     async def viscnn_error(request: Request, exc: ViscnnError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=_status(exc))
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Busy) else None
+        return JSONResponse({"detail": str(exc)}, status_code=_status(exc), headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _validation_message(exc)}, status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        detail = exc.detail if exc.status_code != 404 or request.url.path.startswith("/api") else "no such page"
-        if exc.status_code == 404 and detail == "Not Found":
-            detail = f"no such endpoint: {request.method} {request.url.path} (see /api/docs)"
-        return JSONResponse({"detail": detail}, status_code=exc.status_code)
-
-    @app.middleware("http")
-    async def limit_uploads(request: Request, call_next: Callable) -> Response:
-        # refuse a too large upload from its header, before the multipart parser spools it to disk
-        length = request.headers.get("content-length", "")
-        if request.method == "POST" and request.url.path == "/api/images" and length.isdigit() \
-                and int(length) > state.max_upload_bytes + 64 * 1024:
-            return JSONResponse({"detail": f"the upload is {int(length) / 1e6:.1f} MB; the limit is "
-                                           f"{state.max_upload_bytes / 1e6:.0f} MB"}, status_code=413)
-        return await call_next(request)
+    async def starlette_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return http_error(request, exc)  # 404s, and 405s with their Allow header
 
     if not state.token:
         @app.middleware("http")
@@ -134,6 +132,10 @@ def create_app(state: ServerState, web_dir: Path | None = None, render_steps: in
             if ok and request.query_params.get("token"):
                 response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
             return response
+
+    # outermost last: every request meets the body limit first, then the same-origin rule, then the above
+    app.add_middleware(SameOrigin)
+    app.add_middleware(BodyLimit, max_bytes=int(max_body_mb * 1e6))
 
     web = web_dir or default_web_dir()
     if (web / "index.html").is_file():

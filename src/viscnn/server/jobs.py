@@ -4,9 +4,14 @@ A job's function gets a `JobContext`: it reports progress through it and it is c
 Cancellation is cooperative but reaches deep: while a job runs, every conv call in its thread checks the
 job's cancel flag (a TorchFunctionMode; modes are per thread), so even a method that never looks at
 the flag stops within one layer.
+
+The queue is bounded (`QueueLimits`): a kind with too many jobs waiting refuses more (`Busy`, a 429), a
+queued job nobody follows or asks about is cancelled before it starts, and finished jobs are forgotten
+after a while. Event streams wait for changes on the event loop (`Job.changed_async`), never in a thread.
 """
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import threading
@@ -14,12 +19,14 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch.overrides import TorchFunctionMode
 
 from viscnn.errors import ViscnnError
+from viscnn.server.security import check_may_queue
 
 STATES = ("queued", "running", "done", "error", "cancelled")
 FINAL = ("done", "error", "cancelled")
@@ -27,6 +34,76 @@ FINAL = ("done", "error", "cancelled")
 
 class Cancelled(Exception):
     """Raised inside a job's thread once the job was cancelled."""
+
+
+class Busy(ViscnnError):
+    """Too many jobs of a kind are waiting: a 429 with Retry-After."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+# How many jobs of a kind may wait at once. A node's panel asks for ~17 renders (its own and its inputs'
+# sources), so renders get room for a few panels; an evaluation holds the worker for minutes, so few.
+CAPS = {"query": 8, "circuit": 8, "composition": 16, "faithfulness": 4, "render": 64}
+
+
+@dataclass(frozen=True)
+class QueueLimits:
+    """Bounds of the user's queue (seconds and counts).
+
+    `caps`: queued jobs per kind (`default_cap` for other kinds); `orphan_grace`: how long a queued job
+    waits after its last follower (an event stream) left before it is cancelled, unless someone asks about
+    it; `unasked`: the same for a queued job nobody ever followed (an API client polling it resets the
+    clock at each poll); `keep_finished`: how long a finished job stays listed.
+    """
+
+    caps: dict[str, int] = field(default_factory=lambda: dict(CAPS))
+    default_cap: int = 16
+    orphan_grace: float = 10.0
+    unasked: float = 120.0
+    keep_finished: float = 900.0
+    retry_after: int = 5
+    max_streams: int = 1000  # open event streams (each holds a socket, no thread)
+
+    def cap(self, kind: str) -> int:
+        return self.caps.get(kind, self.default_cap)
+
+
+class Signal:
+    """Wakes coroutines (on whichever event loop they wait) when another thread says something changed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def fire(self) -> None:
+        with self._lock:
+            waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            with suppress(RuntimeError):  # that loop has closed: nobody waits any more
+                loop.call_soon_threadsafe(_wake, future)
+
+    async def wait(self, changed: Callable[[], bool], timeout: float) -> None:
+        """Return once `changed()` is true after a `fire`, or after `timeout` s."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        entry = (loop, future)
+        with self._lock:
+            self._waiters.append(entry)
+        try:
+            if not changed():  # registered first: a change between the check and the wait still wakes us
+                with suppress(asyncio.TimeoutError):  # TimeoutError itself only from Python 3.11
+                    await asyncio.wait_for(future, timeout)
+        finally:
+            with self._lock, suppress(ValueError):
+                self._waiters.remove(entry)
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class _CancelCheck(TorchFunctionMode):
@@ -63,8 +140,14 @@ class Job:
     started: float | None = None
     finished: float | None = None
     version: int = 0
+    background: bool = False
+    followers: int = 0  # open event streams that follow it
+    followed: bool = False  # someone followed it once
+    asked: float = field(default_factory=time.monotonic)  # when someone last submitted, polled or left it
     cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
     changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
+    signal: Signal = field(default_factory=Signal, repr=False)
+    on_change: Callable[[], None] = field(default=lambda: None, repr=False)
 
     @property
     def seconds(self) -> float:
@@ -86,12 +169,14 @@ class Job:
                 setattr(self, name, value)
             self.version += 1
             self.changed.notify_all()
+        self.signal.fire()
+        self.on_change()
 
-    def wait_change(self, version: int, timeout: float) -> int:
-        """Block until the job's version differs from `version` (or `timeout` s); return the current one."""
-        with self.changed:
-            self.changed.wait_for(lambda: self.version != version, timeout)
-            return self.version
+    async def changed_async(self, version: int, timeout: float) -> int:
+        """Wait until the job's version differs from `version` (or `timeout` s) and return the current one.
+        Waits on the event loop, holding no thread."""
+        await self.signal.wait(lambda: self.version != version, timeout)
+        return self.version
 
 
 class JobContext:
@@ -135,14 +220,19 @@ PRIORITY = {"query": 0, "composition": 1, "circuit": 1, "render": 2, "faithfulne
 class JobManager:
     """Runs jobs one at a time (the CPU is shared) in a worker thread and keeps the recent ones.
 
-    Queued jobs of the user's start by `PRIORITY` of their kind (unknown kinds: 1), then in order.
+    Queued jobs of the user's start by `PRIORITY` of their kind (unknown kinds: 1), then in order; the
+    queue is bounded by `limits` (see `QueueLimits`), and nothing is queued for a request that may not
+    queue work (`security.check_may_queue`: a request from another site's page).
 
     Background jobs (the precompute `viscnn serve` starts) have a worker of their own, so what the
     user asks for never waits behind them, and they pause at their next conv call while a job of the
-    user's runs, so they do not slow it down either.
+    user's runs, so they do not slow it down either. They are neither capped nor expired.
+
+    `changes` fires whenever any job changes (or a new one appears): the all-jobs event stream waits on it.
     """
 
-    def __init__(self, workers: int = 1, keep: int = 200, keep_results: int = 20) -> None:
+    def __init__(self, workers: int = 1, keep: int = 200, keep_results: int = 20, *,
+                 limits: QueueLimits | None = None) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="viscnn-job")
         self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="viscnn-background")
         self._jobs: dict[str, Job] = {}
@@ -150,24 +240,53 @@ class JobManager:
         self._ids = itertools.count(1)
         self._keep = keep
         self._keep_results = keep_results
+        self.limits = limits or QueueLimits()
         self._by_key: dict[str, Job] = {}
         self._user_idle = threading.Event()  # set while no job of the user's runs
         self._user_idle.set()
         self._user_running = 0
         self._queue: list[tuple[int, int, Job, Callable[[JobContext], Any]]] = []  # a heap
         self._order = itertools.count()
+        self.changes = Signal()
+        self._epochs = itertools.count(1)
+        self.epoch = 0  # a new value at every change of any job (unique, so no change is lost between threads)
+        self.streams = 0  # event streams open now
+
+    def _changed(self) -> None:
+        self.epoch = next(self._epochs)
+        self.changes.fire()
+
+    async def changed_async(self, epoch: int, timeout: float) -> int:
+        """Wait until `epoch` differs from the current one (or `timeout` s) and return the current one."""
+        await self.changes.wait(lambda: self.epoch != epoch, timeout)
+        return self.epoch
 
     def submit(self, kind: str, function: Callable[[JobContext], Any], description: str = "", *,
                key: str | None = None, background: bool = False) -> Job:
-        """Queue `function(context)`; with `key`, a job for the same key that is not failed is reused."""
+        """Queue `function(context)`; with `key`, a job for the same key that is not failed is reused.
+
+        Raises `Forbidden` for a request that may not queue work and `Busy` when `kind` has its cap of
+        jobs waiting (a reused job is neither: it is already there)."""
+        self.sweep()
         with self._lock:
             if key is not None and (old := self._by_key.get(key)) is not None and old.state not in ("error", "cancelled"):
+                old.asked = time.monotonic()
                 return old
-            job = Job(f"{kind}-{next(self._ids)}", kind, description)
+        if not background:
+            check_may_queue()
+        with self._lock:
+            if not background:
+                waiting = sum(1 for j in self._jobs.values() if j.kind == kind and j.state == "queued" and not j.background)
+                if waiting >= self.limits.cap(kind):
+                    raise Busy(f"{waiting} {kind} jobs are already waiting, the most this server queues: try again when "
+                               f"some have finished, or cancel some (DELETE /api/jobs/ID)", self.limits.retry_after)
+            job = Job(f"{kind}-{next(self._ids)}", kind, description, background=background,
+                      on_change=self._changed)
             self._jobs[job.id] = job
             if key is not None:
                 self._by_key[key] = job
             self._trim()
+        self._changed()
         if background:
             self._background.submit(self._run, job, function, True)
         else:
@@ -177,9 +296,30 @@ class JobManager:
         return job
 
     def _next(self) -> None:
+        self.sweep()  # a job nobody follows any more is cancelled before it would start
         with self._lock:
             _, _, job, function = heapq.heappop(self._queue)
         self._run(job, function)
+
+    def sweep(self) -> None:
+        """Cancel queued jobs nobody follows or asks about (see `QueueLimits`) and forget old finished ones."""
+        now = time.monotonic()
+        limits = self.limits
+        with self._lock:
+            orphans = [j for j in self._jobs.values() if j.state == "queued" and not j.background and not j.followers
+                       and now - j.asked > (limits.orphan_grace if j.followed else limits.unasked)]
+            expired = [j for j in self._jobs.values() if j.state in FINAL and j.finished is not None
+                       and time.time() - j.finished > limits.keep_finished]
+            for job in expired:
+                del self._jobs[job.id]
+            if expired:
+                gone = {id(j) for j in expired}
+                self._by_key = {k: j for k, j in self._by_key.items() if id(j) not in gone}
+        for job in orphans:
+            waited = limits.orphan_grace if job.followed else limits.unasked
+            self._cancel(job, f"cancelled before it started: nobody followed or asked about it for {waited:g} s")
+        if expired:
+            self._changed()
 
     def _trim(self) -> None:
         """Forget old finished jobs, and the results (megabytes for a big model's query) of all but the recent ones."""
@@ -230,26 +370,67 @@ class JobManager:
         else:
             job.update(state="done", result=result, progress=1.0, message="done", finished=time.time())
 
-    def get(self, job_id: str) -> Job:
+    def get(self, job_id: str, *, ask: bool = True) -> Job:
+        """The job (KeyError if unknown); `ask`: this counts as someone asking about it (keeps it queued)."""
         with self._lock:
             job = self._jobs.get(job_id)
         if job is None:
             raise KeyError(job_id)
+        if ask:
+            job.asked = time.monotonic()
         return job
 
-    def jobs(self) -> list[Job]:
+    def jobs(self, *, sweep: bool = True) -> list[Job]:
+        if sweep:
+            self.sweep()
         with self._lock:
             return list(self._jobs.values())
 
+    def check_stream_room(self) -> None:
+        """Raise `Busy` when `limits.max_streams` event streams are open already."""
+        if self.streams >= self.limits.max_streams:
+            raise Busy(f"{self.streams} event streams are open, the most this server keeps: close some, or poll "
+                       f"GET /api/jobs/ID", self.limits.retry_after)
+
+    @contextmanager
+    def streaming(self) -> Iterator[None]:
+        """Counts an open event stream while inside."""
+        with self._lock:
+            self.streams += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.streams -= 1
+
+    @contextmanager
+    def following(self, jobs: Iterable[Job]) -> Iterator[None]:
+        """While inside, `jobs` count as followed (an event stream is open for them); leaving starts their grace."""
+        jobs = list(jobs)
+        with self._lock:
+            for job in jobs:
+                job.followers += 1
+                job.followed = True
+        try:
+            yield
+        finally:
+            now = time.monotonic()
+            with self._lock:
+                for job in jobs:
+                    job.followers -= 1
+                    job.asked = now
+
     def cancel(self, job_id: str) -> Job:
-        job = self.get(job_id)
+        return self._cancel(self.get(job_id), "cancelled before it started")
+
+    def _cancel(self, job: Job, queued_message: str) -> Job:
         with job.changed:
             if job.state in FINAL:
                 return job
             job.cancel_event.set()
             if job.state == "queued":
                 now = time.time()
-                job.update(state="cancelled", message="cancelled before it started", started=now, finished=now)
+                job.update(state="cancelled", message=queued_message, started=now, finished=now)
             else:
                 job.update(message="cancelling")
         return job

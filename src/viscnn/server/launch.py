@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from viscnn.errors import ViscnnError
+from viscnn.server.middleware import DEFAULT_MAX_BODY_MB
 from viscnn.server.security import check_host
 from viscnn.server.state import ServerState
 
@@ -74,7 +75,8 @@ class Running:
 
 
 def serve_background(state: ServerState, *, host: str = "127.0.0.1", port: int | None = None,
-                     web_dir: Path | None = None, prepare: str | None = None, render_steps: int = 256) -> Running:
+                     web_dir: Path | None = None, prepare: str | None = None, render_steps: int = 256,
+                     max_body_mb: float = DEFAULT_MAX_BODY_MB) -> Running:
     """Start uvicorn in a daemon thread and wait until it answers."""
     import uvicorn
 
@@ -83,7 +85,8 @@ def serve_background(state: ServerState, *, host: str = "127.0.0.1", port: int |
     check_host(host, state.token)
     port = port or free_port(host)
     check_port(host, port)
-    config = uvicorn.Config(create_app(state, web_dir, render_steps, prepare), host=host, port=port, log_level="warning",
+    app = create_app(state, web_dir, render_steps, prepare, max_body_mb=max_body_mb)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                             timeout_graceful_shutdown=2)  # open event streams must not hold up a stop
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"viscnn-server-{port}", daemon=True)

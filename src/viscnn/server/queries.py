@@ -11,7 +11,7 @@ from viscnn.scoring.criteria import CRITERIA
 from viscnn.scoring.expression import Expression, parse_expression
 from viscnn.scoring.query import KIND, score_key, score_sets
 from viscnn.scoring.scores import Scores
-from viscnn.scoring.targets import Target, check_scorable, parse_target
+from viscnn.scoring.targets import Target
 from viscnn.server.jobs import JobContext
 from viscnn.server.prune import KernelFacts, Rule, prune
 from viscnn.server.state import ServerState
@@ -74,7 +74,7 @@ def check_query(state: ServerState, hashes: SetHashes, images: str, *, target: s
         raise ViscnnError("give an image-set expression, e.g. 'overall' or 'tiger_cat - overall'")
     sets = state.image_sets
     parsed = parse_expression(images, list(sets))
-    the_target = check_scorable(parse_target(target, state.graph, state.class_names))
+    the_target = state.target(target)
     node_rule = Rule.of(node_fraction, node_cumulative, DEFAULT_NODE_RULE, "node")
     edge_rule = Rule.of(edge_fraction, edge_cumulative, DEFAULT_EDGE_RULE, "edge")
     if not 0 <= max_edges <= 10 * MAX_EDGES:

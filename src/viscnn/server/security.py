@@ -1,4 +1,5 @@
-"""The server's guards: the access token, upload checks, and which hosts count as local."""
+"""The server's guards: the access token, upload checks, which hosts count as local, and which requests
+come from another site's page (they may read, but neither write nor queue work)."""
 from __future__ import annotations
 
 import hmac
@@ -6,6 +7,10 @@ import io
 import ipaddress
 import secrets
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from urllib.parse import urlsplit
 
 from viscnn.errors import ViscnnError
 
@@ -24,6 +29,70 @@ class NotAnImage(ViscnnError):
 
 class BadToken(ViscnnError):
     """A request without the server's token: a 401."""
+
+
+class Forbidden(ViscnnError):
+    """A request from another site's page that would write or queue work: a 403."""
+
+
+# Why the request being answered may not queue work (None: it may). Set per request by the SameOrigin
+# middleware; a context variable, so it follows the request into the thread that runs its route.
+_REFUSAL: ContextVar[str | None] = ContextVar("viscnn_queue_refusal", default=None)
+DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def _netloc(scheme: str, host: str, port: int | None) -> str:
+    port = port if port is not None else DEFAULT_PORTS.get(scheme)
+    return f"{host.lower().strip('[]')}:{port}"
+
+
+def foreign_origin(headers: dict[str, str], scheme: str = "http") -> str | None:
+    """Why a request comes from another site's page, or None (from this server's page, or not from a page).
+
+    `headers`: lower-case names. A browser says where a request comes from by `Sec-Fetch-Site` (which a
+    page cannot change; it alone decides when present), else by `Origin` (every POST, PUT and DELETE), else
+    by `Referer`, compared with the request's `Host`. A request with none of them (curl, a script, an old browser's plain GET) is not from a page.
+    Host and port are compared, not the scheme, so a TLS proxy in front of the server changes nothing.
+    """
+    site = headers.get("sec-fetch-site")
+    if site is not None:  # the browser's own word: "none" is the user typing the URL or opening a bookmark
+        return None if site in ("same-origin", "none") else f"a {site} request (Sec-Fetch-Site: {site[:20]})"
+    host = headers.get("host", "")
+    try:
+        parts = urlsplit(f"//{host}")
+        own = _netloc(scheme, parts.hostname or "", parts.port)
+    except ValueError:
+        return f"a request to the malformed host {host[:60]!r}"
+    for name in ("origin", "referer"):
+        given = headers.get(name)
+        if given is None:
+            continue
+        try:
+            parts = urlsplit(given)
+            theirs = _netloc(parts.scheme, parts.hostname or "", parts.port) if parts.hostname else None
+        except ValueError:
+            theirs = None
+        if theirs != own:
+            return f"a request from {given[:80]!r} ({name.capitalize()})"
+        return None
+    return None
+
+
+@contextmanager
+def queueing_refused(reason: str | None) -> Iterator[None]:
+    """Inside: `check_may_queue` raises `Forbidden` naming `reason` (None: it passes)."""
+    token = _REFUSAL.set(reason)
+    try:
+        yield
+    finally:
+        _REFUSAL.reset(token)
+
+
+def check_may_queue() -> None:
+    """Raise `Forbidden` if the request being answered comes from another site's page (see `foreign_origin`)."""
+    reason = _REFUSAL.get()
+    if reason is not None:
+        raise Forbidden(f"{reason} may read this server but not make it work: open the page this server serves")
 
 
 def is_local(host: str) -> bool:

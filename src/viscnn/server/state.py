@@ -17,6 +17,7 @@ from viscnn.server.jobs import JobManager
 
 if TYPE_CHECKING:
     from viscnn.data import ImageSet
+    from viscnn.scoring.targets import Target
     from viscnn.store import Store
 
 UPLOADS = "uploads"
@@ -84,6 +85,7 @@ class ServerState:
         self.image_sets = open_image_sets(images_spec, self.class_names, resize=resize)
         self.fingerprint = loaded.fingerprint()
         self.device = next((p.device for p in loaded.module.parameters()), torch.device("cpu"))
+        self.num_outputs = _num_outputs(loaded, self.device)
         self.jobs = JobManager()
         self.queries = LRU(8)  # key -> combined Scores of a query (Lite0: 13 MB each)
         self.upload_dir = upload_dir
@@ -108,7 +110,7 @@ class ServerState:
     def image(self, image_id: str) -> ImageRef:
         ref = self.images.get(image_id)
         if ref is None:
-            raise NotFound(f"unknown image {image_id!r}: use an id from /api/images")
+            raise NotFound(f"unknown image {image_id[:100]!r}: use an id from /api/images")
         return ref
 
     def set_of(self, ref: ImageRef) -> ImageSet:
@@ -155,7 +157,7 @@ class ServerState:
     def conv_layer(self, name: str) -> Layer:
         layer = self.graph.layers.get(name)
         if layer is None or layer.kind != "conv":
-            raise NotFound(f"unknown conv layer {name!r}: see /api/model for the layers")
+            raise NotFound(f"unknown conv layer {name[:100]!r}: see /api/model for the layers")
         return layer
 
     def check_channel(self, layer_name: str, channel: int) -> Layer:
@@ -172,8 +174,38 @@ class ServerState:
             raise NotFound(f"layer {layer_name} has no kernel {out}<-{inp}: output {out} reads input channels {low}..{high - 1}")
         return layer
 
+    def target(self, text: str, *, what: str = "target") -> Target:
+        """A scorable target (README's Scores table), checked against this model before any work: its layer,
+        channel, unit (inside the layer's map), class (one of the model's outputs)."""
+        from viscnn.scoring.targets import check_scorable, parse_target
+
+        target = check_scorable(parse_target(text, self.graph, self.class_names))
+        shown = f"{what} {text[:80]!r}"
+        if target.kind in ("loss", "logit") and self.num_outputs is None:
+            raise ViscnnError(f"{shown}: this model's output is not [images, classes], so it has no loss or logits; "
+                              f"use a target inside the network (LAYER:C)")
+        if target.kind == "logit" and not 0 <= target.logit_class < (self.num_outputs or 0):
+            raise ViscnnError(f"{shown}: class {target.logit_class} is out of range: the model has {self.num_outputs} "
+                              f"outputs (0..{(self.num_outputs or 1) - 1})")
+        if target.kind == "direction" and not any(weight for _, weight in target.weights):
+            raise ViscnnError(f"{shown}: every weight of the direction is 0, so it scores nothing")
+        if target.position is not None and target.layer is not None:
+            height, width = self.graph.layers[target.layer].output_shape[-2:]
+            y, x = target.position
+            if not (0 <= y < height and 0 <= x < width):
+                raise ViscnnError(f"{shown}: unit {y},{x} is outside the {height}x{width} map of layer {target.layer}")
+        return target
+
     def close(self) -> None:
         self.jobs.shutdown()
+
+
+def _num_outputs(loaded: LoadedModel, device: torch.device) -> int | None:
+    """How many logits the model gives (one forward pass of a blank image), or None when its output is not
+    [images, classes]."""
+    with torch.no_grad():
+        output = loaded.module(torch.zeros((1, *loaded.input_shape), device=device))
+    return int(output.shape[1]) if isinstance(output, torch.Tensor) and output.dim() == 2 else None
 
 
 def _item_name(source: Any, index: int) -> str:

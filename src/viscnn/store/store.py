@@ -6,7 +6,8 @@ Layout under the root::
     index.sqlite (+ -wal, -shm)      table entries: one row per (kind, key): relative path, size, sha256,
                                      created, meta JSON; table pending: the rows of writes in flight
     <kind>/<key[:2]>/<key><suffix>   the files
-    <kind>/<key[:2]>/<key>~<pid>-<random><suffix>   temp files of writes in flight (or of crashed writers)
+    <kind>/<key[:2]>/<key>~<pid>-<random><suffix>   temp files of writes in flight (those of killed writers
+                                                    are swept when a store opens: `Store.sweep`)
 
 A write goes to a temp file in the target's folder and is flushed and fsynced; its row is committed to
 the index's `pending` table (its intent); then, holding the index's write lock, the file is renamed over
@@ -22,7 +23,7 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from viscnn.store.keys import KIND, TEMP, check_key, check_kind, check_suffix, m
 MARKER = "viscnn-store.txt"
 INDEX = "index.sqlite"
 _CHUNK = 1 << 20
+TEMP_AGE = 3600.0  # a temp file this old (s) is a dead write's even if its writer's pid is alive again (reused)
 
 
 def default_root() -> Path:
@@ -85,6 +87,12 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _folders(folder: Path) -> list[Path]:
+    """The sub-folders of `folder` (not symlinks), sorted."""
+    with os.scandir(folder) as entries:
+        return sorted(Path(e.path) for e in entries if e.is_dir(follow_symlinks=False))
+
+
 def _writer_gone(pid: int, when: float, cutoff: float) -> bool:
     """Whether the writer `pid` of a temp file or intent from time `when` can no longer finish it."""
     if when < cutoff or pid <= 0:
@@ -120,6 +128,7 @@ class Store:
         self.root: Path = root.resolve()
         self._claim()
         self._index = Index(self.root / INDEX, timeout=timeout)
+        self.swept = self.sweep()
 
     def _claim(self) -> None:
         """Check the root is writable and is (or becomes) a store, not someone's folder of files."""
@@ -404,7 +413,26 @@ class Store:
             pass  # its writer finished with it meanwhile
         return 0
 
-    def vacuum(self, *, temp_age: float = 3600.0, verify: bool = False) -> Vacuumed:
+    def _files(self) -> Iterator[tuple[str, Path]]:
+        """(relative path, path) of every file in the kinds' folders (stored files and temp files)."""
+        for kind_dir in _folders(self.root):
+            if KIND.fullmatch(kind_dir.name):
+                for prefix_dir in _folders(kind_dir):
+                    with os.scandir(prefix_dir) as entries:
+                        for entry in entries:
+                            if entry.is_file(follow_symlinks=False):
+                                yield f"{kind_dir.name}/{prefix_dir.name}/{entry.name}", Path(entry.path)
+
+    def sweep(self, *, temp_age: float = TEMP_AGE) -> int:
+        """Remove the temp files of killed writes: of writers that are gone, or older than `temp_age` s (a live
+        writer's file is kept). Runs when the store opens; returns how many it removed."""
+        cutoff = time.time() - temp_age
+        try:
+            return sum(self._drop_temp(path, cutoff) for _, path in self._files() if TEMP in path.name)
+        except OSError:  # a folder removed meanwhile (another process clearing the store): sweep next time
+            return 0
+
+    def vacuum(self, *, temp_age: float = TEMP_AGE, verify: bool = False) -> Vacuumed:
         """Tidy up after crashes and outside meddling; returns what it removed.
 
         Rows whose file is missing or of the wrong size (with `verify`, also a wrong sha256) are recovered
@@ -421,18 +449,10 @@ class Store:
                     self._index.drop_pending(conn, token)
                     stale_intents += 1
             known = {row.path for row in self._index.rows()}
-            for kind_dir in sorted(self.root.iterdir()):
-                if not kind_dir.is_dir() or kind_dir.is_symlink() or not KIND.fullmatch(kind_dir.name):
-                    continue
-                for prefix_dir in sorted(kind_dir.iterdir()):
-                    if not prefix_dir.is_dir() or prefix_dir.is_symlink():
-                        continue
-                    for path in sorted(prefix_dir.iterdir()):
-                        if not path.is_file() or path.is_symlink():
-                            continue
-                        if TEMP in path.name:
-                            temp_files += self._drop_temp(path, cutoff)
-                        elif f"{kind_dir.name}/{prefix_dir.name}/{path.name}" not in known:
-                            path.unlink(missing_ok=True)
-                            orphan_files += 1
+            for rel, path in self._files():
+                if TEMP in path.name:
+                    temp_files += self._drop_temp(path, cutoff)
+                elif rel not in known:
+                    path.unlink(missing_ok=True)
+                    orphan_files += 1
         return Vacuumed(temp_files, orphan_files, dropped_rows, stale_intents)
