@@ -127,6 +127,9 @@ def test_sub_feature_circuits(client):
     assert len(points) == 40 and {p["cluster"] for p in points} <= {-1} | {c["id"] for c in result["clusters"]}
     for cluster in result["clusters"]:
         assert cluster["size"] == sum(1 for p in points if p["cluster"] == cluster["id"])
+        # a point's cluster is the cluster that lists its image (HDBSCAN's own numbering is not the clusters')
+        members = {m["image"] for m in cluster["members"]}
+        assert members == {p["image"] for p in points if p["cluster"] == cluster["id"]}
         picture = _png(client, cluster["patches_png"])
         assert picture.std() > 0
         stored = client.get(f"/api/circuits/{cluster['circuit']}")

@@ -142,9 +142,12 @@ def _answer(state: ServerState, store: Store, found: SubfeatureResult, image_set
         cluster.update(circuit=circuit_key, kept_fraction=circuit["kept_fraction"],
                        patches_png=f"/api/subfeatures/patches/{picture_key}.png")
     coords = projection(np.stack([p.vector for p in found.patches])) if found.patches else np.zeros((0, 2))
+    labels = np.full(len(found.patches), -1)  # HDBSCAN's own numbers differ from the clusters' (largest first)
+    for k, members in enumerate(found.clusters):
+        labels[members] = k
     data["projection"] = {"method": "PCA of the layer's activation vectors (clusters are found in all dimensions)",
                           "points": [{"x": round(float(x), 5), "y": round(float(y), 5), "cluster": int(label),
                                       "image": p.image, "value": round(p.value, 5)}
-                                     for (x, y), label, p in zip(coords, found.labels, found.patches, strict=True)]}
+                                     for (x, y), label, p in zip(coords, labels, found.patches, strict=True)]}
     data["key"] = key
     return data
