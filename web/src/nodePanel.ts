@@ -73,7 +73,7 @@ export class NodePanel {
       examples.replaceChildren(status("–"));
     } else {
       const mode = ctx.mode;
-      void rendered(ctx.api, vis, () => ctx.api.renderNode(layer, channel, mode), ctx.api.renderUrl(layer, channel, mode), `${id} ${mode} render`, "render")
+      void rendered(ctx.api, vis, () => ctx.api.renderNode(layer, channel, mode), ctx.api.renderUrl(layer, channel, mode), `${id} ${mode}`, "render")
         .then((img) => img && flagIfFlat(img, vis, "this node's objective"));
       const picture = h("div");
       const links = h("div", { class: "example-links" });

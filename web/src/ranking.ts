@@ -106,7 +106,7 @@ export class RankedLists {
       return h("li", { "data-node": id, class: id === this.selected ? "on" : "", title: `${id}: score ${fmt(n.score)}${n.kept ? " (kept by the node rule)" : ""}`,
         onclick: () => this.callbacks.selectNode(n.layer, n.channel),
         onmouseenter: () => this.callbacks.hoverNode(n.layer, n.channel), onmouseleave: () => this.callbacks.hoverNode(null, 0) },
-      h("span", { class: "rank-id" }, id), bar(Math.abs(n.score) / top, n.score < 0 ? "#3a87bd" : "#f5b942"), h("span", { class: "num" }, fmt(n.score)));
+      h("span", { class: "rank-id" }, h("span", { class: "rank-layer" }, n.layer), h("span", { class: "rank-tail" }, `:${n.channel}`)), bar(Math.abs(n.score) / top, n.score < 0 ? "#3a87bd" : "#f5b942"), h("span", { class: "num" }, fmt(n.score)));
     }));
     if (!nodes.length) this.nodes.replaceChildren(status("no node scores above 0"));
     const strongest = Math.max(1e-30, ...edges.map((e) => Math.abs(e.score)));
@@ -114,7 +114,8 @@ export class RankedLists {
       const id = edgeId(e.layer, e.out, e.in);
       return h("li", { "data-edge": id, title: `${id}: score ${fmt(e.score)}, ${signName(e.sign)}`, onclick: () => this.callbacks.selectEdge(e.layer, e.out, e.in),
         onmouseenter: () => this.callbacks.hoverNode(e.layer, e.out), onmouseleave: () => this.callbacks.hoverNode(null, 0) },
-      h("span", { class: "rank-id" }, h("span", { class: "sign", style: `background:${signCss(e.sign)}` }), ` ${e.layer} ${e.in}→${e.out}`),
+      h("span", { class: "rank-id" }, h("span", { class: "sign", style: `background:${signCss(e.sign)}` }), h("span", { class: "rank-layer" }, ` ${e.layer}`),
+        h("span", { class: "rank-tail" }, ` ${e.in}→${e.out}`)),
       bar(Math.abs(e.score) / strongest, signCss(e.sign)), h("span", { class: "num" }, fmt(e.score)));
     }));
     if (!edges.length) this.edges.replaceChildren(status("no kernel drawn: raise the kernel budget"));
