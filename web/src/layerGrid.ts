@@ -28,6 +28,7 @@ export class LayerGrid {
   private readonly grid = h("div", { class: "layer-grid", id: "layer-grid" });
   private readonly note = h("div", { class: "muted" });
   private observer: IntersectionObserver | null = null;
+  private said = "";
   private token = 0;
 
   constructor(private readonly api: Api, layers: LayerInfo[], private readonly result: () => QueryResult | null,
@@ -55,8 +56,9 @@ export class LayerGrid {
       const stored = new Set(known.rendered);
       const scores = this.result()?.nodes[layer] ?? null;
       const order = gridOrder(known.channels, this.orderSelect.value as GridOrder, scores);
-      this.note.textContent = `${layer}: ${known.channels} nodes, ${stored.size} rendered (the image that maximises each node's mean). `
+      this.said = `${layer}: ${known.channels} nodes, ${stored.size} rendered (the image that maximises each node's mean). `
         + "Rendered ones load as you scroll; click a node to inspect it.";
+      this.note.textContent = this.said;
       this.observer = new IntersectionObserver((entries) => {
         for (const entry of entries) {
           if (!entry.isIntersecting) continue;
@@ -98,6 +100,6 @@ export class LayerGrid {
       this.render(layer, Number(cell.dataset.channel), cell.querySelector<HTMLElement>(".grid-render")!);
       if (++asked >= 16) break;
     }
-    this.note.textContent = asked ? `${this.note.textContent?.split(" · ")[0]} · asked for ${asked} renders` : "every node in view is rendered or asked for";
+    this.note.textContent = `${this.said} ${asked ? `Asked for ${asked} renders.` : "Every node in view is rendered or asked for."}`;
   }
 }

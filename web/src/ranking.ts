@@ -11,9 +11,15 @@ export type Order = "abs" | "high" | "low";
 
 const KEY: Record<Order, (score: number) => number> = { abs: Math.abs, high: (v) => v, low: (v) => -v };
 
-/** A contrast ("sandal - overall") ranks its most positive scores first; anything else by |score|. */
-export function defaultOrder(images: string): Order {
-  return /(^|\s)-\s*\S/.test(images.trim()) ? "high" : "abs";
+/** A contrast ("sandal - overall") with positive scores ranks those first (what its first sets need more); anything else by |score|. */
+export function defaultOrder(images: string, nodes: Record<string, number[]> = {}): Order {
+  const contrast = /(^|\s)-\s*\S/.test(images.trim());
+  return contrast && Object.values(nodes).some((values) => values.some((v) => v > 0)) ? "high" : "abs";
+}
+
+/** Whether a score belongs in a list of that order: "high" lists positive scores only, "low" negative ones. */
+function fits(score: number, order: Order): boolean {
+  return order === "abs" ? score !== 0 : order === "high" ? score > 0 : score < 0;
 }
 
 /** The first `n` nodes by `order` (of one layer, or of all: scores are on one scale, the target's). */
@@ -23,7 +29,7 @@ export function topNodes(result: Pick<QueryResult, "nodes" | "kept">, n: number,
     if (layer !== null && name !== layer) continue;
     const kept = new Set(result.kept[name] ?? []);
     scores.forEach((score, channel) => {
-      if (Number.isFinite(score) && score !== 0) all.push({ layer: name, channel, score, kept: kept.has(channel) });
+      if (Number.isFinite(score) && fits(score, order)) all.push({ layer: name, channel, score, kept: kept.has(channel) });
     });
   }
   const key = KEY[order];
@@ -35,7 +41,9 @@ export function topEdges(edges: Record<string, EdgeBlock>, n: number, layer: str
   const all: RankedEdge[] = [];
   for (const [name, block] of Object.entries(edges)) {
     if (layer !== null && name !== layer) continue;
-    for (let i = 0; i < block.out.length; i++) all.push({ layer: name, out: block.out[i], in: block.in[i], score: block.score[i], sign: block.sign[i] });
+    for (let i = 0; i < block.out.length; i++) {
+      if (fits(block.score[i], order)) all.push({ layer: name, out: block.out[i], in: block.in[i], score: block.score[i], sign: block.sign[i] });
+    }
   }
   const key = KEY[order];
   return all.sort((a, b) => key(b.score) - key(a.score)).slice(0, n);
@@ -81,7 +89,7 @@ export class RankedLists {
     this.result = result;
     const layers = result ? Object.keys(result.nodes) : [];
     if (this.layer !== null && !layers.includes(this.layer)) this.layer = null;
-    if (!this.chosenOrder && result) this.order = defaultOrder(result.images);
+    if (!this.chosenOrder && result) this.order = defaultOrder(result.images, result.nodes);
     this.orderSelect.value = this.order;
     this.filter.replaceChildren(h("option", { value: "" }, "all layers"),
       ...layers.map((name) => h("option", { value: name, selected: name === this.layer }, name)));
@@ -99,7 +107,8 @@ export class RankedLists {
     const nodes = topNodes(result, this.count, this.layer, this.order);
     const edges = topEdges(result.edges, this.count, this.layer, this.order);
     const by = { abs: "|score|", high: "score, most positive first", low: "score, most negative first" }[this.order];
-    this.note.textContent = `${result.criterion} of ${result.target} over ${result.images}; ranked by ${by}`;
+    const what = ["activation", "weight"].includes(result.criterion) ? result.criterion : `${result.criterion} of ${result.target}`;
+    this.note.textContent = `${what} over ${result.images}; ranked by ${by}`;
     const top = Math.max(1e-30, ...nodes.map((n) => Math.abs(n.score)));
     this.nodes.replaceChildren(...nodes.map((n) => {
       const id = `${n.layer}:${n.channel}`;
@@ -108,17 +117,18 @@ export class RankedLists {
         onmouseenter: () => this.callbacks.hoverNode(n.layer, n.channel), onmouseleave: () => this.callbacks.hoverNode(null, 0) },
       h("span", { class: "rank-id" }, h("span", { class: "rank-layer" }, n.layer), h("span", { class: "rank-tail" }, `:${n.channel}`)), bar(Math.abs(n.score) / top, n.score < 0 ? "#3a87bd" : "#f5b942"), h("span", { class: "num" }, fmt(n.score)));
     }));
-    if (!nodes.length) this.nodes.replaceChildren(status("no node scores above 0"));
+    const none = { abs: "no node scores other than 0", high: "no node scores above 0", low: "no node scores below 0" }[this.order];
+    if (!nodes.length) this.nodes.replaceChildren(status(none));
     const strongest = Math.max(1e-30, ...edges.map((e) => Math.abs(e.score)));
     this.edges.replaceChildren(...edges.map((e) => {
       const id = edgeId(e.layer, e.out, e.in);
       return h("li", { "data-edge": id, title: `${id}: score ${fmt(e.score)}, ${signName(e.sign)}`, onclick: () => this.callbacks.selectEdge(e.layer, e.out, e.in),
         onmouseenter: () => this.callbacks.hoverNode(e.layer, e.out), onmouseleave: () => this.callbacks.hoverNode(null, 0) },
-      h("span", { class: "rank-id" }, h("span", { class: "sign", style: `background:${signCss(e.sign)}` }), h("span", { class: "rank-layer" }, ` ${e.layer}`),
-        h("span", { class: "rank-tail" }, ` ${e.in}→${e.out}`)),
+      h("span", { class: "rank-id" }, h("span", { class: "sign", style: `background:${signCss(e.sign)}` }), h("span", { class: "rank-layer" }, e.layer),
+        h("span", { class: "rank-tail spaced" }, `${e.in}→${e.out}`)),
       bar(Math.abs(e.score) / strongest, signCss(e.sign)), h("span", { class: "num" }, fmt(e.score)));
     }));
-    if (!edges.length) this.edges.replaceChildren(status("no kernel drawn: raise the kernel budget"));
+    if (!edges.length) this.edges.replaceChildren(status(this.order === "abs" || !result.num_edges ? "no kernel drawn: raise the kernel budget" : none.replace("node", "drawn kernel")));
   }
 }
 

@@ -64,12 +64,16 @@ describe("ranked lists", () => {
   });
 
   it("ranks a contrast's most positive scores first, anything else by |score|", () => {
-    expect(defaultOrder("sandal - overall")).toBe("high");
-    expect(defaultOrder("-1*overall + bag")).toBe("high");
-    expect(defaultOrder("243-bull_mastiff + overall")).toBe("abs");
-    expect(topNodes(r, 2, null, "high").map((n) => `${n.layer}:${n.channel}`)).toEqual(["features.3:0", "features.3:1"]);
+    const mixed = { a: [1, -2] }, negative = { a: [-1, -2] };
+    expect(defaultOrder("sandal - overall", mixed)).toBe("high");
+    expect(defaultOrder("-1*overall + bag", mixed)).toBe("high");
+    expect(defaultOrder("sandal - overall", negative)).toBe("abs"); // nothing above 0: "most positive" would list ~0s
+    expect(defaultOrder("243-bull_mastiff + overall", mixed)).toBe("abs");
+    expect(topNodes(r, 5, null, "high").map((n) => `${n.layer}:${n.channel}`)).toEqual(["features.3:0", "features.3:1", "features.0:3", "features.0:0"]);
     expect(topNodes(r, 1, null, "low")[0].score).toBe(-3);
+    expect(topNodes(r, 9, null, "low")).toHaveLength(2); // negative scores only
     expect(topEdges(r.edges, 1, null, "low")[0].score).toBe(-0.9);
+    expect(topEdges(r.edges, 9, null, "high")).toHaveLength(2);
   });
 
   it("ranks the drawn kernels by |score|", () => {

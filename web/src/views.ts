@@ -144,6 +144,7 @@ export class Views {
     }
     const segs = segments(index, result.edges);
     const kept = highlighted(index, result, segs, this.highlight);
+    drawn = segs;
     return { style: { scores: nodeScores(index, result), kept, signed }, segs, kept: kept.reduce((a, b) => a + b, 0) };
   }
 
@@ -295,6 +296,12 @@ export class Views {
     out.show(h("h3", {}, "A layer's feature visualizations"), grid.element);
   }
 }
+
+let drawn: Segments | null = null;
+/** For the end-to-end walk: the kernels the graph draws now, as "layer index:out:in". */
+(window as unknown as { viscnnViews: object }).viscnnViews = {
+  drawnKernels: () => Array.from({ length: drawn?.count ?? 0 }, (_, i) => `${drawn!.layer[i]}:${drawn!.out[i]}:${drawn!.in[i]}`),
+};
 
 interface Output {
   show(...nodes: (Node | string)[]): void;
