@@ -77,11 +77,15 @@ class Microscope:
         settings = RenderSettings(steps=steps, size=size, seed=seed)
         return render(self.loaded.module, self.graph, self.loaded.preprocess, objectives, settings, device=self.device)
 
-    def show(self, *, port: int | None = None, height: int = 800, prepare: str | None = "umap") -> Shown:
-        """The microscope's page for this model and these images (in Jupyter, the cell shows it)."""
+    def show(self, *, port: int | None = None, height: int = 800, prepare: str | None = "umap",
+             proxy: bool | str | None = None, base_url: str | None = None) -> Shown:
+        """The microscope's page for this model and these images (in Jupyter, the cell shows it; a remote notebook
+        server is reached through its proxy: see `viscnn.server.notebook.proxy_url`). The object returned also
+        gives the page's last query (`.scores()`) and its circuits (`.circuits()`) as Python objects."""
         from viscnn.server.notebook import show
 
-        return show(self.loaded, self.images, port=port, height=height, prepare=prepare)
+        return show(self.loaded, self.images, port=port, height=height, prepare=prepare, proxy=proxy,
+                    base_url=base_url)
 
 
 def load(model: str = "efficientnet-lite0", images: str | None = None, *, weights: str | Path | None = None,

@@ -264,3 +264,25 @@ def test_units_that_see_the_whole_image() -> None:
     np.testing.assert_allclose(found[last.name].excite.values[:, 0], expected.max(0).values.numpy(), rtol=1e-5)
     picture = node_grid(found[last.name], last.receptive_field, 1, PixelCache(images, preprocess), (16, 16), cell=32)
     assert picture.width > 2 * 32
+
+
+def test_only_images_below_zero_count_as_inhibiting(fmnist_examples) -> None:
+    """A node no image drives below 0 has no inhibiting examples (its least exciting ones are not inhibiting): the
+    JSON lists none and gives its lowest value, and the picture's bottom row says so instead of showing patches."""
+    import dataclasses
+
+    loaded, graph, images = fmnist_examples
+    found = compute_examples(loaded.module, graph, images, loaded.preprocess, ["features.6"], k=4)["features.6"]
+    rf = graph["features.6"].receptive_field
+    mixed = found.node(2, rf)
+    assert mixed["inhibit"] and all(e["value"] < 0 for e in mixed["inhibit"])
+    assert mixed["lowest"] == mixed["inhibit"][0]["value"]
+    lifted = found.inhibit.values - found.inhibit.values.min() + 0.25  # every minimum now above 0
+    positive = dataclasses.replace(found, inhibit=dataclasses.replace(found.inhibit, values=lifted))
+    node = positive.node(2, rf)
+    assert node["inhibit"] == [] and node["lowest"] == pytest.approx(float(lifted[2, 0]))
+    pixels = PixelCache(images, loaded.preprocess)
+    with_patches = np.asarray(node_grid(found, rf, 2, pixels, (28, 28), cell=48))
+    without = np.asarray(node_grid(positive, rf, 2, pixels, (28, 28), cell=48))
+    bottom = slice(without.shape[0] * 3 // 5, without.shape[0] - 4)
+    assert without[bottom].std() < with_patches[bottom].std() / 2  # a line of text, not a row of patches

@@ -41,7 +41,9 @@ def test_dataset_examples_job_then_json_and_png(client, state):
     answer = client.get("/api/nodes/features.3/2/examples")
     assert answer.status_code == 200
     node = answer.json()["result"]
-    assert node["node"] == "features.3:2" and len(node["excite"]) == 9 and len(node["inhibit"]) == 9
+    assert node["node"] == "features.3:2" and len(node["excite"]) == 9 and len(node["inhibit"]) <= 9
+    assert all(entry["value"] < 0 for entry in node["inhibit"])  # inhibiting: below 0, not merely least exciting
+    assert node["lowest"] == (node["inhibit"][0]["value"] if node["inhibit"] else node["lowest"])
     values = [entry["value"] for entry in node["excite"]]
     assert values == sorted(values, reverse=True)
     best = node["excite"][0]

@@ -12,7 +12,7 @@ def test_activation_and_kernel_pngs_are_drawn_with_the_inspection_map(client, st
     params = {"image": "i3", "layer": "features.3", "channel": 4}
     values = np.array(client.get("/api/activation", params=params).json()["values"])
     picture = np.asarray(Image.open(io.BytesIO(client.get("/api/activation.png", params=params).content)).convert("RGB"))
-    assert np.array_equal(picture, draw.diverging(values))
+    assert np.array_equal(picture, draw.colours(values))  # diverging when signed, else sequential
     kernel = np.array(client.get("/api/edges/features.3/5/2").json()["kernel"])
     kernel_png = Image.open(io.BytesIO(client.get("/api/edges/features.3/5/2/kernel.png").content)).convert("RGB")
     assert np.array_equal(np.asarray(kernel_png), upscale(draw.diverging(kernel)))

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Circuit, LayerInfo } from "./api";
 import { faithfulnessChart, medianAt } from "./analysis";
-import { arrange, drawCircuit } from "./circuit2d";
+import { arrange, drawCircuit, edgeStrengths } from "./circuit2d";
 
 const layer = (name: string, depth: number, out: number, sources: LayerInfo["sources"]): LayerInfo =>
   ({ name, kind: name === "input" ? "input" : "conv", depth, in_channels: 0, out_channels: out, groups: 1, kernel_size: [3, 3], sources });
@@ -62,5 +62,11 @@ describe("faithfulness chart", () => {
     expect(lines[0].getAttribute("points")!.split(" ")).toHaveLength(3);
     expect(lines[1].getAttribute("points")!.split(" ")).toHaveLength(2);
     expect(svg.textContent).toContain("actgrad  AUC 0.700");
+  });
+
+  it("draws edges whose scores are all alike (a learned circuit) at one middling width, not all at full width", () => {
+    expect([...edgeStrengths([0.5, 0.5, 0.5])]).toEqual([0.3, 0.3, 0.3].map((v) => Math.fround(v)));
+    expect(edgeStrengths([1, 0.5, 0])[0]).toBe(1);
+    expect(edgeStrengths([0, 0])[0]).toBeCloseTo(0.3);
   });
 });

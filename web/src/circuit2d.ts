@@ -81,6 +81,17 @@ export function arrange(circuit: Circuit, layers: LayerInfo[], width: number, si
   };
 }
 
+/**
+ * Width and opacity shares of the edges: |score| over the strongest's, or one middling share for all when the
+ * scores do not tell them apart (a learned circuit's kept kernels all score alike: not all at full width).
+ */
+export function edgeStrengths(scores: number[]): Float32Array {
+  const magnitudes = scores.map((v) => Math.abs(v) || 0);
+  const top = Math.max(0, ...magnitudes), low = Math.min(Infinity, ...magnitudes);
+  if (!(top > 0) || top - low <= 1e-6 * top) return new Float32Array(scores.length).fill(0.3);
+  return normalise(scores);
+}
+
 function el<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, string | number>, parent?: Element): SVGElementTagNameMap[K] {
   const node = document.createElementNS(SVG, tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
@@ -103,7 +114,7 @@ export function drawCircuit(host: HTMLElement, circuit: Circuit, layers: LayerIn
     // alternate rows so neighbouring long names do not overlap
     el("text", { x: c.x, y: 14 + (i % 2) * 14, class: "col-label", "text-anchor": "middle" }, svg).textContent = c.layer;
   });
-  const strength = normalise(d.edges.map((e) => e.score));
+  const strength = edgeStrengths(d.edges.map((e) => e.score));
   const edgeLayer = el("g", { class: "edges" }, svg);
   d.edges.forEach((e, i) => {
     const mx = (e.from.x + e.to.x) / 2;

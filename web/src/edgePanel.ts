@@ -1,8 +1,9 @@
-/** The edge panel: one kernel's heatmap, the map it reads, the map it makes, its visualization. */
+/** The edge panel: one kernel (values on hover), the map it reads, the map it makes, its visualization (flat ones flagged). */
 import type { Api } from "./api";
-import { fmt, signCss, signName } from "./colors";
-import { figure, h, image, rendered, status, statusOf } from "./dom";
-import { heatmapCanvas } from "./heatmap";
+import { divergingScale, fmt, signCss, signName } from "./colors";
+import { figure, h, rendered, status, statusOf } from "./dom";
+import { flagIfFlat, mapView } from "./heatmap";
+import { edgeMaps } from "./viewsApi";
 
 export class EdgePanel {
   private token = 0;
@@ -13,7 +14,7 @@ export class EdgePanel {
 
   clear(): void {
     this.token++;
-    this.host.replaceChildren(h("h2", {}, "Edge"), status("Click an edge in the graph or an incoming edge of a node."));
+    this.host.replaceChildren(h("h2", {}, "Edge"), status("Click an edge in the graph, a ranked kernel, or an incoming edge of a node."));
   }
 
   async show(api: Api, layer: string, out: number, inp: number, imageId: string | null, selectNode: (layer: string, channel: number) => void): Promise<void> {
@@ -23,27 +24,32 @@ export class EdgePanel {
     const output = h("div", { class: "slot" });
     const render = h("div", { class: "slot vis" });
     const head = h("div", { class: "node-head" });
+    const on = imageId ? `image ${imageId}` : "the input image";
     this.host.replaceChildren(
       h("h2", {}, "Edge ", h("span", { class: "id" }, `${layer} ${inp}→${out}`)),
       head,
-      h("div", { class: "edge-grid" }, figure("kernel", kernel), figure("input map", input), figure("output map", output), figure("edge visualization", render)),
+      h("div", { class: "edge-grid" },
+        figure(`kernel ${layer}:${out}<-${inp} (BN-folded weights; hover for values)`, kernel),
+        figure(`edge visualization: the image that maximises this kernel's output`, render),
+        figure(`input map: input channel ${inp} of ${layer} on ${on}`, input),
+        figure(`output map: what this kernel alone adds to ${layer}:${out} on ${on}`, output)),
     );
-    if (imageId) {
-      void image(api, input, api.edgeUrl(layer, out, inp, "input", imageId), "input map", "pix map");
-      void image(api, output, api.edgeUrl(layer, out, inp, "output", imageId), "output map", "pix map");
-    } else {
+    if (imageId) void this.maps(api, input, output, layer, out, inp, imageId, token);
+    else {
       input.replaceChildren(status("pick an input image"));
       output.replaceChildren(status("pick an input image"));
     }
-    void rendered(api, render, () => api.renderEdge(layer, out, inp), api.edgeUrl(layer, out, inp, "render"), "edge visualization", "render");
+    void rendered(api, render, () => api.renderEdge(layer, out, inp), api.edgeUrl(layer, out, inp, "render"), `visualization of ${layer}:${out}<-${inp}`, "render")
+      .then((img) => img && flagIfFlat(img, render, "this kernel's objective"));
     try {
       const edge = await api.edge(layer, out, inp);
       if (token !== this.token) return;
       const values = edge.kernel.flat();
-      const canvas = heatmapCanvas(edge.kernel, 144);
-      canvas.title = edge.kernel.map((row) => row.map(fmt).join("  ")).join("\n");
-      kernel.replaceChildren(canvas, h("div", { class: "muted" },
-        `${edge.kernel.length}×${edge.kernel[0]?.length ?? 0} · sum ${fmt(values.reduce((a, b) => a + b, 0))} · max |w| ${fmt(Math.max(...values.map(Math.abs)))}`));
+      const limit = Math.max(...values.map(Math.abs));
+      const rows = edge.kernel.length, cols = edge.kernel[0]?.length ?? 0;
+      kernel.replaceChildren(
+        mapView(edge.kernel, { size: rows * cols === 1 ? 96 : 144, scale: divergingScale(limit), what: "weight", numbers: true }),
+        h("div", { class: "muted" }, `${rows}×${cols}${rows * cols === 1 ? " (a 1×1 kernel: one weight)" : ""} · sum ${fmt(values.reduce((a, b) => a + b, 0))} · max |w| ${fmt(limit)}`));
       head.append(
         h("span", {}, h("span", { class: "sign", style: `background:${signCss(edge.sign)}` }), ` ${signName(edge.sign)}`),
         h("span", {}, "from ", ...edge.sources.map((s) => h("a", { href: "#", onclick: (e: Event) => { e.preventDefault(); selectNode(s.layer, s.channel); } }, `${s.layer}:${s.channel} `))),
@@ -51,6 +57,21 @@ export class EdgePanel {
       );
     } catch (error) {
       if (token === this.token) kernel.replaceChildren(statusOf(error));
+    }
+  }
+
+  private async maps(api: Api, input: HTMLElement, output: HTMLElement, layer: string, out: number, inp: number, imageId: string, token: number): Promise<void> {
+    input.replaceChildren(status("loading…", "busy"));
+    output.replaceChildren(status("loading…", "busy"));
+    try {
+      const maps = await edgeMaps(api, layer, out, inp, imageId);
+      if (token !== this.token) return;
+      input.replaceChildren(mapView(maps.input.values, { size: 144, scale: maps.input.scale, what: "input" }));
+      output.replaceChildren(mapView(maps.output.values, { size: 144, scale: maps.output.scale, what: "output" }));
+    } catch (error) {
+      if (token !== this.token) return;
+      input.replaceChildren(statusOf(error));
+      output.replaceChildren(statusOf(error));
     }
   }
 }

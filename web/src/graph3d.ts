@@ -19,6 +19,8 @@ export interface NodeStyle {
   scores: Float32Array;
   kept: Uint8Array;
   signed: boolean;
+  /** RGB (0..1) per node for the kept ones, in place of the score's colour (an overlay of two queries). */
+  colours?: Float32Array;
 }
 
 export class NetworkGraph {
@@ -123,7 +125,8 @@ export class NetworkGraph {
         const i = start + c;
         const s = norm[c];
         if (style.kept[i]) {
-          const rgb = style.signed ? SIGN_RGB[(Math.sign(style.scores[i]) || 0) as Sign] : [1.0, 0.78, 0.32];
+          const rgb = style.colours ? style.colours.subarray(i * 3, i * 3 + 3)
+            : style.signed ? SIGN_RGB[(Math.sign(style.scores[i]) || 0) as Sign] : [1.0, 0.78, 0.32];
           colour.set(rgb, i * 3);
           size[i] = 0.45 + 0.6 * s;
           alpha[i] = 0.65 + 0.35 * s;
@@ -140,8 +143,11 @@ export class NetworkGraph {
     this.requestRender();
   }
 
-  /** The highlighted edges (null: none). Width and opacity follow |score| within each layer. */
-  setSegments(segs: Segments | null): void {
+  /**
+   * The highlighted edges (null: none). Width and opacity follow |score| within each layer; colour its kernel's
+   * sign, or `colours` (RGB 0..1 per segment: an overlay of two queries).
+   */
+  setSegments(segs: Segments | null, colours?: Float32Array): void {
     if (this.edgeMesh) {
       this.scene.remove(this.edgeMesh);
       this.edgeMesh.geometry.dispose();
@@ -170,7 +176,7 @@ export class NetworkGraph {
       const i = order[k];
       begin.set(pos.subarray(segs.from[i] * 3, segs.from[i] * 3 + 3), k * 3);
       end.set(pos.subarray(segs.to[i] * 3, segs.to[i] * 3 + 3), k * 3);
-      const [r, g, b] = SIGN_RGB[segs.sign[i] as Sign];
+      const [r, g, b] = colours ? colours.subarray(i * 3, i * 3 + 3) : SIGN_RGB[segs.sign[i] as Sign];
       colour.set([r, g, b, 0.12 + 0.75 * strength[i]], k * 4);
       width[k] = 0.7 + 2.6 * strength[i] * strength[i];
     }
@@ -200,6 +206,35 @@ export class NetworkGraph {
   select(node: number | null): void {
     this.selected = node;
     this.updateRings();
+  }
+
+  /** Rings a node from outside the canvas (a row of a list under the pointer); null removes the ring. */
+  point(node: number | null): void {
+    if (node === this.hovered) return;
+    this.hovered = node;
+    this.updateRings();
+  }
+
+  /** Back to the whole graph, as first shown (a resize then refits it again). */
+  resetView(): void {
+    this.moved = false;
+    this.fit();
+    this.screenStale = true;
+  }
+
+  /** Turns the camera to look at a node from where it is, and closer (a "go to node"). */
+  focus(node: number): void {
+    if (!this.placement) return;
+    const p = new THREE.Vector3().fromArray(this.placement.positions, node * 3);
+    const offset = this.camera.position.clone().sub(this.controls.target);
+    const span = Math.max(...this.placement.size);
+    offset.setLength(Math.max(span * 0.12, Math.min(offset.length(), span * 0.35)));
+    this.controls.target.copy(p);
+    this.camera.position.copy(p).add(offset);
+    this.moved = true;
+    this.controls.update();
+    this.screenStale = true;
+    this.requestRender();
   }
 
   /** Screen position (CSS pixels, relative to the canvas) of a node, for tests and tooltips. */

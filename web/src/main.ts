@@ -1,7 +1,7 @@
 /** The viscnn page: wires the query panel, the 3D graph, the circuit diagram and the panels to the server. */
 import "./styles.css";
 import { Api, ApiError, describe, type Circuit, type JobAnswer, type LayoutInfo, type ModelInfo, type QueryResult, type SetInfo } from "./api";
-import { compositionTree, faithfulnessChart } from "./analysis";
+import { pageBase } from "./base";
 import { drawCircuit } from "./circuit2d";
 import { fmt, signName } from "./colors";
 import { h, progressLine, status, statusOf, type JobProgress } from "./dom";
@@ -13,11 +13,12 @@ import { JobsView } from "./jobsView";
 import { NodePanel } from "./nodePanel";
 import { QueryPanel } from "./queryPanel";
 import { decodeState, edgeId, encodeState, parseEdge, parseNode, queryKey, type ViewState } from "./state";
+import { Views } from "./views";
 
 const $ = (id: string) => document.getElementById(id)!;
 
 class App {
-  private api = new Api();
+  private api = new Api(pageBase(location.pathname));
   private state: ViewState = decodeState(location.search);
   private model!: ModelInfo;
   private index!: NodeIndex;
@@ -27,6 +28,7 @@ class App {
   private nodePanel = new NodePanel($("node-panel"));
   private edgePanel = new EdgePanel($("edge-panel"));
   private picker!: ImagePicker;
+  private views!: Views;
   private jobs = new JobsView($("jobs"), this.api);
   private result: QueryResult | null = null;
   private circuit: Circuit | null = null;
@@ -58,7 +60,8 @@ class App {
     this.picker = new ImagePicker($("image-panel"), this.api, (id) => this.set({ image: id, unit: null }));
     this.setupTabs();
     $("circuit-3d").addEventListener("change", () => this.restyle());
-    this.setupAnalysis();
+    this.views = new Views({ api: this.api, model: this.model, index: this.index, graph: this.graph, state: () => this.state,
+      set: (patch) => this.set(patch), restyle: () => this.restyle() });
     this.jobs.start();
     window.addEventListener("popstate", () => this.apply(decodeState(location.search), true));
     let sets: SetInfo[] = [];
@@ -184,27 +187,19 @@ class App {
     for (const [layer, block] of Object.entries(result.edges)) {
       for (let i = 0; i < block.out.length; i++) this.signs.set(edgeId(layer, block.out[i], block.in[i]), block.sign[i]);
     }
+    this.views.setResult(result);
     this.restyle();
   }
 
   private restyle(): void {
     if (this.circuit && ($("circuit-3d") as HTMLInputElement).checked) return this.circuitIn3d(this.circuit);
     if (!this.result) return;
-    const n = this.index.count;
-    const scores = new Float32Array(n).fill(NaN);
-    const kept = new Uint8Array(n);
-    for (const layer of this.index.layers) {
-      const start = this.index.offset.get(layer.name)!;
-      const values = this.result.nodes[layer.name] ?? [];
-      for (let c = 0; c < Math.min(values.length, layer.out_channels); c++) scores[start + c] = values[c];
-      for (const c of this.result.kept[layer.name] ?? []) if (c < layer.out_channels) kept[start + c] = 1;
-    }
-    const signed = ["taylor_signed", "gradient", "activation"].includes(this.result.criterion);
-    this.graph.setStyle({ scores, kept, signed });
-    this.graph.setSegments(segments(this.index, this.result.edges));
+    const view = this.views.graphView(this.result); // the query's kernels and their nodes (and an overlaid second input)
+    this.graph.setStyle(view.style);
+    this.graph.setSegments(view.segs, view.segColours);
     const selected = parseNode(this.state.node);
     this.graph.select(selected ? this.nodeId(selected[0], selected[1]) : null);
-    document.body.dataset.kept = String(kept.reduce((a, b) => a + b, 0));
+    document.body.dataset.kept = String(view.kept);
   }
 
   /** The circuit's nodes and kernels in the 3D view, in place of the query's. */
@@ -230,6 +225,7 @@ class App {
     // The old circuit gives way to the new one's progress: nothing may redraw it over that line meanwhile
     // (a query that ends first restyles the page, and selecting a node redraws the diagram).
     this.circuit = null;
+    this.views.setCircuit(null);
     ($("circuit-3d") as HTMLInputElement).disabled = true;
     this.set({ view: "circuit", circuit: true });
     host.replaceChildren(status(`extracting the ${s.method} circuit for ${s.target} (keep ${s.keep})…`, "busy"));
@@ -239,6 +235,7 @@ class App {
       this.waiting(answer, host, `extracting the ${s.method} circuit…`);
       const circuit = await this.api.follow(answer, (job) => this.progress(job, host));
       this.circuit = circuit;
+      this.views.setCircuit(circuit);
       ($("circuit-3d") as HTMLInputElement).disabled = false;
       this.restyle();
       this.drawCircuit();
@@ -278,54 +275,6 @@ class App {
     $("circuit").replaceChildren(status("Extract a circuit (query panel) to see it here."));
   }
 
-  private setupAnalysis(): void {
-    // One output area: the latest request owns it, so an earlier one that ends later does not overwrite it
-    // (its job still finishes and is stored, so asking again answers at once).
-    const area = $("analysis-out");
-    let latest = 0;
-    const claim = () => {
-      const run = ++latest;
-      const mine = () => run === latest;
-      const out = {
-        replaceChildren: (...nodes: (Node | string)[]) => { if (mine()) area.replaceChildren(...nodes); },
-        progress: (job: JobProgress) => { if (mine()) this.progress(job, area); },
-        waiting: (answer: JobAnswer<unknown>, message: string) => { if (mine()) this.waiting(answer, area, message); },
-      };
-      return out;
-    };
-    $("btn-composition").addEventListener("click", async () => {
-      const out = claim();
-      const node = parseNode(this.state.node);
-      if (!node || !this.state.image) return out.replaceChildren(status("Select a node and an input image first (a unit too, or the map's peak is used)."));
-      const unit = `${node[0]}:${node[1]}${this.state.unit ? `:${this.state.unit.join(",")}` : ""}`;
-      out.replaceChildren(status(`composing ${unit}…`, "busy"));
-      try {
-        const answer = await this.api.composition(this.state.image, unit);
-        out.waiting(answer, `composing ${unit}…`);
-        const result = await this.api.follow(answer, out.progress);
-        out.replaceChildren(h("h3", {}, `Composition of ${result.root} on this image`),
-          compositionTree(result.tree, (layer, channel, u) => this.set({ node: `${layer}:${channel}`, unit: u })));
-      } catch (error) {
-        out.replaceChildren(statusOf(error));
-      }
-    });
-    $("btn-faithfulness").addEventListener("click", async () => {
-      const out = claim();
-      const s = this.state;
-      const methods = [...new Set([s.method, "magnitude", "random"])].filter((m) => !this.model.methods || this.model.methods.includes(m));
-      out.replaceChildren(status(`evaluating circuits for ${s.target}…`, "busy"));
-      try {
-        const answer = await this.api.faithfulness({ images: s.images, target: s.target, methods, fractions: [0.01, 0.03, 0.1, 0.3] });
-        out.waiting(answer, `evaluating circuits for ${s.target}…`);
-        const evaluation = await this.api.follow(answer, out.progress);
-        out.replaceChildren(h("h3", {}, `Faithfulness for ${s.target}`), faithfulnessChart(evaluation),
-          h("div", { class: "muted" }, `${evaluation.held_out_images} held-out images; r between circuit and full model`));
-      } catch (error) {
-        out.replaceChildren(statusOf(error));
-      }
-    });
-  }
-
   private nodeId(layer: string, channel: number): number | null {
     const start = this.index.offset.get(layer);
     return start === undefined ? null : start + channel;
@@ -339,9 +288,10 @@ class App {
       return;
     }
     this.graph?.select(this.nodeId(node[0], node[1]));
+    this.views?.setNode(this.state.node);
     void this.nodePanel.show({
       api: this.api, model: this.model, queryKey: this.result && this.lastQuery === queryKey(this.state) ? this.result.key : null,
-      image: this.state.image, mode: this.state.mode, unit: this.state.unit,
+      image: this.state.image, mode: this.state.mode, unit: this.state.unit, circuit: this.views?.circuitForPanel(),
       selectNode: (layer, channel) => this.set({ node: `${layer}:${channel}`, unit: null }),
       selectEdge: (layer, out, inp) => this.set({ edge: edgeId(layer, out, inp) }),
       setMode: (mode) => this.set({ mode }),

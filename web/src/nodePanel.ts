@@ -1,9 +1,10 @@
 /** The node panel: feature visualization, dataset examples, activation map with receptive fields, top inputs. */
 import type { Api, Box, IncomingEdge, LayerInfo, ModelInfo } from "./api";
-import { fmt, signCss, signName } from "./colors";
+import { chooseScale, divergingScale, fmt, signCss, signName } from "./colors";
 import { figure, h, image, rendered, status, statusOf } from "./dom";
-import { cellAt, heatmapCanvas } from "./heatmap";
+import { colourBar, flagIfFlat, heatmapCanvas, mapView } from "./heatmap";
 import { edgeId, type Mode } from "./state";
+import { edgeMaps, examples as fetchExamples, renderThrough, renderThroughUrl, type Examples } from "./viewsApi";
 
 export interface NodeContext {
   api: Api;
@@ -12,6 +13,8 @@ export interface NodeContext {
   image: string | null;
   mode: Mode;
   unit: [number, number] | null;
+  /** The extracted circuit (its store key and its nodes as "LAYER:C"), to revisualise the node through it. */
+  circuit?: { key: string; nodes: Set<string>; name: string } | null;
   selectNode(layer: string, channel: number): void;
   selectEdge(layer: string, out: number, inp: number): void;
   setMode(mode: Mode): void;
@@ -20,6 +23,8 @@ export interface NodeContext {
   showExample(image: string, unit: [number, number]): void;
   useAsTarget(target: string): void;
 }
+
+const OBJECTIVE: Record<Mode, string> = { channel: "the mean of its whole map", neuron: "its centre unit" };
 
 export class NodePanel {
   private token = 0;
@@ -30,13 +35,14 @@ export class NodePanel {
 
   clear(): void {
     this.token++;
-    this.host.replaceChildren(h("h2", {}, "Node"), status("Click a node in the graph (or a node of the circuit) to inspect it."));
+    this.host.replaceChildren(h("h2", {}, "Node"), status("Click a node in the graph (or a node of the circuit, a ranked node, or go to one) to inspect it."));
   }
 
   async show(ctx: NodeContext, layer: string, channel: number): Promise<void> {
     const token = ++this.token;
     const info = ctx.model.layers.find((l) => l.name === layer);
     if (!info) return this.host.replaceChildren(h("h2", {}, "Node"), status(`unknown layer ${layer}`, "error"));
+    const id = `${layer}:${channel}`;
     const head = h("div", { class: "node-head" });
     const vis = h("div", { class: "slot vis" });
     const examples = h("div", { class: "slot examples" });
@@ -44,13 +50,15 @@ export class NodePanel {
     const incoming = h("div", { class: "incoming" }, status("loading inputs…", "busy"));
     const modes = h("div", { class: "toggle" }, ...(["channel", "neuron"] as const).map((m) =>
       h("button", { class: m === ctx.mode ? "on" : "", "data-mode": m, onclick: () => ctx.setMode(m) }, m)));
+    const through = this.throughCircuit(ctx, info, channel);
     this.host.replaceChildren(
-      h("h2", {}, "Node ", h("span", { class: "id" }, `${layer}:${channel}`)),
+      h("h2", {}, "Node ", h("span", { class: "id" }, id)),
       head,
       h("div", { class: "node-grid" },
-        figure("feature visualization", vis, modes),
+        figure(`feature visualization: the image that maximises ${OBJECTIVE[ctx.mode]}`, vis, modes),
         activation,
-        h("div", { class: "span-all" }, figure("dataset examples: most exciting (top) and inhibiting (bottom) patches", examples))),
+        through,
+        h("div", { class: "span-all" }, figure(`dataset examples of ${id}: the patches that excite it most (top row) and inhibit it, below 0 (bottom row)`, examples))),
       h("h3", {}, "Top incoming edges"),
       incoming,
     );
@@ -59,17 +67,18 @@ export class NodePanel {
       h("span", {}, `map ${info.output_shape?.slice(1).join("×") ?? "?"}`),
       h("span", {}, `receptive field ${info.receptive_field?.whole_image ? "whole image" : info.receptive_field?.size.join("×") ?? "?"}`),
     );
-    if (info.kind === "conv") head.append(h("button", { class: "small", onclick: () => ctx.useAsTarget(`${layer}:${channel}`) }, "use as output"));
+    if (info.kind === "conv") head.append(h("button", { class: "small", onclick: () => ctx.useAsTarget(id) }, "use as output"));
     if (info.kind !== "conv") {
       vis.replaceChildren(status("the input has no feature visualization"));
       examples.replaceChildren(status("–"));
     } else {
       const mode = ctx.mode;
-      void rendered(ctx.api, vis, () => ctx.api.renderNode(layer, channel, mode), ctx.api.renderUrl(layer, channel, mode), `${layer}:${channel} ${mode}`, "render");
+      void rendered(ctx.api, vis, () => ctx.api.renderNode(layer, channel, mode), ctx.api.renderUrl(layer, channel, mode), `${id} ${mode}`, "render")
+        .then((img) => img && flagIfFlat(img, vis, "this node's objective"));
       const picture = h("div");
       const links = h("div", { class: "example-links" });
       examples.replaceChildren(picture, links);
-      void image(ctx.api, picture, ctx.api.examplesUrl(layer, channel), `${layer}:${channel} exciting (top) and inhibiting (bottom) patches`, "examples-img")
+      void image(ctx.api, picture, ctx.api.examplesUrl(layer, channel), `${id} exciting (top) and inhibiting (bottom) patches`, "examples-img")
         .then((img) => img && this.exampleLinks(ctx, links, layer, channel, token));
     }
     void this.activation(ctx, activation, info, channel, token);
@@ -83,16 +92,36 @@ export class NodePanel {
     }
   }
 
-  /** Buttons that open an example image at the unit where the node peaks on it. */
+  /** Fig 9: the node rendered through the extracted circuit (only its kernels), beside its render in the whole model. */
+  private throughCircuit(ctx: NodeContext, info: LayerInfo, channel: number): HTMLElement | null {
+    const circuit = ctx.circuit;
+    const id = `${info.name}:${channel}`;
+    if (!circuit || info.kind !== "conv") return null;
+    const slot = h("div", { class: "slot vis through" });
+    if (!circuit.nodes.has(id)) {
+      slot.replaceChildren(status(`not in ${circuit.name}: select one of its nodes to revisualise it through the circuit`));
+    } else {
+      const objective = ctx.mode === "neuron" ? `${id}:neuron` : id;
+      const go = () => void rendered(ctx.api, slot, () => renderThrough(ctx.api, circuit.key, objective), renderThroughUrl(ctx.api, circuit.key, objective),
+        `${objective} through the circuit`, "render").then((img) => img && flagIfFlat(img, slot, "the node through this circuit"));
+      slot.replaceChildren(h("button", { id: "btn-through", onclick: go }, "render through the circuit"));
+    }
+    return figure(`the same objective rendered through ${circuit.name} (Fig 9)`, slot);
+  }
+
+  /** Buttons that open an example image at the unit where the node peaks on it; "inhibiting" means below 0. */
   private async exampleLinks(ctx: NodeContext, host: HTMLElement, layer: string, channel: number, token: number): Promise<void> {
-    type Example = { image_id: string; y: number; x: number; value: number };
     try {
-      const answer = (await ctx.api.examples(layer, channel)) as { result?: { excite?: Example[]; inhibit?: Example[] } | null };
+      const answer = await fetchExamples(ctx.api, layer, channel);
       if (token !== this.token || !answer.result) return;
-      const row = (label: string, list: Example[] = []) => h("div", { class: "row" }, h("span", { class: "muted" }, label),
+      const result: Examples = answer.result;
+      const row = (label: string, list: Examples["excite"]) => h("div", { class: "row" }, h("span", { class: "muted example-label" }, label),
         ...list.map((e) => h("button", { class: "small", title: `open ${e.image_id} at unit (${e.y},${e.x}): ${fmt(e.value)}`,
           onclick: () => ctx.showExample(e.image_id, [e.y, e.x]) }, h("img", { src: ctx.api.imageUrl(e.image_id), class: "pix example-thumb", alt: e.image_id }))));
-      host.replaceChildren(row("open at its peak:", answer.result.excite), row("most inhibiting:", answer.result.inhibit));
+      const inhibit = result.inhibit.length
+        ? row("most inhibiting (below 0):", result.inhibit)
+        : h("div", { class: "row muted", id: "no-inhibit" }, `no image inhibits it: none drives it below 0 (its lowest value is ${fmt(result.lowest ?? null)})`);
+      host.replaceChildren(row("most exciting, open at its peak:", result.excite), inhibit);
     } catch {
       host.replaceChildren(); // the picture above already says what is missing
     }
@@ -102,7 +131,9 @@ export class NodePanel {
     const mapSlot = h("div", { class: "slot map" }, status("loading…", "busy"));
     const inputSlot = h("div", { class: "slot input" });
     const caption = h("div", { class: "muted rf-caption" });
-    host.replaceChildren(figure("activation map (click a unit)", mapSlot), figure("input image", h("div", {}, inputSlot, caption)));
+    const imageName = ctx.image ? `image ${ctx.image}` : "the input image";
+    host.replaceChildren(figure(`activation map of ${info.name}:${channel} on ${imageName} (BN folded; click a unit)`, mapSlot),
+      figure(`${imageName} as the model sees it${ctx.unit ? ", the unit's receptive field boxed" : ""}`, h("div", {}, inputSlot, caption)));
     if (!ctx.image) {
       mapSlot.replaceChildren(status("Pick an input image (left) to see this node's map.", "info"));
       inputSlot.replaceChildren(status("no image chosen"));
@@ -116,19 +147,9 @@ export class NodePanel {
     try {
       const act = await ctx.api.activation(ctx.image, info.name, channel);
       if (token !== this.token) return;
-      const draw = (mark: [number, number] | null) => {
-        const canvas = heatmapCanvas(act.values, 168, mark);
-        canvas.title = `min ${fmt(act.min)}, max ${fmt(act.max)}`;
-        canvas.addEventListener("click", (e) => {
-          const r = canvas.getBoundingClientRect();
-          const cell = cellAt(e.clientX - r.left, e.clientY - r.top, r.width, r.height, act.height, act.width);
-          if (cell) ctx.setUnit(cell);
-        });
-        mapSlot.replaceChildren(canvas, h("div", { class: "muted" }, `${act.height}×${act.width} · min ${fmt(act.min)} · max ${fmt(act.max)}`,
-          mark ? ` · unit (${mark[0]},${mark[1]}) = ${fmt(act.values[mark[0]]?.[mark[1]])}` : ""));
-      };
       const unit = ctx.unit && ctx.unit[0] < act.height && ctx.unit[1] < act.width ? ctx.unit : null;
-      draw(unit);
+      mapSlot.replaceChildren(mapView(act.values, { size: 168, mark: unit, what: "activation", onCell: (cell) => ctx.setUnit(cell) }));
+      if (unit) mapSlot.append(h("div", { class: "muted" }, `unit (${unit[0]},${unit[1]}) = ${fmt(act.values[unit[0]]?.[unit[1]])}`));
       if (unit) {
         const rf = await ctx.api.receptiveField(info.name, unit[0], unit[1]);
         if (token !== this.token) return;
@@ -147,13 +168,22 @@ export class NodePanel {
       const kernel = h("div", { class: "thumb" });
       const output = h("div", { class: "thumb" });
       const source = h("div", { class: "thumb" });
-      void image(ctx.api, kernel, ctx.api.edgeUrl(e.layer, e.out, e.in, "kernel"), "kernel", "pix", true);
-      if (ctx.image) void image(ctx.api, output, ctx.api.edgeUrl(e.layer, e.out, e.in, "output", ctx.image), "output map", "pix", true);
-      else output.replaceChildren(h("span", { class: "na muted", title: "pick an input image" }, "no image"));
+      void thumbMap(kernel, async () => {
+        const edge = await ctx.api.edge(e.layer, e.out, e.in);
+        const limit = Math.max(...edge.kernel.flat().map(Math.abs));
+        return { values: edge.kernel, scale: divergingScale(limit), what: "weight" };
+      });
+      if (ctx.image) {
+        const imageId = ctx.image;
+        void thumbMap(output, async () => {
+          const maps = await edgeMaps(ctx.api, e.layer, e.out, e.in, imageId);
+          return { values: maps.output.values, scale: maps.output.scale ?? chooseScale(maps.output.values.flat()), what: "output" };
+        });
+      } else output.replaceChildren(h("span", { class: "na muted", title: "pick an input image" }, "no image"));
       const src = e.sources[0];
       if (src && src.layer !== "input") {
         void rendered(ctx.api, source, () => ctx.api.renderNode(src.layer, src.channel, "channel"), ctx.api.renderUrl(src.layer, src.channel, "channel"),
-          "source visualization", "render", true);
+          `render of ${src.layer}:${src.channel}`, "render", true);
       }
       else source.replaceChildren(h("span", { class: "na muted" }, src ? "input" : "–"));
       return h("tr", { class: "edge-row", "data-edge": edgeId(e.layer, e.out, e.in), onclick: () => ctx.selectEdge(e.layer, e.out, e.in) },
@@ -164,8 +194,36 @@ export class NodePanel {
         h("td", {}, kernel), h("td", {}, output), h("td", {}, source));
     });
     return h("table", { class: "edges-table" },
-      h("thead", {}, h("tr", {}, h("th", {}, ""), h("th", {}, "source"), h("th", {}, scored ? "score" : "|w|"), h("th", {}, "kernel"), h("th", {}, "output map"), h("th", {}, "source vis."))),
+      h("thead", {}, h("tr", {}, h("th", {}, ""), h("th", {}, "source"), h("th", {}, scored ? "score" : "|w|"),
+        h("th", { title: "BN-folded weights, blue < 0 < red, scaled to the kernel's largest |w|" }, "kernel"),
+        h("th", { title: "what this kernel alone adds to the node's map on the input image" }, "output map"),
+        h("th", { title: "the source node's feature visualization" }, "source vis."))),
       h("tbody", {}, ...rows));
+  }
+}
+
+/** A small map (kernel or output map) with a thin colour bar; its values and range on hover. */
+async function thumbMap(host: HTMLElement, load: () => Promise<{ values: number[][]; scale: ReturnType<typeof chooseScale>; what: string }>): Promise<void> {
+  host.replaceChildren(h("span", { class: "na muted" }, "…"));
+  try {
+    const { values, scale, what } = await load();
+    const canvas = heatmapCanvas(values, 48, null, scale);
+    canvas.className = "thumb-map"; // not the node's own map (canvas.heatmap)
+    const rows = values.length, cols = values[0]?.length ?? 0;
+    const range = `${rows}×${cols} ${what}, ${fmt(scale.low)} … ${fmt(scale.high)}${scale.flat ? " (flat)" : ""}`;
+    canvas.title = range;
+    canvas.addEventListener("mousemove", (e) => {
+      const r = canvas.getBoundingClientRect();
+      const y = Math.min(rows - 1, Math.floor(((e.clientY - r.top) / r.height) * rows));
+      const x = Math.min(cols - 1, Math.floor(((e.clientX - r.left) / r.width) * cols));
+      canvas.title = `(${y},${x}) ${what} = ${fmt(values[y]?.[x])}\n${range}`;
+    });
+    const bar = colourBar(scale, 48, what);
+    bar.classList.add("mini");
+    host.replaceChildren(canvas, bar);
+  } catch (error) {
+    const line = statusOf(error);
+    host.replaceChildren(h("span", { class: `na ${line.className}`, title: line.textContent ?? "" }, "error"));
   }
 }
 

@@ -35,9 +35,10 @@ export const DEFAULTS: Readonly<ViewState> = Object.freeze({
   criterion: "taylor",
   nodeRule: "fraction",
   nodeValue: 0.1,
-  edgeRule: "cumulative",
-  edgeValue: 0.5,
-  maxEdges: 100000,
+  // a kernel budget, not a share: the 1,500 strongest kernels into the kept nodes (a share drew 30-43k on Lite0)
+  edgeRule: "fraction",
+  edgeValue: 1,
+  maxEdges: 1500,
   method: "actgrad",
   keep: 0.05,
   layout: "grid",

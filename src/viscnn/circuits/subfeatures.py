@@ -10,7 +10,7 @@ after scrambling the clusters' images into mixed sets of the same sizes (the pap
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -225,12 +225,14 @@ def cluster_patches(vectors: np.ndarray, min_cluster_size: int) -> tuple[np.ndar
 def find_subfeatures(model: nn.Module, graph: Graph, image_set: ImageSet, preprocess: Preprocess, node: Node, *,
                      top_n: int = 300, min_cluster_size: int = 20, keep: float = 0.05, method: str = "actgrad",
                      seed: int = 0, device: str | torch.device = "cpu", batch_size: int = 64, scrambles: int = 1,
-                     model_name: str = "", fingerprint: str = "") -> SubfeatureResult:
+                     model_name: str = "", fingerprint: str = "",
+                     progress: Callable[[float, str], None] | None = None) -> SubfeatureResult:
     """Cluster the node's `top_n` most exciting patches (one per image) and extract a circuit per cluster.
 
     Returns the clusters with their circuits, the IoU of every pair of cluster circuits and the
     scrambled control (mixed sets of the same sizes, `scrambles` times, averaged). Fewer than 2
-    clusters is not an error: the result says so in `message` and has no pairs to compare.
+    clusters is not an error: the result says so in `message` and has no pairs to compare. `progress(share,
+    message)` hears of each step (share of the work done, 0..1).
     """
     check_node(node, graph)
     if top_n < 2:
@@ -245,10 +247,18 @@ def find_subfeatures(model: nn.Module, graph: Graph, image_set: ImageSet, prepro
         raise ViscnnError(f"too few images for min cluster size {min_cluster_size}: {min(len(image_set), top_n)} patches "
                           f"(image set {image_set.name!r} has {len(image_set)}, top_n {top_n}) cannot form 2 clusters; "
                           f"give at least {2 * min_cluster_size}")
+    say = progress or (lambda share, message: None)
+    say(0.0, f"finding the top {top_n} patches of {node} over {len(image_set)} images")
     patches = top_patches(model, graph, image_set, preprocess, node, top_n=top_n, device=device, batch_size=batch_size)
+    say(0.15, f"clustering {len(patches)} patches (HDBSCAN, min cluster size {min_cluster_size})")
     labels, clusters = cluster_patches(np.stack([p.vector for p in patches]), min_cluster_size)
+    total = len(clusters) * (1 + (scrambles if len(clusters) >= 2 else 0))
+    made = [0]
 
     def make(members: list[int]) -> Circuit:
+        which = "cluster" if made[0] < len(clusters) else "scrambled set"
+        say(0.2 + 0.8 * made[0] / max(total, 1), f"extracting circuit {made[0] + 1}/{total} ({which} of {len(members)} patches)")
+        made[0] += 1
         return circuit_for(model, graph, image_set, preprocess, node, patches, members, keep=keep, method=method,
                            seed=seed, device=device, batch_size=batch_size, model_name=model_name, fingerprint=fingerprint)
 

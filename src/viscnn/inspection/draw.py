@@ -6,7 +6,9 @@ kernel at a time in Python) and returns uint8 RGB arrays or PIL images.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -16,6 +18,8 @@ GAP_COLOUR = (235, 235, 235)
 EMPTY = (248, 248, 248)  # grid cells with nothing in them
 DARK_GAP = (150, 150, 150)  # between cells of a blue-white-red grid, where light gaps vanish
 OUTSIDE = 0.5  # grey for the parts of a patch that lie outside the image
+DIVERGING = "RdBu_r"  # signed values: blue < 0 (white) < red; the page's web/src/palettes.ts holds the same table
+SEQUENTIAL = "viridis"  # values of one sign: dark (low) to yellow (high)
 
 
 @lru_cache(maxsize=4)
@@ -23,6 +27,11 @@ def _lut(name: str) -> np.ndarray:
     import matplotlib
 
     return (matplotlib.colormaps[name](np.linspace(0.0, 1.0, 256))[:, :3] * 255).round().astype(np.uint8)
+
+
+def palette(name: str) -> np.ndarray:
+    """The 256 colours (uint8 [256, 3]) of a matplotlib colour map, as every map of viscnn is drawn with them."""
+    return _lut(name).copy()
 
 
 def diverging(values: np.ndarray, scale: float | np.ndarray | None = None) -> np.ndarray:
@@ -36,7 +45,53 @@ def diverging(values: np.ndarray, scale: float | np.ndarray | None = None) -> np
         scale = float(np.abs(values).max()) if values.size else 1.0
     scale = np.where(np.asarray(scale) > 0, scale, 1.0)
     index = np.clip(np.round((values / scale + 1.0) * 127.5), 0, 255).astype(np.intp)
-    return _lut("RdBu_r")[index]
+    return _lut(DIVERGING)[index]
+
+
+def sequential(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """RGB uint8 of `values` on the sequential map (viridis) from `low` (dark) to `high` (yellow), clipped.
+    NaN is drawn as `low`; a flat range (low == high) is all dark."""
+    values = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=low)
+    span = high - low
+    t = (values - low) / span if span > 0 else np.zeros_like(values)
+    return _lut(SEQUENTIAL)[np.clip(np.round(t * 255.0), 0, 255).astype(np.intp)]
+
+
+@dataclass(frozen=True)
+class ColourScale:
+    """How values become colours: `diverging` (RdBu_r, -limit..+limit, white at 0) for signed values,
+    `sequential` (viridis, low..high) for values of one sign. `flat`: every value is the same."""
+
+    kind: Literal["diverging", "sequential"]
+    low: float
+    high: float
+    flat: bool = False
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "colormap": DIVERGING if self.kind == "diverging" else SEQUENTIAL,
+                "low": self.low, "high": self.high, "flat": self.flat}
+
+
+def choose_scale(values: np.ndarray) -> ColourScale:
+    """The scale for a map: diverging (symmetric about 0) when it holds both signs, else sequential over its
+    range, so an all-positive map shows its structure instead of a block of one red. NaN is ignored."""
+    array = np.asarray(values, dtype=np.float64)
+    finite = array[np.isfinite(array)]
+    if finite.size == 0:
+        return ColourScale("sequential", 0.0, 0.0, flat=True)
+    low, high = float(finite.min()), float(finite.max())
+    if low < 0.0 < high:
+        limit = max(-low, high)
+        return ColourScale("diverging", -limit, limit)
+    return ColourScale("sequential", low, high, flat=low == high)
+
+
+def colours(values: np.ndarray, scale: ColourScale | None = None) -> np.ndarray:
+    """RGB uint8 of `values` on `scale` (default: `choose_scale(values)`)."""
+    scale = scale or choose_scale(values)
+    if scale.kind == "diverging":
+        return diverging(values, scale.high if scale.high > 0 else None)
+    return sequential(values, scale.low, scale.high)
 
 
 def grey(values: np.ndarray) -> np.ndarray:
@@ -87,14 +142,16 @@ def fit_factor(pixels: int, target: int, most: int = 16) -> int:
     return int(max(1, min(most, target // max(1, pixels))))
 
 
-def colorbar(scale: float, width: int = 160, height: int = 10, caption: str = "") -> Image.Image:
-    """A horizontal blue-white-red bar from -scale to +scale, with its end values and a caption."""
+def colorbar(scale: float | ColourScale, width: int = 160, height: int = 10, caption: str = "") -> Image.Image:
+    """A horizontal bar of a colour scale (a number: blue-white-red from -scale to +scale), with its end
+    values and a caption."""
     size = 10
-    bar = diverging(np.tile(np.linspace(-scale, scale, width), (height, 1)), scale)
+    the_scale = scale if isinstance(scale, ColourScale) else ColourScale("diverging", -float(scale), float(scale))
+    bar = colours(np.tile(np.linspace(the_scale.low, the_scale.high, width), (height, 1)), the_scale)
     image = Image.new("RGB", (width + 2, height + size + 6), BACKGROUND)
     image.paste(Image.fromarray(bar), (1, 0))
     draw = ImageDraw.Draw(image)
-    low, high = f"{-scale:.3g}", f"{scale:.3g}"
+    low, high = f"{the_scale.low:.3g}", f"{the_scale.high:.3g}"
     draw.text((1, height + 2), low, fill=(0, 0, 0), font=font(size))
     draw.text((width + 1 - text_width(high, size), height + 2), high, fill=(0, 0, 0), font=font(size))
     if caption:

@@ -73,6 +73,7 @@ __all__ = [
 KIND = "examples"
 GRID_KIND = "examples-png"
 VERSION = 1  # bump when the computation changes: old cache entries are then ignored
+GRID_VERSION = 2  # bump when the picture of a node's examples changes (2: only patches below 0 are "inhibiting")
 Progress = Callable[[Iterable], Iterable]
 
 
@@ -121,13 +122,18 @@ class LayerExamples:
         return cls(layer, side("excite"), side("inhibit"), (int(size[0]), int(size[1])), int(arrays["image_count"]))
 
     def node(self, channel: int, rf: ReceptiveField | None = None, image_set: ImageSet | None = None) -> dict[str, Any]:
-        """JSON for one node: per side, a list of {image, y, x, value} (plus the field's box and image source)."""
+        """JSON for one node: per side, a list of {image, y, x, value} (plus the field's box and image source).
+
+        `inhibit` lists only images that drive the node below 0 (a node that no image drives below 0 has none:
+        its least exciting images do not inhibit it); `lowest` is the lowest value any image gave."""
         if not 0 <= channel < self.channels:
             raise ViscnnError(f"channel {channel} is out of range: layer {self.layer} has {self.channels} channels")
 
-        def entries(top: TopK) -> list[dict[str, Any]]:
+        def entries(top: TopK, *, negative: bool = False) -> list[dict[str, Any]]:
             out = []
             for rank in range(top.k):
+                if negative and not top.values[channel, rank] < 0:
+                    break  # lowest first: the rest are no lower
                 y, x = int(top.ys[channel, rank]), int(top.xs[channel, rank])
                 item: dict[str, Any] = {"image": int(top.images[channel, rank]), "y": y, "x": x,
                                         "value": float(top.values[channel, rank])}
@@ -141,7 +147,8 @@ class LayerExamples:
             return out
 
         return {"node": f"{self.layer}:{channel}", "map_size": list(self.map_size), "image_count": self.image_count,
-                "excite": entries(self.excite), "inhibit": entries(self.inhibit)}
+                "excite": entries(self.excite), "inhibit": entries(self.inhibit, negative=True),
+                "lowest": float(self.inhibit.values[channel, 0]) if self.inhibit.k else None}
 
 
 class RunningTopK:
@@ -359,7 +366,8 @@ def examples_png(store: Store, loaded: LoadedModel, graph: Graph, image_set: Ima
     node = examples.node(channel)  # checks the channel
     images = [e["image"] for e in node["excite"] + node["inhibit"]]
     fingerprint, images_hash = examples.cache_ids or (loaded.fingerprint(), image_set.hash())
-    parts = {**_parts(fingerprint, images_hash, examples.layer, examples.excite.k), "channel": channel, "cell": cell}
+    parts = {**_parts(fingerprint, images_hash, examples.layer, examples.excite.k), "channel": channel, "cell": cell,
+             "grid": GRID_VERSION}
 
     def render() -> tuple[Image.Image, dict[str, Any]]:
         rf = graph[examples.layer].receptive_field

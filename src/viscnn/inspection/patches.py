@@ -131,23 +131,26 @@ def mark_unit(tile: Image.Image, rf: ReceptiveField | None, patch_hw: tuple[int,
 
 def node_grid(examples: LayerExamples, rf: ReceptiveField | None, channel: int, pixels: Pixels,
               image_hw: tuple[int, int], *, cell: int = 80, set_name: str = "") -> Image.Image:
-    """One node's examples as a PNG-ready picture: exciting patches above, inhibiting ones below,
-    each captioned with its activation and image index."""
+    """One node's examples as a PNG-ready picture: exciting patches above, inhibiting ones (those that drive it
+    below 0) below, each captioned with its activation and image index. A node that no image drives below 0
+    gets a line saying so (and its lowest value) instead of least-exciting patches passed off as inhibiting."""
     excite, inhibit = node_patches(examples, rf, channel, pixels, image_hw)
+    k = examples.excite.k
+    negative = [r for r in range(examples.inhibit.k) if examples.inhibit.values[channel, r] < 0]
     h, w = excite[0].shape[:2]
     scale = cell / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     caption = 12
     label_w = max(draw.text_width("inhibit", 11), draw.text_width("excite", 11)) + 8
-    k = examples.excite.k
     body = Image.new("RGB", (label_w + k * (size[0] + 4), 2 * (size[1] + caption + 6)), draw.BACKGROUND)
     canvas = ImageDraw.Draw(body)
-    for row, (name, patches, top) in enumerate((("excite", excite, examples.excite),
-                                                ("inhibit", inhibit, examples.inhibit))):
+    rows = (("excite", excite, examples.excite, list(range(k))),
+            ("inhibit", inhibit, examples.inhibit, negative))
+    for row, (name, patches, top, ranks) in enumerate(rows):
         y0 = row * (size[1] + caption + 6)
         canvas.text((0, y0 + size[1] // 2 - 6), name, fill=(0, 0, 0), font=draw.font(11))
-        for r, patch in enumerate(patches):
-            array = (np.clip(patch, 0, 1) * 255).round().astype(np.uint8)
+        for r in ranks:
+            array = (np.clip(patches[r], 0, 1) * 255).round().astype(np.uint8)
             tile = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
             resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.BILINEAR
             tile = mark_unit(tile.convert("RGB").resize(size, resample), rf, (h, w))
@@ -155,12 +158,18 @@ def node_grid(examples: LayerExamples, rf: ReceptiveField | None, channel: int, 
             body.paste(tile, (x0, y0))
             text = f"{top.values[channel, r]:.3g} #{int(top.images[channel, r])}"
             canvas.text((x0, y0 + size[1] + 1), text, fill=(40, 40, 40), font=draw.font(10))
+    if not negative:
+        lowest = float(examples.inhibit.values[channel, 0])
+        y0 = size[1] + caption + 6
+        for line, text in enumerate(draw.wrap(f"no image drives it below 0: its lowest value is {lowest:.3g}",
+                                              body.width - label_w - 4, 11)):
+            canvas.text((label_w, y0 + size[1] // 2 - 12 + 14 * line), text, fill=(90, 90, 90), font=draw.font(11))
     where = f" ({set_name})" if set_name else ""
     windows = [patch_window(rf, int(top.ys[channel, r]), int(top.xs[channel, r]), image_hw)
-               for top in (examples.excite, examples.inhibit) for r in range(k)]
+               for _, _, top, ranks in rows for r in ranks]
     outside = any(top < 0 or left < 0 or bottom > image_hw[0] or right > image_hw[1] for top, left, bottom, right in windows)
-    title = (f"{examples.layer}:{channel}  top {k} exciting / inhibiting of {examples.image_count} images{where}; "
-             f"{_field_text(rf, (h, w))}{'; grey: outside the image' if outside else ''}")
+    title = (f"{examples.layer}:{channel}  top {k} exciting / {len(negative)} inhibiting (below 0) of "
+             f"{examples.image_count} images{where}; {_field_text(rf, (h, w))}{'; grey: outside the image' if outside else ''}")
     return draw.framed(body, title)
 
 

@@ -96,14 +96,16 @@ def routes(state: ServerState) -> APIRouter:
             result.append((x.to(state.device), torch.tensor([s.items[i].label for s, i in part], dtype=torch.long)))
         return result
 
-    def cached_or_job(kind: str, key: str, description: str, work: Callable[[JobContext], dict]) -> Response:
+    def cached_or_job(kind: str, key: str, description: str, work: Callable[[JobContext], dict],
+                      meta: Callable[[dict], dict] | None = None) -> Response:
         if state.store is not None and (data := state.store.get_bytes(kind, key)) is not None:
             return done(json.loads(data))
 
         def run(context: JobContext) -> dict:
             result = work(context)
             if state.store is not None:
-                state.store.put_bytes(kind, key, json.dumps(result).encode(), suffix=".json")
+                state.store.put_bytes(kind, key, json.dumps(result).encode(), suffix=".json",
+                                      meta=meta(result) if meta else None)
             return result
 
         return pending(state.jobs.submit(kind, run, description, key=f"{kind}|{key}"))
@@ -112,17 +114,7 @@ def routes(state: ServerState) -> APIRouter:
         return [hashes(state.image_sets[name]) for name in parsed.terms]
 
     def check_methods(methods: list[str], target: Target) -> None:
-        from viscnn.circuits import get_method, upstream_layers
-        from viscnn.circuits.methods.ablation import MAX_EDGES
-
-        for k, method in enumerate(methods):
-            get_method(method)
-            if method in methods[:k]:
-                raise ViscnnError(f"methods: {method!r} is given twice")
-            kernels = sum(state.graph[n].num_edges for n in upstream_layers(state.graph, target)) if method == "ablation" else 0
-            if kernels > MAX_EDGES:
-                raise ViscnnError(f"method ablation reruns the model once per kernel: {kernels:,} kernels upstream of "
-                                  f"target {target} is more than {MAX_EDGES:,}; choose a target in an early layer")
+        check_circuit_methods(state, methods, target)
 
     @router.post("/circuit", summary="extract the circuit a target cannot do without (a job; docs/circuit-format.md)",
                  responses=answers(body="job", write=True))
@@ -149,7 +141,8 @@ def routes(state: ServerState) -> APIRouter:
                                     model_name=state.loaded.name, fingerprint=state.fingerprint)
             return {**found.to_json(state.graph, state.loaded.module), "key": key, "seconds": round(context.job.seconds, 3)}
 
-        return cached_or_job("circuit", key, f"{request.method} circuit of {target} over {request.images}", work)
+        return cached_or_job("circuit", key, f"{request.method} circuit of {target} over {request.images}", work,
+                             lambda result: circuit_meta(state, result, images=request.images))
 
     @router.post("/faithfulness", summary="how well circuits of each method and size reproduce the target (a job)",
                  responses=answers(body="job", write=True))
@@ -189,4 +182,29 @@ def routes(state: ServerState) -> APIRouter:
 
         return cached_or_job("faithfulness", key, f"faithfulness of circuits for {target}", work)
 
+    from viscnn.server import api_subfeatures  # it uses this module's helpers
+
+    router.include_router(api_subfeatures.routes(state))  # sub-feature circuits: a job of the same kind of work
     return router
+
+
+def check_circuit_methods(state: ServerState, methods: list[str], target: Target) -> None:
+    """Each method known, none twice, and ablation only where it reruns the model a bearable number of times."""
+    from viscnn.circuits import get_method, upstream_layers
+    from viscnn.circuits.methods.ablation import MAX_EDGES
+
+    for k, method in enumerate(methods):
+        get_method(method)
+        if method in methods[:k]:
+            raise ViscnnError(f"methods: {method!r} is given twice")
+        kernels = sum(state.graph[n].num_edges for n in upstream_layers(state.graph, target)) if method == "ablation" else 0
+        if kernels > MAX_EDGES:
+            raise ViscnnError(f"method ablation reruns the model once per kernel: {kernels:,} kernels upstream of "
+                              f"target {target} is more than {MAX_EDGES:,}; choose a target in an early layer")
+
+
+def circuit_meta(state: ServerState, circuit: dict, **extra: object) -> dict:
+    """What /api/circuits lists of a stored circuit (and how it knows the model's own)."""
+    return {"fingerprint": state.fingerprint, "model": state.loaded.name, "target": circuit["target"]["text"],
+            "method": circuit["method"], "keep": circuit["keep"], "edges": len(circuit["edges"]),
+            "kept_fraction": circuit["kept_fraction"], **extra}

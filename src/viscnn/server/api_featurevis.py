@@ -8,24 +8,117 @@ line are served as they are.
 """
 from __future__ import annotations
 
+import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, Response
 
+from viscnn.errors import ViscnnError
 from viscnn.scoring.targets import Target
 from viscnn.server.jobs import JobContext
-from viscnn.server.responses import Index, answers, done, pending
-from viscnn.server.state import NotFound, ServerState, Unavailable
+from viscnn.server.responses import FastJSON, Index, answers, done, pending
+from viscnn.server.state import LRU, NotFound, ServerState, Unavailable
 from viscnn.store import Store
 
 if TYPE_CHECKING:
+    from viscnn.circuits import Circuit
     from viscnn.inspection.examples import LayerExamples
 
 EXAMPLES_K = 9  # what `viscnn prepare` computes, so its results are served as they are
 NO_STORE = "this server runs without a store (--no-cache): renders and dataset examples need one"
+CIRCUIT_KIND = "circuit"  # the store's kind of the circuits the server extracted (api_circuits, api_subfeatures)
+_KEY = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Through:
+    """A stored circuit that renders run through: its store key, the circuit, and the digest of its stored JSON
+    (which names it in render cache keys, as `viscnn visualize --circuit FILE` names a file by its bytes)."""
+
+    key: str
+    circuit: Circuit
+    digest: str
+
+    @property
+    def name(self) -> str:
+        return f"the {self.circuit.method} circuit of {self.circuit.target} ({self.circuit.num_edges:,} kernels)"
+
+    def describe(self) -> dict:
+        return {"circuit": self.key, "method": self.circuit.method, "circuit_edges": self.circuit.num_edges,
+                "kept_fraction": round(self.circuit.kept_fraction, 6)}
+
+
+def stored_circuit(state: ServerState, store: Store, key: str, cache: LRU) -> Through:
+    """The circuit stored under `key` (from /api/circuit or /api/subfeatures), parsed once; unknown: 404."""
+    found = cache.get(key)
+    if found is not None:
+        return found
+    from viscnn.circuits import Circuit
+
+    data = store.get_bytes(CIRCUIT_KIND, key) if _KEY.fullmatch(key) else None
+    if data is None:
+        raise NotFound(f"unknown circuit {key[:70]!r}: use a key from /api/circuits (or a circuit's answer)")
+    meta = store.meta(CIRCUIT_KIND, key) or {}
+    if meta.get("fingerprint") not in (None, state.fingerprint):
+        raise NotFound(f"circuit {key[:16]}... belongs to another model ({meta.get('model')})")
+    import hashlib
+
+    circuit = Circuit.from_json(json.loads(data), state.graph, state.fingerprint, class_names=state.class_names)
+    through = Through(key, circuit, hashlib.sha256(data).hexdigest()[:16])
+    cache.put(key, through)
+    return through
+
+
+def circuit_entries(state: ServerState, store: Store) -> list:
+    """The store's entries of the circuits extracted on this server's model, newest first."""
+    entries = [e for e in store.entries(CIRCUIT_KIND) if e.meta.get("fingerprint") == state.fingerprint]
+    return sorted(entries, key=lambda e: e.created, reverse=True)
+
+
+def model_circuits(state: ServerState) -> list[Through]:
+    """Every circuit extracted on this server's model (by the page or the API), newest first, parsed."""
+    if state.store is None:
+        return []
+    cache = LRU(1)
+    return [stored_circuit(state, state.store, entry.key, cache) for entry in circuit_entries(state, state.store)]
+
+
+def circuit_objective(state: ServerState, circuit: Circuit, text: str | None) -> Target:
+    """What to render through `circuit`: `text` (a node, neuron, edge or class logit), by default the circuit's own
+    target; refused when the circuit does not hold it (its map there would be the bias alone, or the whole model)."""
+    from viscnn.featurevis.objectives import check_objective
+    from viscnn.scoring.targets import parse_target
+
+    target = circuit.target
+    if text is None:
+        if target.kind == "loss":
+            raise ViscnnError("a loss circuit has no one objective to render: give objective=logit:K (or class:NAME) "
+                              "or a node of the circuit (LAYER:C)")
+        objective = target
+    else:
+        objective = check_objective(parse_target(text, state.graph, state.class_names))
+    if objective.layer is None:
+        if target.inside:
+            raise ViscnnError(f"objective {objective} is the model's output, but the circuit ends at {target}: "
+                              f"render a node of the circuit instead")
+        return objective
+    kept = circuit.masks.get(objective.layer)
+    if kept is None:
+        raise ViscnnError(f"objective {objective}: layer {objective.layer} is not upstream of the circuit's target "
+                          f"{target}")
+    if objective.is_edge:
+        row, local = state.graph.kernel_index(objective.edge)
+        if not bool(kept[row, local]):
+            raise ViscnnError(f"edge {objective} is not in the circuit: its kernel is zeroed there")
+    elif objective.kind in ("node", "neuron") and not bool(kept[objective.channel].any()):
+        raise ViscnnError(f"node {objective.layer}:{objective.channel} is not in the circuit: none of its kernels is "
+                          f"kept, so its map there is its bias alone")
+    return objective
 
 
 def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
@@ -36,34 +129,93 @@ def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
             raise Unavailable(NO_STORE)
         return state.store
 
-    # --- renders -------------------------------------------------------------------------------------
-    def render_answer(objective: Target, png: str, *, queue: bool) -> Response:
-        """The stored render's PNG (`queue` False: 404 if there is none), or (`queue`) its job answer."""
+    # --- renders ---------------------------------------------------------------------------------------
+    def render_answer(objective: Target, png: str, *, queue: bool, through: Through | None = None) -> Response:
+        """The stored render's PNG (`queue` False: 404 if there is none), or (`queue`) its job answer.
+        `through`: render on the circuit's model (only its kernels), cached apart from the whole model's."""
         from viscnn.featurevis.keys import KIND, render_key, render_meta, render_parts, render_setup
         from viscnn.featurevis.render import RenderSettings, render
         from viscnn.store.cache import cached_image
 
         the_store = store()
         settings = RenderSettings(steps=render_steps)
-        parts = render_parts(render_setup(state.loaded, settings, fingerprint=state.fingerprint), objective)
+        setup = render_setup(state.loaded, settings, fingerprint=state.fingerprint,
+                             circuit=through.digest if through is not None else None)
+        parts = render_parts(setup, objective)
         path = the_store.get_path(KIND, render_key(parts))
         if not queue:
             if path is None:
-                raise NotFound(f"{objective} is not rendered yet: POST {png.rsplit('.png', 1)[0]} queues its render")
+                raise NotFound(f"{objective} is not rendered yet{' through that circuit' if through else ''}: "
+                               f"POST {png.rsplit('.png', 1)[0]} queues its render")
             return _png_file(path)
+        answer = {"objective": str(objective), "png": png, **(through.describe() if through else {})}
         if path is not None:
-            return done({"objective": str(objective), "png": png})
+            return done(answer)
+        module = through.circuit.module(state.loaded.module, state.graph) if through else state.loaded.module
+        where = f" through {through.name}" if through else ""
 
         def work(context: JobContext) -> dict:
-            context.report(0.05, f"rendering {objective} ({settings.steps} steps)")
-            result = render(state.loaded.module, state.graph, state.loaded.preprocess, [objective], settings)
+            context.report(0.05, f"rendering {objective}{where} ({settings.steps} steps)")
+            result = render(module, state.graph, state.loaded.preprocess, [objective], settings)
             image = result.images[0].permute(1, 2, 0).numpy()
             meta = render_meta(objective, [float(result.values[0])], float(result.initial_values[0]), settings)
             cached_image(the_store, KIND, parts, lambda: (image, meta))
-            return {"objective": str(objective), "value": float(result.values[0]), "seconds": round(result.seconds, 3),
-                    "png": png}
+            return {**answer, "value": float(result.values[0]), "seconds": round(result.seconds, 3)}
 
-        return pending(state.jobs.submit("render", work, f"render {objective}", key=f"render|{objective}"))
+        key = f"render|{objective}|{through.key if through else ''}"
+        return pending(state.jobs.submit("render", work, f"render {objective}{where}", key=key))
+
+    circuits_cache = LRU(8)
+
+    def through(key: str) -> Through:
+        return stored_circuit(state, store(), key, circuits_cache)
+
+    @router.get("/circuits", summary="the circuits extracted on this server's model, newest first",
+                responses=answers(503))
+    def circuits() -> list[dict]:
+        return [{"key": e.key, "created": e.created, **{k: v for k, v in e.meta.items() if k != "fingerprint"}}
+                for e in circuit_entries(state, store())]
+
+    @router.get("/circuits/{key}", summary="a stored circuit, as its file (docs/circuit-format.md)",
+                response_class=Response, responses=answers(404, 503))
+    def circuit_file(key: str) -> Response:
+        through(key)  # a known circuit of this model
+        data = store().get_bytes(CIRCUIT_KIND, key)
+        if data is None:
+            raise NotFound(f"circuit {key[:16]}... is no longer stored")
+        return Response(data, media_type="application/json",
+                        headers={"Content-Disposition": f'attachment; filename="circuit-{key[:12]}.json"'})
+
+    def circuit_png(key: str, objective: Target) -> str:
+        return f"/api/circuits/{key}/render.png?{urlencode({'objective': str(objective)})}"
+
+    @router.post("/circuits/{key}/render", summary="render an objective (default: the circuit's target) through a "
+                 "stored circuit: only its kernels (a job unless stored)", responses=answers(404, 503, job=True))
+    def circuit_render_job(key: str, objective: str | None = Query(None, min_length=1, max_length=500)) -> Response:
+        found = through(key)
+        target = circuit_objective(state, found.circuit, objective)
+        return render_answer(target, circuit_png(key, target), queue=True, through=found)
+
+    @router.get("/circuits/{key}/render.png", summary="an objective rendered through a stored circuit (404 until "
+                "rendered)", response_class=Response, responses=answers(404, 503, body="png"))
+    def circuit_render(key: str, objective: str | None = Query(None, min_length=1, max_length=500)) -> Response:
+        found = through(key)
+        target = circuit_objective(state, found.circuit, objective)
+        return render_answer(target, circuit_png(key, target), queue=False, through=found)
+
+    @router.get("/layers/{layer}/renders", summary="which nodes of a layer have a stored feature visualization",
+                responses=answers(404, 503))
+    def layer_renders(layer: str, mode: Literal["channel", "neuron"] = "channel") -> Response:
+        from viscnn.featurevis.keys import KIND, render_key, render_parts, render_setup
+        from viscnn.featurevis.render import RenderSettings
+
+        spec = state.conv_layer(layer)
+        setup = render_setup(state.loaded, RenderSettings(steps=render_steps), fingerprint=state.fingerprint)
+        stored = {entry.key for entry in store().entries(KIND)}
+        kind = "neuron" if mode == "neuron" else "node"
+        rendered = [c for c in range(spec.out_channels)
+                    if render_key(render_parts(setup, Target(kind, layer, c))) in stored]
+        return FastJSON({"layer": layer, "mode": mode, "channels": spec.out_channels, "rendered": rendered})
 
     def node_objective(layer: str, channel: int, mode: str) -> tuple[Target, str]:
         state.check_channel(layer, channel)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from viscnn.graph import Layer
-from viscnn.inspection.draw import diverging
+from viscnn.inspection.draw import ColourScale, choose_scale, colours, diverging
 from viscnn.server.layouts import KINDS, Layouts
 from viscnn.server.prune import KernelFacts
 from viscnn.server.responses import FastJSON, Index, answers, one_of
@@ -80,15 +80,13 @@ def routes(state: ServerState, facts: KernelFacts, maps: Maps, layouts: Layouts)
     @router.get("/activation", summary="a node's map for one image (BN folded)", responses=answers(404))
     def activation(image: str, layer: str, channel: Annotated[int, Query(ge=0)]) -> Response:
         values = activation_values(image, layer, channel)
-        return FastJSON({"image": image, "layer": layer, "channel": channel, "height": values.shape[0],
-                         "width": values.shape[1], "min": float(values.min()), "max": float(values.max()),
-                         "values": values.numpy(),
+        return FastJSON({"image": image, "layer": layer, "channel": channel, **map_json(values),
                          "png": f"/api/activation.png?image={image}&layer={layer}&channel={channel}"})
 
-    @router.get("/activation.png", summary="a node's map for one image, blue < 0 < red, one pixel per unit",
-                response_class=Response, responses=answers(404, body="png"))
+    @router.get("/activation.png", summary="a node's map for one image, one pixel per unit (signed: blue < 0 < red; "
+                "one sign: viridis over its range)", response_class=Response, responses=answers(404, body="png"))
     def activation_png(image: str, layer: str, channel: Annotated[int, Query(ge=0)]) -> Response:
-        return Response(png(diverging(activation_values(image, layer, channel).numpy())), media_type="image/png")
+        return Response(png(colours(activation_values(image, layer, channel).numpy())), media_type="image/png")
 
     @router.get("/receptive_field", summary="where unit (y, x) of a layer's map looks, in input pixels",
                 responses=answers(404))
@@ -113,7 +111,10 @@ def routes(state: ServerState, facts: KernelFacts, maps: Maps, layouts: Layouts)
         spec = edge_check(layer, out, inp)
         local = inp - (out // spec.out_per_group) * spec.in_per_group
         kernel = facts.folded(layer)[out, local]
+        limit = float(kernel.abs().max())
         return {"layer": layer, "out": out, "in": inp, "kernel": kernel.tolist(), "sign": int(facts.signs(layer)[out, local]),
+                # kernels keep the diverging scale whatever their signs: a weight's sign is what it does
+                "scale": ColourScale("diverging", -limit, limit, flat=limit == 0).to_json(),
                 "sources": [{"layer": n.layer, "channel": n.channel} for n in spec.in_sources(inp)]}
 
     @router.get("/edges/{layer}/{out}/{inp}/kernel.png", summary="the kernel as a heatmap", response_class=Response,
@@ -128,13 +129,30 @@ def routes(state: ServerState, facts: KernelFacts, maps: Maps, layouts: Layouts)
     def edge_input(layer: str, out: Index, inp: Index, image: str) -> Response:
         edge_check(layer, out, inp)
         values = maps.input_map(state.image(image), layer, inp)
-        return Response(png(diverging(values.numpy())), media_type="image/png")
+        return Response(png(colours(values.numpy())), media_type="image/png")
 
     @router.get("/edges/{layer}/{out}/{inp}/output.png", summary="what this kernel alone outputs, for one image",
                 response_class=Response, responses=answers(404, body="png"))
     def edge_output(layer: str, out: Index, inp: Index, image: str) -> Response:
         edge_check(layer, out, inp)
         values = maps.kernel_output(state.image(image), layer, out, inp, bn_scale=facts.bn_scale(layer))
-        return Response(png(diverging(values.numpy())), media_type="image/png")
+        return Response(png(colours(values.numpy())), media_type="image/png")
+
+    @router.get("/edges/{layer}/{out}/{inp}/maps", summary="the map feeding the edge and the map it makes, for one image, "
+                "as values with their colour scale", responses=answers(404))
+    def edge_maps(layer: str, out: Index, inp: Index, image: str) -> Response:
+        edge_check(layer, out, inp)
+        ref = state.image(image)
+        feeding = maps.input_map(ref, layer, inp)
+        made = maps.kernel_output(ref, layer, out, inp, bn_scale=facts.bn_scale(layer))
+        return FastJSON({"layer": layer, "out": out, "in": inp, "image": image,
+                         "input": map_json(feeding), "output": map_json(made)})
 
     return router
+
+
+def map_json(values: torch.Tensor) -> dict:
+    """A map's values with its size, range and colour scale (what the page draws, and the server's PNGs use)."""
+    array = values.float().numpy()
+    return {"height": int(array.shape[0]), "width": int(array.shape[1]), "min": float(array.min()),
+            "max": float(array.max()), "values": array, "scale": choose_scale(array).to_json()}

@@ -57,6 +57,11 @@ class LRU:
             self._data.move_to_end(key)
             return self._data[key]
 
+    def latest(self) -> Any:
+        """The value put or read last, or None when empty."""
+        with self._lock:
+            return next(reversed(self._data.values()), None)
+
     def put(self, key: str, value: Any) -> None:
         with self._lock:
             self._data[key] = value
