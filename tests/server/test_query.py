@@ -1,4 +1,5 @@
 """Queries (job when new, direct when cached), the pruning rules, and jobs: progress, events, cancel."""
+import json
 import threading
 import time
 
@@ -144,7 +145,11 @@ def test_events_stream_progress_then_done(client):
         text = "".join(stream.iter_text())
     names = [line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("event: ")]
     assert names[-1] == "done" and set(names[:-1]) <= {"progress"}
-    assert "scoring" in text  # progress messages name the set being scored
+    final = json.loads(text.strip().splitlines()[-1].split("data: ", 1)[1])
+    # the job counted the images it scored, of all it had to score (both sets: not in the store yet)
+    assert final["unit"] == "images" and final["done"] == final["total"] == final["result"]["n_images"] > 0
+    assert all(json.loads(line.split("data: ", 1)[1]).get("message", "").startswith(("started", "scoring", "selecting"))
+               for line in text.splitlines() if line.startswith("data: ") and '"state":"running"' in line)
     again = client.get(f"/api/jobs/{job_id}/events").text  # a finished job answers at once
     assert again.startswith("event: done")
 
@@ -173,7 +178,7 @@ def test_a_running_job_is_cancelled_within_a_conv_call(state, client):
 
 def test_a_queued_job_is_cancelled_before_it_starts(state, client):
     gate = threading.Event()
-    blocker = state.jobs.submit("test", lambda context: gate.wait(10), "holds the worker")
+    blocker = state.jobs.submit("test", lambda context: gate.wait(10), "holds the worker", priority=-10)  # nothing overtakes it
     queued = state.jobs.submit("test", lambda context: "ran", "should never run")
     answer = client.delete(f"/api/jobs/{queued.id}").json()
     assert answer["state"] == "cancelled"
@@ -239,7 +244,9 @@ def test_a_query_runs_before_queued_renders_and_evaluations():
     deadline = time.time() + 10
     while len(started) < 7 and time.time() < deadline:
         time.sleep(0.01)
-    assert started == ["first", "query", "query 2", "composition", "render 1", "evaluation", "render 2"]
+    # a query overtakes the running circuit (which waits for it), the next one waits for the first; then by kind:
+    # renders (short) before an evaluation of the same default priority
+    assert started == ["first", "query", "query 2", "composition", "render 1", "render 2", "evaluation"]
     manager.shutdown()
 
 

@@ -240,8 +240,10 @@ def _reason(exc: Exception) -> str:
 
 def evaluate(model: nn.Module, graph: Graph, train_batches: Sequence[Batch], held_out_batches: Sequence[Batch],
              targets: Sequence[Target], methods: Sequence[str], fractions: Sequence[float], *, seed: int = 0,
-             device: str | torch.device = "cpu", progress: Progress | None = None, model_name: str = "") -> Evaluation:
-    """Extract a circuit for every (target, method, fraction) on `train_batches`; measure r on `held_out_batches`."""
+             device: str | torch.device = "cpu", progress: Progress | None = None, model_name: str = "",
+             counted: Callable[[int, int, str], None] | None = None) -> Evaluation:
+    """Extract a circuit for every (target, method, fraction) on `train_batches`; measure r on `held_out_batches`.
+    `progress(message)` hears of each circuit as it ends; `counted(done, total, next_one)` before each starts."""
     fractions = check_fractions(fractions)
     methods = list(dict.fromkeys(methods))
     for method in methods:
@@ -256,6 +258,7 @@ def evaluate(model: nn.Module, graph: Graph, train_batches: Sequence[Batch], hel
                             methods, fractions, train_images=sum(len(x) for x, _ in train),
                             held_out_images=sum(len(x) for x, _ in held), seed=seed)
     start = time.perf_counter()
+    total, finished = len(targets) * len(methods) * len(fractions), 0
     for t_index, target in enumerate(targets):
         full = _values(model, graph, held, target, device=device)
         upstream = int(sum(int(m.sum()) for m in candidate_kernels(graph, target).values()))
@@ -270,6 +273,9 @@ def evaluate(model: nn.Module, graph: Graph, train_batches: Sequence[Batch], hel
                 score_seconds = time.perf_counter() - begin
             failed: list[float] = []
             for fraction in fractions:
+                if counted is not None:
+                    counted(finished, total, f"{target} {method} keep {fraction:g}")
+                finished += 1
                 if reason is not None:
                     failed.append(fraction)
                     continue
@@ -297,4 +303,6 @@ def evaluate(model: nn.Module, graph: Graph, train_batches: Sequence[Batch], hel
                 evaluation.skipped.append(Skip(str(target), method, reason or "", failed))
                 say(f"[{t_index + 1}/{len(targets)}] {target} {method}: skipped ({reason})")
     evaluation.seconds = time.perf_counter() - start
+    if counted is not None:
+        counted(total, total, "")
     return evaluation
