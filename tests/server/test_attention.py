@@ -227,7 +227,7 @@ def test_faithfulness_reports_circuits_done_of_all(client):
     counted = [e for e in events if e["unit"] == "circuits"]
     assert counted and all(e["total"] == 6 for e in counted)
     assert events[-1]["state"] == "done" and events[-1]["done"] == 6
-    assert all(e["message"].startswith("circuit ") for e in counted if e["state"] == "running")
+    assert all(e["message"].startswith("extracting features.6:2 ") for e in counted if e["state"] == "running")
 
 
 def test_a_learned_circuit_reports_its_steps_when_the_method_takes_a_progress_callable(client):

@@ -3,6 +3,7 @@ import type { Api } from "./api";
 import { fmt, signCss, signName } from "./colors";
 import { figure, h, image, rendered, status, statusOf } from "./dom";
 import { heatmapCanvas } from "./heatmap";
+import type { Panel } from "./scheduler";
 
 export class EdgePanel {
   private token = 0;
@@ -16,7 +17,8 @@ export class EdgePanel {
     this.host.replaceChildren(h("h2", {}, "Edge"), status("Click an edge in the graph or an incoming edge of a node."));
   }
 
-  async show(api: Api, layer: string, out: number, inp: number, imageId: string | null, selectNode: (layer: string, channel: number) => void): Promise<void> {
+  async show(api: Api, layer: string, out: number, inp: number, imageId: string | null, selectNode: (layer: string, channel: number) => void,
+    panel?: Panel | null): Promise<void> {
     const token = ++this.token;
     const kernel = h("div", { class: "slot kernel" }, status("loading…", "busy"));
     const input = h("div", { class: "slot" });
@@ -35,7 +37,8 @@ export class EdgePanel {
       input.replaceChildren(status("pick an input image"));
       output.replaceChildren(status("pick an input image"));
     }
-    void rendered(api, render, () => api.renderEdge(layer, out, inp), api.edgeUrl(layer, out, inp, "render"), "edge visualization", "render");
+    void rendered(api, render, () => api.renderEdge(layer, out, inp, panel?.attention()), api.edgeUrl(layer, out, inp, "render"), "edge visualization", "render",
+      false, panel);
     try {
       const edge = await api.edge(layer, out, inp);
       if (token !== this.token) return;

@@ -3,11 +3,14 @@ import type { Api, Box, IncomingEdge, LayerInfo, ModelInfo } from "./api";
 import { fmt, signCss, signName } from "./colors";
 import { figure, h, image, rendered, status, statusOf } from "./dom";
 import { cellAt, heatmapCanvas } from "./heatmap";
+import { TOP_FEW, whenShown, type Panel } from "./scheduler";
 import { edgeId, type Mode } from "./state";
 
 export interface NodeContext {
   api: Api;
   model: ModelInfo;
+  /** Who asks for this panel's work (its priority; let go of when the panel shows another node). */
+  panel?: Panel | null;
   queryKey: string | null;
   image: string | null;
   mode: Mode;
@@ -65,11 +68,14 @@ export class NodePanel {
       examples.replaceChildren(status("–"));
     } else {
       const mode = ctx.mode;
-      void rendered(ctx.api, vis, () => ctx.api.renderNode(layer, channel, mode), ctx.api.renderUrl(layer, channel, mode), `${layer}:${channel} ${mode}`, "render");
+      const panel = ctx.panel ?? null;
+      void rendered(ctx.api, vis, () => ctx.api.renderNode(layer, channel, mode, panel?.attention()), ctx.api.renderUrl(layer, channel, mode),
+        `${layer}:${channel} ${mode}`, "render", false, panel);
       const picture = h("div");
       const links = h("div", { class: "example-links" });
       examples.replaceChildren(picture, links);
-      void image(ctx.api, picture, ctx.api.examplesUrl(layer, channel), `${layer}:${channel} exciting (top) and inhibiting (bottom) patches`, "examples-img")
+      void image(ctx.api, picture, ctx.api.examplesUrl(layer, channel), `${layer}:${channel} exciting (top) and inhibiting (bottom) patches`, "examples-img",
+        false, undefined, panel)
         .then((img) => img && this.exampleLinks(ctx, links, layer, channel, token));
     }
     void this.activation(ctx, activation, info, channel, token);
@@ -87,7 +93,7 @@ export class NodePanel {
   private async exampleLinks(ctx: NodeContext, host: HTMLElement, layer: string, channel: number, token: number): Promise<void> {
     type Example = { image_id: string; y: number; x: number; value: number };
     try {
-      const answer = (await ctx.api.examples(layer, channel)) as { result?: { excite?: Example[]; inhibit?: Example[] } | null };
+      const answer = (await ctx.api.examples(layer, channel, ctx.panel?.attention())) as { result?: { excite?: Example[]; inhibit?: Example[] } | null };
       if (token !== this.token || !answer.result) return;
       const row = (label: string, list: Example[] = []) => h("div", { class: "row" }, h("span", { class: "muted" }, label),
         ...list.map((e) => h("button", { class: "small", title: `open ${e.image_id} at unit (${e.y},${e.x}): ${fmt(e.value)}`,
@@ -143,7 +149,7 @@ export class NodePanel {
   private incoming(ctx: NodeContext, edges: IncomingEdge[]): HTMLElement {
     if (!edges.length) return status("no incoming edges");
     const scored = edges.some((e) => e.score !== null);
-    const rows = edges.map((e) => {
+    const rows = edges.map((e, rank) => {
       const kernel = h("div", { class: "thumb" });
       const output = h("div", { class: "thumb" });
       const source = h("div", { class: "thumb" });
@@ -152,8 +158,11 @@ export class NodePanel {
       else output.replaceChildren(h("span", { class: "na muted", title: "pick an input image" }, "no image"));
       const src = e.sources[0];
       if (src && src.layer !== "input") {
-        void rendered(ctx.api, source, () => ctx.api.renderNode(src.layer, src.channel, "channel"), ctx.api.renderUrl(src.layer, src.channel, "channel"),
-          "source visualization", "render", true);
+        // after the node's own work, in rank order; only the top few and those scrolled into view
+        const panel = ctx.panel ?? null;
+        source.replaceChildren(h("span", { class: "na muted lazy-hint", title: "rendered when scrolled into view" }, "·"));
+        whenShown(source, () => void rendered(ctx.api, source, () => ctx.api.renderNode(src.layer, src.channel, "channel", panel?.attention(2 + rank / 100)),
+          ctx.api.renderUrl(src.layer, src.channel, "channel"), "source visualization", "render", true, panel), rank < TOP_FEW, panel);
       }
       else source.replaceChildren(h("span", { class: "na muted" }, src ? "input" : "–"));
       return h("tr", { class: "edge-row", "data-edge": edgeId(e.layer, e.out, e.in), onclick: () => ctx.selectEdge(e.layer, e.out, e.in) },

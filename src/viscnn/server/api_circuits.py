@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter
@@ -90,8 +90,11 @@ def routes(state: ServerState) -> APIRouter:
 
         size = state.batch_size
         result = []
-        steps = range(0, len(chosen), size)
-        for k in (context.track(steps, len(steps), start=start, stop=stop, message="reading images") if context else steps):
+        starts = range(0, len(chosen), size)
+        steps: Iterable[int] = starts
+        if context is not None:
+            steps = context.track(starts, len(starts), start=start, stop=stop, message="reading images", unit="batches")
+        for k in steps:
             part = chosen[k:k + size]
             x = torch.stack([s._model_input(s.items[i], state.loaded.preprocess) for s, i in part])
             result.append((x.to(state.device), torch.tensor([s.items[i].label for s, i in part], dtype=torch.long)))
@@ -192,8 +195,7 @@ def routes(state: ServerState) -> APIRouter:
             held_batches = batches(held, context, 0.05, 0.1)
 
             def count(done: int, total: int, next_one: str) -> None:
-                context.steps(done, total, "circuits", f"circuit {done + 1}/{total}: {next_one}" if next_one else None,
-                              start=0.1, stop=1.0)
+                context.steps(done, total, "circuits", f"extracting {next_one}" if next_one else None, start=0.1, stop=1.0)
 
             evaluation = evaluate(state.loaded.module, state.graph, train_batches, held_batches, [target],
                                   request.methods, fractions, seed=request.seed, device=state.device,

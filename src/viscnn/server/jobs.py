@@ -211,7 +211,9 @@ class Job:
                 "progress": round(self.progress, 4), "message": self.message, "seconds": round(self.seconds, 3),
                 "error": self.error, "priority": self.priority, "panel": self.panel, "done": self.done,
                 "total": self.total, "unit": self.unit, "eta": None if self.eta is None else round(self.eta, 1),
-                "paused": self.paused}
+                "paused": self.paused, "created": round(self.created, 3),
+                "started": None if self.started is None else round(self.started, 3),
+                "finished": None if self.finished is None else round(self.finished, 3)}
         if result:
             data["result"] = self.result if self.state == "done" else None
         return data
@@ -310,12 +312,13 @@ class JobContext:
 
         return report
 
-    def track(self, items: Iterable, total: int, *, start: float, stop: float, message: str) -> Iterator:
+    def track(self, items: Iterable, total: int, *, start: float, stop: float, message: str,
+              unit: str = "steps") -> Iterator:
         """Yield `items`, moving the progress from `start` to `stop` over `total` of them."""
         for k, item in enumerate(items):
-            self.steps(k, total, "steps", f"{message}: {k}/{total}", start=start, stop=stop)
+            self.steps(k, total, unit, message, start=start, stop=stop)
             yield item
-        self.steps(total, total, "steps", f"{message}: {total}/{total}", start=start, stop=stop)
+        self.steps(total, total, unit, message, start=start, stop=stop)
 
 
 class JobManager:
