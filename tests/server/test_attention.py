@@ -148,13 +148,13 @@ def test_a_page_lets_go_of_a_closed_panels_jobs_and_they_are_cancelled_at_once(p
     assert _query(client, "bag", "page-b", "node", 2) == shared  # another page asked for the same work
     job = twin.jobs.get(mine)
     assert job.panel == "node" and job.priority == 3 and twin.jobs.get(shared).priority == 2
-    answer = client.post("/api/jobs/release", json={"ids": [mine, shared, "query-999"], "client": "page-a"})
+    answer = client.post("/api/release", json={"ids": [mine, shared, "query-999"], "client": "page-a"})
     assert answer.status_code == 200
     states = {j["id"]: j["state"] for j in answer.json()}
     assert states == {mine: "cancelled", shared: "queued"}  # at once, not after the orphans' grace; unknown skipped
     assert "panel that asked for it was closed" in twin.jobs.get(mine).message
     # the other page lets go too: now nobody holds it
-    assert client.post("/api/jobs/release", json={"ids": [shared], "client": "page-b"}).json()[0]["state"] == "cancelled"
+    assert client.post("/api/release", json={"ids": [shared], "client": "page-b"}).json()[0]["state"] == "cancelled"
     # cancelled work is not queued again by itself; asking again (the user came back) makes a new job
     time.sleep(0.2)
     assert [j.id for j in twin.jobs.jobs() if j.kind == "query" and j.state == "queued"] == []
@@ -168,11 +168,11 @@ def test_a_job_another_page_follows_or_an_api_client_asked_for_is_not_released(p
     anonymous = client.post("/api/query", json={"images": "bag", "target": "loss", "criterion": "gradient"}).json()["job"]
     _query(client, "bag", "page-a")
     with twin.jobs.following([twin.jobs.get(followed)], "page-b"):
-        states = {j["id"]: j["state"] for j in client.post("/api/jobs/release", json={"ids": [followed, anonymous],
+        states = {j["id"]: j["state"] for j in client.post("/api/release", json={"ids": [followed, anonymous],
                                                                                        "client": "page-a"}).json()}
     assert states == {followed: "queued", anonymous: "queued"}
     with twin.jobs.following([twin.jobs.get(followed)], "page-a"):  # its own stream does not hold it
-        assert client.post("/api/jobs/release", json={"ids": [followed], "client": "page-a"}).json()[0]["state"] == "cancelled"
+        assert client.post("/api/release", json={"ids": [followed], "client": "page-a"}).json()[0]["state"] == "cancelled"
 
 
 def test_a_released_running_job_stops(state):
@@ -192,9 +192,9 @@ def test_a_released_running_job_stops(state):
 
 
 def test_release_takes_a_client_and_at_most_500_ids(client):
-    assert client.post("/api/jobs/release", json={"ids": ["x"]}).status_code == 400
-    assert client.post("/api/jobs/release", json={"ids": ["x"] * 501, "client": "a"}).status_code == 400
-    assert client.post("/api/jobs/release", json={"ids": [], "client": "a"}).json() == []
+    assert client.post("/api/release", json={"ids": ["x"]}).status_code == 400
+    assert client.post("/api/release", json={"ids": ["x"] * 501, "client": "a"}).status_code == 400
+    assert client.post("/api/release", json={"ids": [], "client": "a"}).json() == []
 
 
 def _events(client, job_id):

@@ -355,7 +355,7 @@ export class Api {
   /** Lets go of jobs a closed panel asked for: the server cancels those nobody else holds, at once. */
   async release(ids: string[]): Promise<Job[]> {
     if (!ids.length) return [];
-    const jobs = await this.post<Job[]>("/api/jobs/release", { ids, client: this.client });
+    const jobs = await this.post<Job[]>("/api/release", { ids, client: this.client });
     for (const job of jobs) this.tell(job);
     return jobs;
   }

@@ -9,7 +9,7 @@ function recording() {
   const calls: { url: string; headers: Record<string, string> }[] = [];
   const api = new Api("", async (url, init) => {
     calls.push({ url: String(url), headers: (init?.headers ?? {}) as Record<string, string> });
-    if (String(url) === "/api/jobs/release") {
+    if (String(url) === "/api/release") {
       const body = JSON.parse(String(init?.body)) as { ids: string[]; client: string };
       released.push(body.ids);
       return json(200, body.ids.map((id) => ({ id, kind: "render", state: "cancelled", progress: 0, message: "", seconds: 0 })));

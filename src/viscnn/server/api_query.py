@@ -102,7 +102,7 @@ def routes(state: ServerState, facts: KernelFacts) -> APIRouter:
         _job(state, job_id)
         return FastJSON(state.jobs.cancel(job_id).to_json(result=False))
 
-    @router.post("/jobs/release", summary="let go of jobs a page no longer shows: those nobody else holds are cancelled",
+    @router.post("/release", summary="let go of jobs a page no longer shows: those nobody else holds are cancelled",
                  responses=answers(write=True), operation_id="release_jobs")
     def release(request: ReleaseRequest) -> list[dict]:
         return [job.to_json(result=False) for job in state.jobs.release(request.ids, request.client)]

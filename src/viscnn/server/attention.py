@@ -4,7 +4,7 @@ The page names, with every request that may queue a job, the panel that asked (`
 "node"), how urgent it is (`X-Viscnn-Priority`, a number: lower runs first; see `jobs.DEFAULT_PRIORITY`
 for what a request without one gets) and which page it is (`X-Viscnn-Client`, a random id per page, the
 one its event stream names), so the job queue can order work by what is on screen and a page can let go
-of the work of a panel it closed (`POST /api/jobs/release`) without cancelling what another page waits for.
+of the work of a panel it closed (`POST /api/release`) without cancelling what another page waits for.
 The headers are read by a plain ASGI middleware into a context variable that `JobManager.submit` reads, so
 no route has to pass them along.
 """

@@ -114,7 +114,7 @@ def routes(manager: JobManager) -> APIRouter:
     async def events(follow: str = Query("", max_length=8000, description="comma-separated job ids this client waits for"),
                      heartbeat: float = Query(15.0, gt=0, le=60),
                      client: str = Query("", max_length=64, description="the page's id (its X-Viscnn-Client header): "
-                                         "jobs it follows here may be let go by it (POST /api/jobs/release)")) -> StreamingResponse:
+                                         "jobs it follows here may be let go by it (POST /api/release)")) -> StreamingResponse:
         ids = [part for part in follow.split(",") if part]
         if len(ids) > MAX_FOLLOW:
             raise ViscnnError(f"follow names {len(ids)} jobs; one stream follows at most {MAX_FOLLOW}")
