@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "viscnn"
 # Lower numbers are lower rooms; a room may import itself and any lower room, never a room at its level or above.
 LEVELS = {
     "errors": 0, "paths": 0,
-    "store": 1, "data": 1,
+    "store": 1, "data": 1, "distributed": 1,
     "models": 2,
     "graph": 3,
     "scoring": 4,

@@ -10,7 +10,7 @@ import sys
 
 from viscnn.errors import ViscnnError
 
-COMMANDS = ["demo", "check", "graph", "score", "circuit", "train", "data", "subfeatures", "composition", "evaluate", "serve", "visualize", "prepare", "examples", "kernels", "activations"]
+COMMANDS = ["demo", "check", "graph", "score", "circuit", "train", "data", "subfeatures", "composition", "evaluate", "serve", "visualize", "prepare", "plan", "examples", "kernels", "activations"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -291,3 +291,17 @@ def test_start_false_answers_only_from_what_is_computed(client):
     assert wait(client, client.post("/api/query", json={**body, "start": True}))["state"] == "done"
     cached = client.post("/api/query", json=body)
     assert cached.status_code == 200 and cached.json()["result"]["n_images"] == 3
+
+
+def test_dataset_examples_report_the_images_gone_through(state, tmp_path):
+    from viscnn.store import Store
+
+    twin = ServerState(state.loaded, state.graph, state.images_spec, store=Store(tmp_path / "store"), upload_dir=tmp_path / "up")
+    twin.jobs = JobManager()
+    with TestClient(create_app(twin, tmp_path / "noweb"), base_url="http://127.0.0.1:8000") as client:
+        answer = client.get("/api/nodes/features.3/1/examples").json()
+        assert answer["job"], "examples already stored in a fresh store?"
+        events = _events(client, answer["job"])
+    final = events[-1]
+    assert final["state"] == "done" and final["unit"] == "images"
+    assert final["done"] == final["total"] == len(state.image_sets["overall"])

@@ -136,20 +136,23 @@ def test_unknown_jobs_are_404(client):
         assert answer.status_code == 404 and "unknown job" in answer.json()["detail"]
 
 
-def test_events_stream_progress_then_done(client):
+def test_events_stream_progress_then_done(client, state):
+    gate = threading.Event()  # the worker is held until the stream is open, so it sees every progress event
+    state.jobs.submit("test", lambda context: gate.wait(30), "holds the worker", priority=-10)  # nothing overtakes it
     answer = client.post("/api/query", json={"images": "bag + ankle_boot", "target": "loss", "criterion": "activation"})
     job_id = answer.json()["job"]
     assert job_id
+    threading.Timer(1.0, gate.set).start()
     with client.stream("GET", f"/api/jobs/{job_id}/events") as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
         text = "".join(stream.iter_text())
     names = [line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("event: ")]
-    assert names[-1] == "done" and set(names[:-1]) <= {"progress"}
+    # connected while the job waited: its progress comes before the end (coalesced to 5 a second, so which
+    # messages arrive depends on the machine's speed)
+    assert names[-1] == "done" and names[0] == "progress" and set(names[:-1]) <= {"progress"}
     final = json.loads(text.strip().splitlines()[-1].split("data: ", 1)[1])
     # the job counted the images it scored, of all it had to score (both sets: not in the store yet)
     assert final["unit"] == "images" and final["done"] == final["total"] == final["result"]["n_images"] > 0
-    assert all(json.loads(line.split("data: ", 1)[1]).get("message", "").startswith(("started", "scoring", "selecting"))
-               for line in text.splitlines() if line.startswith("data: ") and '"state":"running"' in line)
     again = client.get(f"/api/jobs/{job_id}/events").text  # a finished job answers at once
     assert again.startswith("event: done")
 

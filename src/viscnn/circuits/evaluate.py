@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from viscnn import distributed
 from viscnn.circuits.build import extract_circuit
 from viscnn.circuits.circuit import candidate_kernels
 from viscnn.circuits.masking import Masks
@@ -238,12 +239,23 @@ def _reason(exc: Exception) -> str:
     return text if isinstance(exc, ViscnnError) else f"{type(exc).__name__}: {text}"
 
 
+# Rough relative cost of one (target, method) unit (per fraction for the keep-dependent ones), for dealing
+# units across processes under torchrun; a wrong guess costs balance, never correctness.
+UNIT_COSTS = {"ablation": 20.0, "learned": 8.0, "force": 3.0}
+Outcome = tuple[float, Result | None, str | None]  # (fraction, its result, or why the method could not run)
+
+
 def evaluate(model: nn.Module, graph: Graph, train_batches: Sequence[Batch], held_out_batches: Sequence[Batch],
              targets: Sequence[Target], methods: Sequence[str], fractions: Sequence[float], *, seed: int = 0,
              device: str | torch.device = "cpu", progress: Progress | None = None, model_name: str = "",
-             counted: Callable[[int, int, str], None] | None = None) -> Evaluation:
+             split: bool = False, counted: Callable[[int, int, str], None] | None = None) -> Evaluation:
     """Extract a circuit for every (target, method, fraction) on `train_batches`; measure r on `held_out_batches`.
-    `progress(message)` hears of each circuit as it ends; `counted(done, total, next_one)` before each starts."""
+    `progress(message)` hears of each circuit as it ends; `counted(done, total, next_one)` before each starts
+    (this process's circuits).
+
+    `split`: under torchrun (call it in every process, with the same arguments), the (target, method) units,
+    and the fractions of the methods scored per fraction, are dealt across the processes; every process
+    gets the whole evaluation, as one process would have made it."""
     fractions = check_fractions(fractions)
     methods = list(dict.fromkeys(methods))
     for method in methods:
@@ -258,50 +270,86 @@ def evaluate(model: nn.Module, graph: Graph, train_batches: Sequence[Batch], hel
                             methods, fractions, train_images=sum(len(x) for x, _ in train),
                             held_out_images=sum(len(x) for x, _ in held), seed=seed)
     start = time.perf_counter()
-    total, finished = len(targets) * len(methods) * len(fractions), 0
-    for t_index, target in enumerate(targets):
-        full = _values(model, graph, held, target, device=device)
-        upstream = int(sum(int(m.sum()) for m in candidate_kernels(graph, target).values()))
+    split = split and distributed.active()
+    units: list[tuple[int, str, list[float]]] = []  # (target index, method, fractions): what one process does at once
+    for t_index in range(len(targets)):
         for method in methods:
-            scores, score_seconds, reason = None, 0.0, None
-            if method not in KEEP_DEPENDENT:
-                begin = time.perf_counter()
-                try:
-                    scores = get_method(method)(model, graph, train, target, fractions[0], seed=seed, device=device)
-                except (ViscnnError, RuntimeError) as exc:  # RuntimeError: torch (out of memory ...)
-                    reason = _reason(exc)
-                score_seconds = time.perf_counter() - begin
-            failed: list[float] = []
-            for fraction in fractions:
-                if counted is not None:
-                    counted(finished, total, f"{target} {method} keep {fraction:g}")
-                finished += 1
-                if reason is not None:
-                    failed.append(fraction)
-                    continue
-                begin = time.perf_counter()
-                try:
-                    circuit = extract_circuit(model, graph, train, target, fraction, method, seed=seed, device=device,
-                                              scores=scores)
-                except (ViscnnError, RuntimeError) as exc:
-                    seconds = time.perf_counter() - begin + score_seconds
-                    if isinstance(exc, ViscnnError) and str(exc).startswith("empty circuit"):
-                        evaluation.results.append(Result(str(target), method, fraction, 0.0, True, 0, upstream, seconds))
-                        say(f"[{t_index + 1}/{len(targets)}] {target} {method} keep {fraction:g}: empty circuit, r = 0")
-                        continue
-                    reason = _reason(exc)
-                    failed.append(fraction)
-                    continue
+            if split and method in KEEP_DEPENDENT:
+                units.extend((t_index, method, [f]) for f in fractions)
+            else:
+                units.append((t_index, method, fractions))
+    full: dict[int, torch.Tensor] = {}
+    total = sum(len(f) for _, _, f in units)
+    finished = [0]
+
+    def run(t_index: int, method: str, unit_fractions: list[float]) -> list[Outcome]:
+        target = targets[t_index]
+        if t_index not in full:
+            full[t_index] = _values(model, graph, held, target, device=device)
+        upstream = int(sum(int(m.sum()) for m in candidate_kernels(graph, target).values()))
+        head = f"[{t_index + 1}/{len(targets)}] {target} {method}"
+        scores, score_seconds, reason = None, 0.0, None
+        if method not in KEEP_DEPENDENT:
+            begin = time.perf_counter()
+            try:
+                scores = get_method(method)(model, graph, train, target, fractions[0], seed=seed, device=device)
+            except (ViscnnError, RuntimeError) as exc:  # RuntimeError: torch (out of memory ...)
+                reason = _reason(exc)
+            score_seconds = time.perf_counter() - begin
+        out: list[Outcome] = []
+        for fraction in unit_fractions:
+            if counted is not None:
+                counted(finished[0], total, f"{target} {method} keep {fraction:g}")
+            finished[0] += 1
+            if reason is not None:
+                out.append((fraction, None, reason))
+                continue
+            begin = time.perf_counter()
+            try:
+                circuit = extract_circuit(model, graph, train, target, fraction, method, seed=seed, device=device,
+                                          scores=scores)
+            except (ViscnnError, RuntimeError) as exc:
                 seconds = time.perf_counter() - begin + score_seconds
-                masks = {k: v.float().to(device) for k, v in circuit.masks.items()}
-                r = pearson(full, _values(model, graph, held, target, masks, device))
-                evaluation.results.append(Result(str(target), method, fraction, r, False, circuit.num_edges,
-                                                 circuit.upstream_edges, seconds))
-                say(f"[{t_index + 1}/{len(targets)}] {target} {method} keep {fraction:g}: {circuit.num_edges} edges, "
-                    f"r = {r:.3f} ({seconds:.1f} s)")
+                if isinstance(exc, ViscnnError) and str(exc).startswith("empty circuit"):
+                    out.append((fraction, Result(str(target), method, fraction, 0.0, True, 0, upstream, seconds), None))
+                    say(f"{head} keep {fraction:g}: empty circuit, r = 0")
+                    continue
+                reason = _reason(exc)
+                out.append((fraction, None, reason))
+                continue
+            seconds = time.perf_counter() - begin + score_seconds
+            masks = {k: v.float().to(device) for k, v in circuit.masks.items()}
+            r = pearson(full[t_index], _values(model, graph, held, target, masks, device))
+            out.append((fraction, Result(str(target), method, fraction, r, False, circuit.num_edges,
+                                         circuit.upstream_edges, seconds), None))
+            say(f"{head} keep {fraction:g}: {circuit.num_edges} edges, r = {r:.3f} ({seconds:.1f} s)")
+        if reason is not None:
+            say(f"{head}: skipped ({reason})")
+        return out
+
+    if split:
+        mine = distributed.assign([UNIT_COSTS.get(m, 1.0) * len(f) for _, m, f in units])
+        total = sum(len(units[i][2]) for i in mine)
+        done = {i: outcomes for part in distributed.gather(lambda: [(i, run(*units[i])) for i in mine])
+                for i, outcomes in part}
+    else:
+        done = {i: run(*unit) for i, unit in enumerate(units)}
+    by_unit: dict[tuple[int, str], dict[float, Outcome]] = {}
+    for i, (t_index, method, _) in enumerate(units):
+        by_unit.setdefault((t_index, method), {}).update({o[0]: o for o in done[i]})
+    for t_index, target in enumerate(targets):
+        for method in methods:
+            # as one process goes: after a fraction the method could not run for, the larger ones are not tried
+            reason, failed = None, []
+            for fraction in fractions:
+                _, result, why = by_unit[(t_index, method)][fraction]
+                if reason is not None or why is not None:
+                    reason = reason or why
+                    failed.append(fraction)
+                elif result is not None:
+                    evaluation.results.append(result)
             if failed:
                 evaluation.skipped.append(Skip(str(target), method, reason or "", failed))
-                say(f"[{t_index + 1}/{len(targets)}] {target} {method}: skipped ({reason})")
     evaluation.seconds = time.perf_counter() - start
     if counted is not None:
         counted(total, total, "")

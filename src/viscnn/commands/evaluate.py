@@ -2,6 +2,8 @@
 
 Writes DIR/evaluation.json (every circuit's r, the median-r table and the AUC per method) and
 DIR/faithfulness.png (median r vs kept fraction, one line per method), and prints the table.
+Under torchrun (`torchrun --nproc_per_node=N -m viscnn evaluate ...`) the targets x methods (x fractions for
+force and learned) are dealt across the processes and rank 0 alone writes DIR (docs/scaling.md).
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--layers", help="comma-separated conv layers for --random-targets")
     parser.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma-separated (default {DEFAULT_METHODS})")
     parser.add_argument("--fractions", default=DEFAULT_FRACTIONS, help=f"kept fractions in (0, 1] (default {DEFAULT_FRACTIONS})")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, help="images per batch (default: 64 on a CPU, by memory on a GPU)")
     parser.add_argument("--seed", type=seed_value, default=0)
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for evaluation.json and faithfulness.png")
     parser.add_argument("--quiet", action="store_true", help="no per-circuit progress lines")
@@ -123,18 +125,29 @@ def chunk(x: torch.Tensor, y: torch.Tensor, batch_size: int) -> list[Batch]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from viscnn import distributed
+
+    with distributed.session(args.device) as device:
+        args.device = device
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from viscnn import distributed
     from viscnn.circuits.evaluate import evaluate
     from viscnn.commands.common import load_with_graph
     from viscnn.data import open_image_sets
     from viscnn.errors import ViscnnError
+    from viscnn.pipeline.devices import batch_size
 
     fractions = parse_fractions(args.fractions)  # bad input fails before any work
     methods = parse_methods(args.methods)
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise ViscnnError(f"--batch-size must be at least 1, not {args.batch_size}")
     if args.random_targets is not None and not args.layers:
         raise ViscnnError("--random-targets needs --layers (comma-separated conv layer names)")
     loaded, graph = load_with_graph(args)
+    args.batch_size = batch_size(args.batch_size, graph, args.device, cpu=64)
     targets = pick_targets(args, graph, class_names=loaded.class_names)
     images = open_set(args, loaded, args.input)
     if args.held_out:
@@ -143,9 +156,12 @@ def run(args: argparse.Namespace) -> int:
         held = list(held_out.batches(loaded.preprocess, args.batch_size))
     else:
         train, held = split_batches(images, loaded.preprocess, args.batch_size, args.split, args.seed)
-    out = output_folder(args.out)
+    out = distributed.on_main(lambda: output_folder(args.out))
     evaluation = evaluate(loaded.module, graph, train, held, targets, methods, fractions, seed=args.seed,
-                          device=args.device, progress=None if args.quiet else print, model_name=loaded.name)
+                          device=args.device, progress=None if args.quiet or out is None else print,
+                          model_name=loaded.name, split=True)
+    if out is None:  # not rank 0: the output is rank 0's to write
+        return 0
     evaluation.save(out / "evaluation.json")
     evaluation.plot(out / "faithfulness.png")
     print(f"{loaded.name}: {len(targets)} targets, {evaluation.train_images} train / {evaluation.held_out_images} "

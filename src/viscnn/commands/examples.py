@@ -1,4 +1,9 @@
-"""`viscnn examples`: per node, the image patches of a set that excite and inhibit it most."""
+"""`viscnn examples`: per node, the image patches of a set that excite and inhibit it most.
+
+Under torchrun (`torchrun --nproc_per_node=N -m viscnn examples ...`) each process goes through its share of
+the images, the per-node tops are merged by value, and rank 0 alone reads and writes the store and the
+output folder (docs/scaling.md).
+"""
 from __future__ import annotations
 
 import argparse
@@ -23,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--k", type=int, default=9, help="examples per node and side (one per image)")
     parser.add_argument("--cell", type=int, default=80, help="pixel size of a patch in the PNGs")
     parser.add_argument("--no-png", action="store_true", help="write the JSON only")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, help="images per batch (default: 32 on a CPU, by memory on a GPU)")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="writes examples.json, LAYER/examples.json, LAYER/node_C.png and LAYER/sheet.png")
     parser.add_argument("--store", metavar="DIR", help="cache folder (default $VISCNN_STORE or the user cache)")
@@ -55,8 +60,17 @@ def parse_channels(text: str, count: int, layer: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from viscnn import distributed
+
+    with distributed.session(args.device) as device:
+        args.device = device
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from viscnn import distributed
     from viscnn.errors import ViscnnError
     from viscnn.inspection.examples import (
         PixelCache,
@@ -67,30 +81,36 @@ def run(args: argparse.Namespace) -> int:
         node_grid,
         patch_size,
     )
+    from viscnn.pipeline.devices import batch_size
     from viscnn.store import Store
 
     if args.k < 1:
         raise ViscnnError(f"--k must be at least 1, not {args.k}")
     if args.cell < 8:
         raise ViscnnError(f"--cell must be at least 8 pixels, not {args.cell}")
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise ViscnnError(f"--batch-size must be at least 1, not {args.batch_size}")
-    store = None if args.no_cache else Store(args.store)
+    main_process = distributed.is_main()
+    store = None if args.no_cache else distributed.on_main(lambda: Store(args.store))
     loaded, graph = load_with_graph(args)
+    args.batch_size = batch_size(args.batch_size, graph, args.device, cpu=32, gradients=False)
     layers = check_layers(graph, args.layers)
     chosen = {name: parse_channels(args.nodes, graph[name].out_channels, name) for name in layers}
     image_set = open_set(args, loaded, args.input)
-    out = output_folder(args.out)
+    out = distributed.on_main(lambda: output_folder(args.out))
 
     start = time.perf_counter()
-    batches = math.ceil(len(image_set) / args.batch_size)
+    batches = math.ceil(len(image_set) / args.batch_size / distributed.world())
 
     def progress(items: Iterable) -> Iterable:
-        return tqdm(items, desc=f"examples over {image_set.name}", total=batches, unit="batch", disable=args.quiet)
+        return tqdm(items, desc=f"examples over {image_set.name}", total=batches, unit="batch",
+                    disable=args.quiet or not main_process)
 
     found = dataset_examples(store, loaded, graph, image_set, layers, k=args.k, batch_size=args.batch_size,
-                             progress=progress)
+                             progress=progress, split=True)
     seconds = time.perf_counter() - start
+    if out is None:  # not rank 0: the output is rank 0's to write
+        return 0
     image_hw = loaded.input_shape[1:]
     index = {"model": loaded.name, "images": f"{args.images}:{args.input}", "image_count": len(image_set),
              "k": min(args.k, len(image_set)), "seconds": round(seconds, 2), "layers": {}}

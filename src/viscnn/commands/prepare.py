@@ -1,7 +1,9 @@
 """`viscnn prepare`: precompute what the browser shows (scores, class-wise scores, layout, examples, renders).
 
 Resumable: every step's result is written atomically to the store, and a rerun skips the steps whose
-results are there, so a killed run restarts where it stopped.
+results are there, so a killed run restarts where it stopped. Runs under torchrun too
+(`torchrun --nproc_per_node=N -m viscnn prepare ...`): every step's work is split across the processes and
+rank 0 alone reads and writes the store and the output files (docs/scaling.md).
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="render the N top nodes by overall score (0: none; default 16)")
     parser.add_argument("--render-steps", type=int, default=256,
                         help="optimisation steps per render (default 256, as viscnn serve's, whose cache then finds them)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, help="images per batch (default: 32 on a CPU, by memory on a GPU)")
     parser.add_argument("--seed", type=seed_value, default=0)
     parser.add_argument("--out", metavar="FILE", help="also write the layout JSON here")
     parser.add_argument("--figure", metavar="PNG", help="also draw the layout's quality figure here")
@@ -45,21 +47,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from viscnn import distributed
+
+    with distributed.session(args.device) as device:
+        args.device = device
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from viscnn import distributed
     from viscnn.errors import ViscnnError
     from viscnn.layout import quality
+    from viscnn.pipeline.devices import batch_size
     from viscnn.pipeline.prepare import Preparer, Settings
     from viscnn.store import Store
 
     for option in ("examples", "renders", "render_steps", "batch_size"):
-        if getattr(args, option) < (1 if option in ("render_steps", "batch_size") else 0):
+        value = getattr(args, option)
+        if value is not None and value < (1 if option in ("render_steps", "batch_size") else 0):
             raise ViscnnError(f"--{option.replace('_', '-')} must be at least {1 if option in ('render_steps', 'batch_size') else 0}")
-    store = Store(args.store)
+    store = distributed.on_main(lambda: Store(args.store))
     loaded, graph = load_with_graph(args)
     image_sets = open_sets(args, loaded)
-    settings = Settings(args.projection, args.mode, args.batch_size, args.seed, args.examples, args.renders,
-                        args.render_steps, args.device)
+    settings = Settings(args.projection, args.mode, batch_size(args.batch_size, graph, args.device, cpu=32), args.seed,
+                        args.examples, args.renders, args.render_steps, args.device)
 
     def progress(**kwargs: Any) -> tqdm:
         return tqdm(**kwargs, disable=args.quiet, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
@@ -71,6 +84,12 @@ def run(args: argparse.Namespace) -> int:
     preparer = Preparer(loaded, graph, image_sets, store, settings, args.images, progress, echo)
     manifest = preparer.run()
     layout = preparer.layout()
+    if args.picture:  # what the picture needs, fetched by every process (rank 0 may ask the others for it)
+        preparer.overall()
+        if preparer.uses_classes:
+            preparer.class_scores()
+    if not distributed.is_main():
+        return 0
     edge = layout.quality.get("edge_length", {})
     trust = layout.quality.get("trustworthiness", {})
     if edge:

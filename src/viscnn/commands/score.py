@@ -1,13 +1,13 @@
 """`viscnn score`: every node's and edge's importance for a target over an image-set expression.
 
 Runs as one process, or under torchrun (`torchrun --nproc_per_node=N -m viscnn score ...`): each
-process takes its share of the images and the sums are all-reduced (gloo on CPU, nccl on CUDA).
+process takes its share of the images and the sums are all-reduced (gloo on CPU, nccl on CUDA); rank 0
+alone reads and writes the cache and the output files (docs/scaling.md).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 from collections.abc import Iterable
 
 from viscnn.commands.common import add_images_arguments, add_model_arguments, load_with_graph, open_sets
@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="for taylor_signed: what a removed map becomes: zero, mean, or the path of a reference image")
     parser.add_argument("--clip", action="store_true", help="set negative (contrast) scores to 0")
     parser.add_argument("--top", type=int, default=10, help="how many nodes and edges to print")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, help="images per batch (default: 32 on a CPU, by memory on a GPU)")
     parser.add_argument("--out", metavar="FILE", help="write the scores (.safetensors; one file per criterion if several)")
     parser.add_argument("--json", metavar="FILE", help="write the node scores (and top edges) as JSON")
     parser.add_argument("--store", metavar="DIR", help="cache folder (default $VISCNN_STORE or the user cache)")
@@ -36,44 +36,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def _distributed(device: str) -> bool:
-    """Join the torchrun group when launched by torchrun; True when this process should print."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return True
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return dist.get_rank() == 0
-
-
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    finally:
-        import torch.distributed as dist
+    from viscnn import distributed
 
-        if dist.is_available() and dist.is_initialized():
-            # leaving gloo's threads to die at interpreter exit aborts the process ("terminate called...")
-            dist.barrier()
-            dist.destroy_process_group()
+    with distributed.session(args.device) as device:
+        args.device = device
+        return _run(args)
 
 
 def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from viscnn import distributed
+    from viscnn.pipeline.devices import batch_size
     from viscnn.scoring.expression import parse_expression
     from viscnn.scoring.query import score_sets
     from viscnn.scoring.targets import check_scorable, parse_target
     from viscnn.store import Store
 
     criteria = list(dict.fromkeys(args.criteria or ["taylor"]))
-    main_process = _distributed(args.device)
+    main_process = distributed.is_main()
     loaded, graph = load_with_graph(args)
+    args.batch_size = batch_size(args.batch_size, graph, args.device, cpu=32)
     target = check_scorable(parse_target(args.target, graph, loaded.class_names))
     image_sets = open_sets(args, loaded)
     expression = parse_expression(args.input, list(image_sets))
-    store = None if args.no_cache else Store(args.store)
+    store = None if args.no_cache else distributed.on_main(lambda: Store(args.store))
 
     def progress(batches: Iterable, name: str, count: int) -> Iterable:
         return tqdm(batches, desc=f"scoring {name}", total=-(-count // args.batch_size), unit="batch",

@@ -2,6 +2,8 @@
 
 Renders are cached in the store (PNG + metadata) keyed by the model's fingerprint, the objective, the
 circuit file's contents and every render setting, so the same render is never computed twice.
+Under torchrun (`torchrun --nproc_per_node=N -m viscnn visualize ...`) the objectives are dealt across the
+processes and rank 0 alone reads and writes the store and the output folder (docs/scaling.md).
 """
 from __future__ import annotations
 
@@ -78,12 +80,22 @@ def file_name(text: str, copy: int, copies: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from viscnn import distributed
+
+    with distributed.session(args.device) as device:
+        args.device = device
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from viscnn import distributed
     from viscnn.circuits.circuit import Circuit
     from viscnn.errors import ViscnnError
     from viscnn.featurevis.keys import KIND, render_key, render_meta, render_parts, render_setup
-    from viscnn.featurevis.render import RenderSettings, check_settings, render
+    from viscnn.featurevis.render import RenderSettings, check_settings, render_split
+    from viscnn.pipeline.devices import batch_size
     from viscnn.store import Store
     from viscnn.store.cache import cached_image
 
@@ -104,21 +116,28 @@ def run(args: argparse.Namespace) -> int:
                 row, local = graph.kernel_index(objective.edge)
                 if mask is None or not bool(mask[row, local]):
                     raise ViscnnError(f"edge {objective} is not in circuit {args.circuit}: its kernel is zeroed there")
-    out = output_folder(args.out)
+    out = distributed.on_main(lambda: output_folder(args.out))
+    if settings.batch is None and args.device.startswith("cuda"):  # objectives per pass: by the GPU's memory
+        settings.batch = batch_size(None, graph, args.device, cpu=1, size=settings.size, limit=64) // settings.copies or 1
 
-    store = None if args.no_cache else Store(args.store)
+    store = None if args.no_cache else distributed.on_main(lambda: Store(args.store))
     fingerprint = loaded.fingerprint()
     base = render_setup(loaded, settings, fingerprint=fingerprint, circuit=circuit_hash)
     parts = [render_parts(base, o) for o in objectives]
-    missing = [k for k, p in enumerate(parts) if store is None or store.get_path(KIND, render_key(p)) is None]
+    missing = distributed.from_main(
+        lambda: [k for k, p in enumerate(parts) if store is None or store.get_path(KIND, render_key(p)) is None])
     rendered = {}
     if missing:
-        result = render(module, graph, loaded.preprocess, [objectives[k] for k in missing], settings, device=args.device,
-                        progress=not args.quiet)
+        result = render_split(module, graph, loaded.preprocess, [objectives[k] for k in missing], settings,
+                              device=args.device, progress=not args.quiet)
+        if out is None:  # not rank 0: the store and the output are rank 0's to write
+            return 0
         for j, k in enumerate(missing):
             images = [result.images[i] for i, owner in enumerate(result.owners) if owner == j]
             values = [float(result.values[i]) for i, owner in enumerate(result.owners) if owner == j]
             rendered[k] = (images, values, float(result.initial_values[result.owners.index(j)]))
+    if out is None:
+        return 0
     summary = []
     for k, objective in enumerate(objectives):
         def make(k: int = k, objective: Target = objective) -> tuple[np.ndarray, dict[str, Any]]:

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from viscnn import distributed
 from viscnn.errors import ViscnnError
 from viscnn.featurevis.objectives import check_objective, deepest, forward
 from viscnn.featurevis.param import image_param
@@ -302,6 +303,44 @@ def render(module: nn.Module, graph: Graph, preprocess: Preprocess, objectives: 
             bar.close()
     return RenderResult(list(objectives), torch.cat(images), torch.cat(values), torch.cat(initial),
                         time.perf_counter() - start, settings, owners)
+
+
+def render_split(module: nn.Module, graph: Graph, preprocess: Preprocess, objectives: Sequence[Target],
+                 settings: RenderSettings | None = None, *, device: str | torch.device | None = None,
+                 progress: bool = False) -> RenderResult:
+    """`render`, with the objectives dealt across the processes of a torchrun group: each renders its share
+    and every process gets the whole result, in the order of `objectives` (a render depends only on its
+    seed, objective and settings). Outside torchrun, `render`."""
+    if not distributed.active():
+        return render(module, graph, preprocess, objectives, settings, device=device, progress=progress)
+    settings = settings or RenderSettings()
+    check_settings(settings)
+    if not objectives:
+        raise ViscnnError("nothing to render: give at least one objective")
+    mine = distributed.assign([1.0] * len(objectives))  # equal costs: dealt round-robin
+    start = time.perf_counter()
+
+    def work() -> tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        if not mine:
+            return None
+        done = render(module, graph, preprocess, [objectives[k] for k in mine], settings, device=device,
+                      progress=progress and distributed.is_main())
+        return mine, done.images, done.values, done.initial_values
+
+    per_objective: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+    for part in distributed.gather(work):
+        if part is None:
+            continue
+        indices, images, values, initial = part
+        copies = settings.copies
+        for j, k in enumerate(indices):
+            rows = slice(j * copies, (j + 1) * copies)
+            per_objective[k] = (images[rows], values[rows], initial[rows])
+    order = range(len(objectives))
+    return RenderResult(list(objectives), torch.cat([per_objective[k][0] for k in order]),
+                        torch.cat([per_objective[k][1] for k in order]), torch.cat([per_objective[k][2] for k in order]),
+                        time.perf_counter() - start, settings,
+                        [k for k in order for _ in range(settings.copies)])
 
 
 def measure(module: nn.Module, graph: Graph, objective: Target, x: torch.Tensor, batch: int = 32) -> torch.Tensor:

@@ -6,10 +6,13 @@ node, the map's maximum (and minimum) and where it is are reduced on the fly, ov
 layer in one op, and merged into a running top-k per node: an image counts once per node, at its
 best position, and no map outlives its batch. Ties go to the earlier image, and within a map to the
 first position in row-major order. Patches and pictures of the examples are in `patches`.
+
+Under torchrun (`split=True`) each process takes its share of the images (whole batches), keeps its own
+top k, and the tops are merged by value, ties to the earlier image: the single-process result.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +22,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from viscnn import distributed
 from viscnn.data.imageset import ImageSet
 from viscnn.errors import ViscnnError
 from viscnn.graph import Graph
@@ -58,6 +62,7 @@ __all__ = [
     "examples_key",
     "examples_png",
     "layer_sheet",
+    "merge_examples",
     "model_pixels",
     "node_grid",
     "node_patches",
@@ -206,16 +211,34 @@ def _check_request(image_set: ImageSet, k: int) -> None:
 
 def compute_examples(model: nn.Module, graph: Graph, image_set: ImageSet, preprocess: Preprocess,
                      layers: Sequence[str] | None = None, *, k: int = 9, batch_size: int = 32,
-                     device: str | torch.device = "cpu", progress: Progress | None = None) -> dict[str, LayerExamples]:
-    """Top-k exciting and inhibiting images (one position each) of every node of `layers` (default all)."""
+                     device: str | torch.device = "cpu", progress: Progress | None = None,
+                     split: bool = False) -> dict[str, LayerExamples]:
+    """Top-k exciting and inhibiting images (one position each) of every node of `layers` (default all).
+
+    `split`: under torchrun, each process goes through its share of the images and every process gets
+    the merged result (call it in every process)."""
     names = check_layers(graph, layers)
     _check_request(image_set, k)
     k = min(k, len(image_set))
+    if split and distributed.active():
+        indices = distributed.share(len(image_set), batch_size)
+
+        def mine() -> dict[str, LayerExamples]:
+            return _compute(model, graph, image_set, preprocess, names, k, batch_size, device, progress, indices)
+
+        return merge_examples(distributed.gather(mine), k, len(image_set))
+    return _compute(model, graph, image_set, preprocess, names, k, batch_size, device, progress, None)
+
+
+def _compute(model: nn.Module, graph: Graph, image_set: ImageSet, preprocess: Preprocess, names: list[str], k: int,
+             batch_size: int, device: str | torch.device, progress: Progress | None,
+             indices: list[int] | None) -> dict[str, LayerExamples]:
+    """The top k over the images at `indices` (default all), which keep their index in the whole set."""
     wanted = set(names)
     device = torch.device(device)
     tops: dict[str, tuple[RunningTopK, RunningTopK]] = {}
     widths: dict[str, tuple[int, int]] = {}
-    first = 0
+    first = [0]  # the index in the set of the current batch's first image
 
     def reduce(layer: str, node_map: torch.Tensor) -> torch.Tensor:
         if layer in wanted:
@@ -226,23 +249,58 @@ def compute_examples(model: nn.Module, graph: Graph, image_set: ImageSet, prepro
                                 RunningTopK(channels, k, largest=False, device=flat.device))
                 widths[layer] = (int(node_map.shape[2]), int(node_map.shape[3]))
             # amax/amin are several times faster than max/argmax over a whole map; positions come later
-            tops[layer][0].update(flat.amax(dim=2), flat, first)
-            tops[layer][1].update(flat.amin(dim=2), flat, first)
+            tops[layer][0].update(flat.amax(dim=2), flat, first[0])
+            tops[layer][1].update(flat.amin(dim=2), flat, first[0])
         return node_map
 
-    batches: Iterable = image_set.batches(preprocess, batch_size)
+    batches: Iterable = _numbered(image_set, preprocess, batch_size, indices)
     if progress is not None:
         batches = progress(batches)
-    for x, _ in batches:
+    for start, x in batches:
+        first[0] = start
         recorder = Recorder(graph, stop_at=names[-1], edit_node=reduce, keep=set(), copy=False)
         with torch.no_grad():
             recorder.run(model, x.to(device))
-        first += x.shape[0]
     missing = wanted - set(tops)
     if missing:
         raise ViscnnError(f"layer {sorted(missing)[0]} did not run on these images: its map was never recorded")
     return {name: LayerExamples(name, tops[name][0].result(widths[name][1]), tops[name][1].result(widths[name][1]),
                                 widths[name], len(image_set)) for name in names}
+
+
+def _numbered(image_set: ImageSet, preprocess: Preprocess, batch_size: int,
+              indices: list[int] | None) -> Iterator[tuple[int, torch.Tensor]]:
+    """(index of the first image in the set, batch) over the images at `indices` (all if None), batched
+    within each run of consecutive indices."""
+    runs: list[tuple[int, int]] = []
+    for i in range(len(image_set)) if indices is None else indices:
+        if runs and runs[-1][1] == i:
+            runs[-1] = (runs[-1][0], i + 1)
+        else:
+            runs.append((i, i + 1))
+    for begin, stop in runs:
+        for x, _ in image_set.subset(image_set.items[begin:stop]).batches(preprocess, batch_size):
+            yield begin, x
+            begin += x.shape[0]
+
+
+def merge_examples(parts: Sequence[dict[str, LayerExamples]], k: int, image_count: int) -> dict[str, LayerExamples]:
+    """One process's worth of examples from several processes' tops over disjoint images: per node the k
+    highest maxima (lowest minima), ties to the earlier image, as one pass over all the images gives."""
+    merged = {}
+    for name, first in parts[0].items():
+        sides = []
+        for side, largest in (("excite", True), ("inhibit", False)):
+            tops = [getattr(part[name], side) for part in parts]
+            values = np.concatenate([t.values for t in tops], axis=1)
+            images = np.concatenate([t.images for t in tops], axis=1)
+            ys = np.concatenate([t.ys for t in tops], axis=1)
+            xs = np.concatenate([t.xs for t in tops], axis=1)
+            # per row: by value (descending for maxima), then by image index; lexsort's last key sorts first
+            order = np.lexsort((images, -values if largest else values), axis=1)[:, :k]
+            sides.append(TopK(*(np.take_along_axis(a, order, axis=1) for a in (values, images, ys, xs))))
+        merged[name] = LayerExamples(name, sides[0], sides[1], first.map_size, image_count)
+    return merged
 
 
 def _parts(fingerprint: str, images_hash: str, layer: str, k: int) -> dict[str, Any]:
@@ -251,29 +309,39 @@ def _parts(fingerprint: str, images_hash: str, layer: str, k: int) -> dict[str, 
 
 def dataset_examples(store: Store | None, loaded: LoadedModel, graph: Graph, image_set: ImageSet,
                      layers: Sequence[str] | None = None, *, k: int = 9, batch_size: int = 32,
-                     progress: Progress | None = None) -> dict[str, LayerExamples]:
+                     progress: Progress | None = None, split: bool = False) -> dict[str, LayerExamples]:
     """`compute_examples`, cached per layer in `store` (if given): layers already stored are not recomputed,
-    and the missing ones are computed together in one pass over the images."""
+    and the missing ones are computed together in one pass over the images.
+
+    `split`: under torchrun (call it in every process), rank 0 alone reads and writes the store (the others
+    may pass None), the images are split across the processes and every process gets the whole result."""
     names = check_layers(graph, layers)
     _check_request(image_set, k)
-    if store is None:
-        return compute_examples(loaded.module, graph, image_set, loaded.preprocess, names, k=k, batch_size=batch_size,
-                                device=_device(loaded.module), progress=progress)
-    fingerprint, images_hash = loaded.fingerprint(), image_set.hash()
+
+    def lookup() -> tuple[tuple[str, str], dict[str, dict[str, np.ndarray]]] | None:
+        if store is None:
+            return None
+        ids = (loaded.fingerprint(), image_set.hash())
+        stored = {name: load_arrays(store, KIND, _parts(*ids, name, k)) for name in names}
+        return ids, {name: arrays[0] for name, arrays in stored.items() if arrays is not None}
+
+    looked = distributed.from_main(lookup) if split else lookup()
     found: dict[str, LayerExamples] = {}
-    for name in names:
-        stored = load_arrays(store, KIND, _parts(fingerprint, images_hash, name, k))
-        if stored is not None:
-            found[name] = LayerExamples.from_arrays(name, stored[0])
-            found[name].cache_ids = (fingerprint, images_hash)
+    if looked is not None:
+        for name, arrays in looked[1].items():
+            found[name] = LayerExamples.from_arrays(name, arrays)
+            found[name].cache_ids = looked[0]
     missing = [name for name in names if name not in found]
     if missing:
         computed = compute_examples(loaded.module, graph, image_set, loaded.preprocess, missing, k=k,
-                                    batch_size=batch_size, device=_device(loaded.module), progress=progress)
+                                    batch_size=batch_size, device=_device(loaded.module), progress=progress, split=split)
         for name, result in computed.items():
-            meta = {"model": loaded.name, "layer": name, "k": k, "images": image_set.name, "image_count": len(image_set)}
-            store_arrays(store, KIND, _parts(fingerprint, images_hash, name, k), result.to_arrays(), meta=meta)
-            result.cache_ids = (fingerprint, images_hash)
+            if looked is not None:
+                result.cache_ids = looked[0]
+                if store is not None and (distributed.is_main() or not split):
+                    meta = {"model": loaded.name, "layer": name, "k": k, "images": image_set.name,
+                            "image_count": len(image_set)}
+                    store_arrays(store, KIND, _parts(*looked[0], name, k), result.to_arrays(), meta=meta)
         found.update(computed)
     return {name: found[name] for name in names}
 
@@ -302,6 +370,8 @@ def examples_png(store: Store, loaded: LoadedModel, graph: Graph, image_set: Ima
     return cached_image(store, GRID_KIND, parts, render)
 
 
-def examples_key(loaded: LoadedModel, image_set: ImageSet, layer: str, k: int) -> str:
-    """The store key of one layer's cached examples (kind `examples`)."""
-    return cache_key(KIND, _parts(loaded.fingerprint(), image_set.hash(), layer, k))
+def examples_key(loaded: LoadedModel, image_set: ImageSet, layer: str, k: int, *,
+                 ids: tuple[str, str] | None = None) -> str:
+    """The store key of one layer's cached examples (kind `examples`). `ids`: (the model's fingerprint, the
+    set's hash) when the caller has them (they read every weight and every image)."""
+    return cache_key(KIND, _parts(*(ids or (loaded.fingerprint(), image_set.hash())), layer, k))

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from viscnn import distributed
 from viscnn.errors import ViscnnError
 from viscnn.graph import Graph
 from viscnn.graph.recorder import Recorder
@@ -118,13 +119,15 @@ def _forward(model: nn.Module, graph: Graph, x: torch.Tensor, copy: bool) -> tup
 def classwise_scores(model: nn.Module, graph: Graph, batches: Iterable[Batch], *, mode: str = "loss",
                      classes: Sequence[int] | None = None, criterion: str = "taylor", unlabelled: str = "skip",
                      device: str | torch.device = "cpu", max_bytes: int = 1 << 30,
-                     progress: Callable[[int], None] | None = None) -> ClassScores:
+                     progress: Callable[[int], None] | None = None, split: bool = False) -> ClassScores:
     """Every conv node's importance for each class, averaged over the class's images (loss) or all images (logit).
 
     `classes`: the logit indices to score in logit mode (default: the labelled classes seen in the
     batches' labels, which then must be known before the first batch: pass them). In loss mode the
     classes are those of the images; `unlabelled` says what an image with label -1 counts as: "skip"
     it, or "predict" (the model's own top-1). `progress(n_images)` is called after each batch.
+    `split`: the batches are this process's share of the images under torchrun; the per-class sums and
+    counts are added across the processes (float64) and every process gets the whole result.
     """
     if mode not in MODES:
         raise ViscnnError(f"unknown class-wise mode {mode!r}: use {', '.join(MODES)} or auto")
@@ -137,34 +140,47 @@ def classwise_scores(model: nn.Module, graph: Graph, batches: Iterable[Batch], *
     logits = list(classes or [])  # the classes scored in logit mode
     start = time.perf_counter()
     layers = [layer.name for layer in graph.conv_layers]
-    sums: list[torch.Tensor] | None = None
-    counts: torch.Tensor | None = None
-    n_images = 0
-    copy = False
-    for x, labels in batches:
-        x = x.to(device)
-        if not torch.isfinite(x).all():
-            raise ViscnnError("the images contain NaN or infinite values")
-        output, maps, overwritten = _forward(model, graph, x, copy)
-        if overwritten:  # an in-place op rewrote a recorded map: copy maps from now on
-            copy = True
-            output, maps, _ = _forward(model, graph, x, copy)
-        n_outputs = output.shape[1]
-        if mode == "loss":
-            batch_sums, batch_counts = _loss_batch(output, maps, labels.to(device), criterion, unlabelled)
-        else:
-            batch_sums = _logit_batch(output, maps, logits, criterion, max_bytes)
-            batch_counts = torch.full((len(logits),), x.shape[0], dtype=torch.int64)
-        if sums is None or counts is None:
-            sums, counts = batch_sums, batch_counts
-        else:
-            sums = [a + b for a, b in zip(sums, batch_sums)]
-            counts = counts + batch_counts
-        n_images += x.shape[0]
-        if progress is not None:
-            progress(x.shape[0])
+
+    def accumulate() -> tuple[list[torch.Tensor] | None, torch.Tensor | None, int, int]:
+        sums: list[torch.Tensor] | None = None
+        counts: torch.Tensor | None = None
+        n_images, n_outputs = 0, 0
+        copy = False
+        for x, labels in batches:
+            x = x.to(device)
+            if not torch.isfinite(x).all():
+                raise ViscnnError("the images contain NaN or infinite values")
+            output, maps, overwritten = _forward(model, graph, x, copy)
+            if overwritten:  # an in-place op rewrote a recorded map: copy maps from now on
+                copy = True
+                output, maps, _ = _forward(model, graph, x, copy)
+            n_outputs = output.shape[1]
+            if mode == "loss":
+                batch_sums, batch_counts = _loss_batch(output, maps, labels.to(device), criterion, unlabelled)
+            else:
+                batch_sums = _logit_batch(output, maps, logits, criterion, max_bytes)
+                batch_counts = torch.full((len(logits),), x.shape[0], dtype=torch.int64)
+            if sums is None or counts is None:
+                sums, counts = batch_sums, batch_counts
+            else:
+                sums = [a + b for a, b in zip(sums, batch_sums)]
+                counts = counts + batch_counts
+            n_images += x.shape[0]
+            if progress is not None:
+                progress(x.shape[0])
+        return sums, counts, n_images, n_outputs
+
+    if split and distributed.active():  # every process has a share of the images (and so sums and counts)
+        sums, counts, n_images, n_outputs = distributed.agree(accumulate)
+        assert sums is not None and counts is not None  # each process has at least one image (distributed.share)
+        sums = [distributed.all_sum(s) for s in sums]
+        counts = distributed.all_sum(counts)
+        n_images = int(distributed.all_sum(torch.tensor(n_images)))
+    else:
+        sums, counts, n_images, n_outputs = accumulate()
     if sums is None or counts is None:
         raise ViscnnError("the image set is empty: no class-wise scores")
+    sums = [s.cpu() for s in sums]
     if mode == "loss":
         present = torch.nonzero(counts > 0).flatten()
         if present.numel() == 0:

@@ -5,6 +5,11 @@ the layout (smoothed, rotated, with its quality figures), dataset examples, node
 nodes (when the feature-visualisation modules are installed), and a manifest naming every result.
 Before running a step, its result is looked up in the store; a rerun after a kill therefore redoes at
 most the step that was running (the store never serves a half-written file).
+
+Under torchrun every process runs the same steps in the same order (call `run` in each): rank 0 alone
+reads the store and tells the others what it found, each step splits its work (images for the scores,
+class-wise scores and examples; layers for the projections; nodes for the renders), and rank 0 alone
+writes. The others may be given no store at all (docs/scaling.md).
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from viscnn import distributed
 from viscnn.data import ImageSet
 from viscnn.errors import ViscnnError
 from viscnn.graph import Graph
@@ -31,6 +37,7 @@ from viscnn.layout.placement import Layout
 from viscnn.layout.projection import project
 from viscnn.layout.vectors import featurevis_vectors, weight_vectors
 from viscnn.models import LoadedModel
+from viscnn.store import Store
 
 if TYPE_CHECKING:
     from viscnn.scoring.query import QueryResult
@@ -73,7 +80,7 @@ class Preparer:
     loaded: LoadedModel
     graph: Graph
     image_sets: dict[str, ImageSet]
-    store: Any  # viscnn.store.Store
+    store: Any  # viscnn.store.Store (under torchrun, None is fine for every process but rank 0)
     settings: Settings = field(default_factory=Settings)
     spec: str = ""
     progress: Callable[..., Any] | None = None  # tqdm-like: progress(total=..., desc=...) -> bar with update()
@@ -88,7 +95,7 @@ class Preparer:
             raise ViscnnError(f"image-set spec {self.spec!r} holds no images")
         self.images = self.image_sets["overall"]
         self.fingerprint = self.loaded.fingerprint()
-        self.images_hash = self.images.hash()
+        self.images_hash = distributed.from_main(self.images.hash)  # reads every image file: once is enough
         self.labels = self.images.labels
         self.mode = choose_mode(self.labels) if self.settings.mode == "auto" else self.settings.mode
         self.classes = sorted({label for label in self.labels if label >= 0})
@@ -99,7 +106,7 @@ class Preparer:
 
     # --- keys ------------------------------------------------------------------------------------------
     def key(self, kind: str, **parts: Any) -> str:
-        return self.store.key(kind, model=self.fingerprint, images=self.images_hash, version=VERSION, **parts)
+        return Store.key(kind, model=self.fingerprint, images=self.images_hash, version=VERSION, **parts)
 
     @property
     def uses_classes(self) -> bool:
@@ -120,7 +127,18 @@ class Preparer:
                         projections=[self.projection_key(layer.name) for layer in self.graph.conv_layers])
 
     def manifest_key(self) -> str:
-        return manifest_key(self.store, self.fingerprint, self.images_hash, self.settings.projection)
+        return manifest_key(Store, self.fingerprint, self.images_hash, self.settings.projection)
+
+    # --- the store, as rank 0 sees it (every read here is a collective under torchrun) --------------------
+    def _stored(self, kind: str, key: str) -> bool:
+        return distributed.from_main(lambda: (kind, key) in self.store)
+
+    def _get_bytes(self, kind: str, key: str) -> bytes | None:
+        return distributed.from_main(lambda: self.store.get_bytes(kind, key))
+
+    def _say(self, text: str) -> None:
+        if distributed.is_main():
+            self.echo(text)
 
     # --- steps -----------------------------------------------------------------------------------------
     def plan(self) -> list[Step]:
@@ -134,9 +152,14 @@ class Preparer:
         if self.settings.projection != "grid":
             per_node = {"umap": 0.05, "mds": 0.02, "weights": 0.02,
                         "featurevis": 0.01 * self.settings.render_steps}[self.settings.projection]
-            for layer in self.graph.conv_layers:
-                steps.append(Step(f"projection {layer.name}", "projection", self.projection_key(layer.name),
-                                  1.0 + per_node * layer.out_channels, partial(self._projection, layer.name)))
+            if distributed.world() > 1:  # one step, its layers dealt across the processes
+                steps.append(Step(f"projections of {len(self.graph.conv_layers)} layers", "projection", "",
+                                  sum(1.0 + per_node * layer.out_channels for layer in self.graph.conv_layers),
+                                  self._projections, lambda: not self._missing_projections()))
+            else:
+                for layer in self.graph.conv_layers:
+                    steps.append(Step(f"projection {layer.name}", "projection", self.projection_key(layer.name),
+                                      1.0 + per_node * layer.out_channels, partial(self._projection, layer.name)))
         steps.append(Step("layout", "layout", self.layout_key(), 0.2 * len(self.graph.conv_layers), self._layout))
         if self.settings.examples > 0:
             steps.append(Step("examples", "examples", "", 1.0 * n, self._examples, self._examples_done))
@@ -150,27 +173,30 @@ class Preparer:
     def run(self) -> dict:
         """Run every step not yet in the store; returns the manifest."""
         steps = self.plan()
-        bar = self.progress(total=sum(s.cost for s in steps), desc="prepare", unit="u") if self.progress else None
+        bar = None
+        if self.progress and distributed.is_main():
+            bar = self.progress(total=sum(s.cost for s in steps), desc="prepare", unit="u")
         start = time.perf_counter()
         try:
             for k, step in enumerate(steps, 1):
                 if bar is not None:
                     bar.set_description(f"prepare [{k}/{len(steps)}] {step.name[:40]}")
-                done = step.done() if step.done is not None else (step.kind, step.key) in self.store
+                done = step.done() if step.done is not None else self._stored(step.kind, step.key)
                 if done:
-                    self.echo(f"[{k}/{len(steps)}] {step.name}: cached")
+                    self._say(f"[{k}/{len(steps)}] {step.name}: cached")
                 else:
                     began = time.perf_counter()
                     step.compute()
-                    self.echo(f"[{k}/{len(steps)}] {step.name}: done in {time.perf_counter() - began:.1f} s")
+                    self._say(f"[{k}/{len(steps)}] {step.name}: done in {time.perf_counter() - began:.1f} s")
                 if bar is not None:
                     bar.update(step.cost)
         finally:
             if bar is not None:
                 bar.close()
-        manifest = json.loads(self.store.get_bytes("prepared", self.manifest_key()))
-        self.echo(f"prepared {self.loaded.name} on {len(self.images)} images in {time.perf_counter() - start:.1f} s "
-                  f"(store {self.store.root})")
+        manifest = json.loads(self._get_bytes("prepared", self.manifest_key()) or b"{}")
+        processes = f", {distributed.world()} processes" if distributed.world() > 1 else ""
+        self._say(f"prepared {self.loaded.name} on {len(self.images)} images in {time.perf_counter() - start:.1f} s "
+                  f"(store {self.store.root if self.store is not None else None}{processes})")
         return manifest
 
     # --- overall scores --------------------------------------------------------------------------------
@@ -186,7 +212,9 @@ class Preparer:
     def _scores_done(self) -> bool:
         from viscnn.scoring.query import KIND, score_key
 
-        return self.store.get_path(KIND, score_key(self.fingerprint, self.images, "loss", "taylor")) is not None
+        return distributed.from_main(
+            lambda: self.store.get_path(KIND, score_key(self.fingerprint, self.images, "loss", "taylor",
+                                                        images_hash=self.images_hash)) is not None)
 
     def _scores(self) -> None:
         self._memo["scores"] = self._score().scores["taylor"]
@@ -198,21 +226,29 @@ class Preparer:
 
     # --- class-wise scores and projections -------------------------------------------------------------
     def _classwise(self) -> None:
-        batches = self.images.batches(self.loaded.preprocess, self.settings.batch_size)
+        from viscnn.scoring.query import share
+
+        mine = share(self.images, self.settings.batch_size)  # this process's images (all of them for one process)
+        batches = mine.batches(self.loaded.preprocess, self.settings.batch_size)
         scores = classwise_scores(self.loaded.module, self.graph, batches, mode=self.mode, classes=self.classes or None,
-                                  unlabelled=self.unlabelled, device=self.settings.device)
+                                  unlabelled=self.unlabelled, device=self.settings.device, split=True)
         scores.meta.update({"images": self.spec, "model": self.loaded.name})
-        self.store.put_file("classwise", self.classwise_key(), scores.save, meta={"mode": self.mode},
-                            suffix=".safetensors")
+        if distributed.is_main():
+            self.store.put_file("classwise", self.classwise_key(), scores.save, meta={"mode": self.mode},
+                                suffix=".safetensors")
         self._memo["classwise"] = scores
 
     def class_scores(self) -> ClassScores:
         if "classwise" not in self._memo:
-            path = self.store.get_path("classwise", self.classwise_key())
-            if path is None:
+            def stored() -> ClassScores | None:
+                path = self.store.get_path("classwise", self.classwise_key())
+                return None if path is None else ClassScores.load(path)
+
+            found = distributed.from_main(stored)
+            if found is None:
                 self._classwise()
             else:
-                self._memo["classwise"] = ClassScores.load(path)
+                self._memo["classwise"] = found
         return self._memo["classwise"]
 
     def vectors(self, layer: str) -> np.ndarray:
@@ -223,30 +259,59 @@ class Preparer:
         return self.class_scores().vectors(layer)
 
     def _projection(self, layer: str) -> None:
+        self._memo.setdefault("projections", {}).update(self._project([layer]))
+
+    def _project(self, layers: list[str]) -> dict[str, np.ndarray]:
+        """Project `layers` (under torchrun: dealt across the processes, every process gets all) and store them."""
         method = {"weights": "mds", "featurevis": "umap"}.get(self.settings.projection, self.settings.projection)
-        points = project(self.vectors(layer), method, seed=self.settings.seed)
-        buffer = io.BytesIO()
-        np.save(buffer, points)
-        self.store.put_bytes("projection", self.projection_key(layer), buffer.getvalue(), meta={"layer": layer},
-                             suffix=".npy")
+        vectors = {layer: self.vectors(layer) for layer in layers}  # in every process: may render, in turns
+        mine = distributed.assign([float(self.graph[layer].out_channels) for layer in layers])
+        points: dict[str, np.ndarray] = {}
+        for part in distributed.gather(lambda: {layers[i]: project(vectors[layers[i]], method, seed=self.settings.seed)
+                                                for i in mine}):
+            points.update(part)
+        if distributed.is_main():
+            for layer in layers:
+                buffer = io.BytesIO()
+                np.save(buffer, points[layer])
+                self.store.put_bytes("projection", self.projection_key(layer), buffer.getvalue(),
+                                     meta={"layer": layer}, suffix=".npy")
+        return points
+
+    def _projections(self) -> None:
+        self.projections()
+
+    def _stored_projections(self) -> dict[str, np.ndarray]:
+        def read() -> dict[str, np.ndarray]:
+            found = {}
+            for layer in self.graph.conv_layers:
+                data = self.store.get_bytes("projection", self.projection_key(layer.name))
+                if data is not None:
+                    found[layer.name] = np.load(io.BytesIO(data))
+            return found
+
+        return distributed.from_main(read)
+
+    def _missing_projections(self) -> list[str]:
+        stored = self._stored_projections()
+        return [layer.name for layer in self.graph.conv_layers if layer.name not in stored]
 
     def projections(self) -> dict[str, np.ndarray]:
         if self.settings.projection == "grid":
             return grid_projections(self.graph)
-        result = {}
-        for layer in self.graph.conv_layers:
-            data = self.store.get_bytes("projection", self.projection_key(layer.name))
-            if data is None:
-                self._projection(layer.name)
-                data = self.store.get_bytes("projection", self.projection_key(layer.name))
-            result[layer.name] = np.load(io.BytesIO(data))
-        return result
+        known = self._memo.setdefault("projections", {})
+        if len(known) < len(self.graph.conv_layers):
+            known.update(self._stored_projections())
+            missing = [layer.name for layer in self.graph.conv_layers if layer.name not in known]
+            if missing:
+                known.update(self._project(missing))
+        return {layer.name: known[layer.name] for layer in self.graph.conv_layers}
 
     # --- layout ----------------------------------------------------------------------------------------
     def edge_weights(self) -> dict[str, np.ndarray]:
         return {name: values.abs().numpy() for name, values in self.overall().edges.items()}
 
-    def _layout(self) -> None:
+    def _layout(self) -> None:  # in every process (each needs the same inputs anyway); rank 0 stores it
         projections = self.projections()
         weights = self.edge_weights()
         smooth = self.settings.projection != "grid"
@@ -255,14 +320,17 @@ class Preparer:
                           images=self.spec)
         layout.quality = measure_quality(layout, self.graph, weights, vectors=self.vectors if smooth else None,
                                          projections=projections if smooth else None)
-        self.store.put_bytes("layout", self.layout_key(), json.dumps(layout.to_json()).encode(),
-                             meta={"model": self.loaded.name, "projection": self.settings.projection}, suffix=".json")
+        data = json.dumps(layout.to_json()).encode()
+        if distributed.is_main():
+            self.store.put_bytes("layout", self.layout_key(), data,
+                                 meta={"model": self.loaded.name, "projection": self.settings.projection}, suffix=".json")
+        self._memo["layout"] = data
 
     def layout(self) -> Layout:
-        data = self.store.get_bytes("layout", self.layout_key())
+        data = self._memo.get("layout") or self._get_bytes("layout", self.layout_key())
         if data is None:
             self._layout()
-            data = self.store.get_bytes("layout", self.layout_key())
+            data = self._memo["layout"]
         return Layout.from_json(json.loads(data))
 
     # --- dataset examples and renders ------------------------------------------------------------------
@@ -277,15 +345,17 @@ class Preparer:
         module = self._examples_module()
         if module is None:
             return True
-        return all(self.store.get_path(module.KIND, module.examples_key(self.loaded, self.images, layer.name,
-                                                                        self.settings.examples)) is not None
-                   for layer in self.graph.conv_layers)
+        ids = (self.fingerprint, self.images_hash)
+        return distributed.from_main(lambda: all(
+            self.store.get_path(module.KIND, module.examples_key(self.loaded, self.images, layer.name,
+                                                                 self.settings.examples, ids=ids)) is not None
+            for layer in self.graph.conv_layers))
 
     def _examples(self) -> None:
         module = self._examples_module()
         if module is not None:
             module.dataset_examples(self.store, self.loaded, self.graph, self.images, None, k=self.settings.examples,
-                                    batch_size=self.settings.batch_size)
+                                    batch_size=self.settings.batch_size, split=True)
 
     def top_nodes(self) -> list[tuple[str, int]]:
         """The nodes with the highest overall score, `settings.renders` of them."""
@@ -311,20 +381,25 @@ class Preparer:
     def _missing_renders(self, nodes: list[tuple[str, int]]) -> list[int]:
         from viscnn.featurevis.keys import KIND
 
-        return [k for k, key in enumerate(self._render_keys(nodes)) if self.store.get_path(KIND, key) is None]
+        keys = self._render_keys(nodes)
+        return distributed.from_main(lambda: [k for k, key in enumerate(keys) if self.store.get_path(KIND, key) is None])
 
     def _render(self, nodes: list[tuple[str, int]]) -> None:
-        """Render the nodes whose renders are not stored yet, storing them batch by batch (a rerun resumes)."""
+        """Render the nodes whose renders are not stored yet, storing them batch by batch (a rerun resumes);
+        under torchrun each batch's nodes are dealt across the processes."""
         from viscnn.featurevis.keys import KIND, render_meta
-        from viscnn.featurevis.render import render
+        from viscnn.featurevis.render import render_split
         from viscnn.store.cache import cached_image
 
         settings, objectives, parts = self._render_parts(nodes)
         missing = self._missing_renders(nodes)
-        for begin in range(0, len(missing), RENDER_CHUNK):
-            chunk = missing[begin:begin + RENDER_CHUNK]
-            result = render(self.loaded.module, self.graph, self.loaded.preprocess, [objectives[k] for k in chunk],
-                            settings, device=self.settings.device)
+        chunk_size = RENDER_CHUNK * distributed.world()
+        for begin in range(0, len(missing), chunk_size):
+            chunk = missing[begin:begin + chunk_size]
+            result = render_split(self.loaded.module, self.graph, self.loaded.preprocess,
+                                  [objectives[k] for k in chunk], settings, device=self.settings.device)
+            if not distributed.is_main():
+                continue
             for j, k in enumerate(chunk):
                 image = result.images[j].permute(1, 2, 0).numpy()
                 meta = render_meta(objectives[k], [float(result.values[j])], float(result.initial_values[j]), settings)
@@ -339,12 +414,17 @@ class Preparer:
         nodes = [(layer, c) for c in range(self.graph[layer].out_channels)]
         self._render(nodes)
         mode = "L" if self.loaded.preprocess.channels == 1 else "RGB"
-        pixels = []
-        for key in self._render_keys(nodes):
-            with Image.open(self.store.get_path("render", key)) as image:
-                array = np.asarray(image.convert(mode), dtype=np.float32) / 255.0
-            pixels.append(torch.from_numpy(array.reshape(array.shape[0], array.shape[1], -1).copy()).permute(2, 0, 1))
-        return self.loaded.preprocess.normalize(torch.stack(pixels))
+        keys = self._render_keys(nodes)
+
+        def read() -> torch.Tensor:  # uint8: a quarter of the bytes to send to the other processes
+            pixels = []
+            for key in keys:
+                with Image.open(self.store.get_path("render", key)) as image:
+                    array = np.asarray(image.convert(mode), dtype=np.uint8)
+                pixels.append(torch.from_numpy(array.reshape(array.shape[0], array.shape[1], -1).copy()).permute(2, 0, 1))
+            return torch.stack(pixels)
+
+        return self.loaded.preprocess.normalize(distributed.from_main(read).float() / 255.0)
 
     # --- manifest --------------------------------------------------------------------------------------
     def _manifest(self) -> None:
@@ -366,7 +446,8 @@ class Preparer:
         manifest = {"model": self.loaded.name, "fingerprint": self.fingerprint, "images": self.spec,
                     "images_hash": self.images_hash, "count": len(self.images), "projection": self.settings.projection,
                     "classwise_mode": self.mode if self.uses_classes else None, "results": results}
-        self.store.put_bytes("prepared", self.manifest_key(), json.dumps(manifest).encode(), suffix=".json")
+        if distributed.is_main():
+            self.store.put_bytes("prepared", self.manifest_key(), json.dumps(manifest).encode(), suffix=".json")
 
 
 def _has_featurevis() -> bool:

@@ -1,8 +1,9 @@
 """The scoring engine: one forward and one backward per batch give every node and edge score.
 
 Images stream in batches; sums are kept per layer and divided by the image count at the end. Under
-torch.distributed (torchrun), each process takes every world_size-th image and the sums are
-all-reduced, so N processes give the single-process scores.
+torchrun, each process scores its share of the images (`viscnn.distributed.share`) and, with
+`split=True`, the sums are added across the processes in float64, so N processes give the
+single-process scores.
 """
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
+from viscnn import distributed
 from viscnn.errors import ViscnnError
 from viscnn.graph import Graph
 from viscnn.graph.recorder import ConvCall, Recorder
@@ -40,16 +41,13 @@ class Sums:
         bucket[layer] = bucket[layer] + value if layer in bucket else value.detach()
 
     def all_reduce(self) -> None:
-        """Sum the image sums and counts of every process (weights need no reduction)."""
-        count = torch.tensor([float(self.count)], dtype=torch.float64)
-        dist.all_reduce(count)
-        self.count = int(count.item())
+        """Sum the image sums and counts of every process, in float64 (weights need no reduction)."""
+        self.count = int(distributed.all_sum(torch.tensor([float(self.count)], dtype=torch.float64)).item())
         for table in (self.nodes, self.edges):
-            for bucket in table.values():
+            for criterion in sorted(table):
+                bucket = table[criterion]
                 for layer in sorted(bucket):
-                    tensor = bucket[layer].double()
-                    dist.all_reduce(tensor)
-                    bucket[layer] = tensor.float()
+                    bucket[layer] = distributed.all_sum(bucket[layer].double()).float()
 
 
 def scored_layers(graph: Graph, target: Target) -> list[str]:
@@ -182,14 +180,14 @@ def to_scores(sums: Sums, graph: Graph, target: Target, criteria: Sequence[str],
 def score_batches(model: nn.Module, graph: Graph, batches: Iterable[Batch], target: Target,
                   criteria: Sequence[str] = ("taylor",), *, edges: bool | Sequence[str] = True, images: str = "images",
                   device: str | torch.device = "cpu", model_id: str = "", max_bytes: int = 256 << 20,
-                  baseline: str | torch.Tensor = "zero") -> dict[str, Scores]:
+                  baseline: str | torch.Tensor = "zero", split: bool = False) -> dict[str, Scores]:
     """Scores of every node (and edge) for each criterion, over the batches given.
 
     `edges` is True (edge scores for every criterion), False, or the criteria to score edges for.
     `baseline` (signed Taylor only): "zero", "mean" (each map's mean over the images) or a reference
     image tensor [C, H, W] (preprocessed) whose maps replace a removed one.
-    Under an initialised torch.distributed group, the caller gives each process its share of images
-    and the sums are all-reduced here.
+    `split`: the images are split across the processes of a torch.distributed group (the caller gives
+    each its share); the sums are added across them here and every process gets the whole scores.
     """
     start = time.perf_counter()
     if isinstance(baseline, torch.Tensor):
@@ -198,10 +196,15 @@ def score_batches(model: nn.Module, graph: Graph, batches: Iterable[Batch], targ
         image, mode = None, baseline
     else:
         raise ViscnnError(f"unknown baseline {baseline!r}: use zero, mean or a reference image")
-    sums = accumulate(model, graph, batches, target, criteria, edges=edges, device=device, max_bytes=max_bytes,
-                      baseline=mode)
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    def work() -> Sums:
+        return accumulate(model, graph, batches, target, criteria, edges=edges, device=device, max_bytes=max_bytes,
+                          baseline=mode)
+
+    if split and distributed.active():
+        sums = distributed.agree(work)  # a fault in one process's share stops them all, before the sums meet
         sums.all_reduce()
+    else:
+        sums = work()
     if mode != "zero" and sums.count:
         apply_baseline(sums, reference_maps(model, graph, image, device) if image is not None else None)
     return to_scores(sums, graph, target, criteria, images=images, model_id=model_id, seconds=time.perf_counter() - start)

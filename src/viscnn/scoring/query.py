@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
-import torch.distributed as dist
 
+from viscnn import distributed
 from viscnn.data import ImageSet
 from viscnn.errors import ViscnnError
 from viscnn.graph import Graph
@@ -41,18 +41,15 @@ class QueryResult:
     seconds: float = 0.0
 
 
-def _share(image_set: ImageSet) -> ImageSet:
-    """This process's share of the images under torch.distributed (every world_size-th one)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+def share(image_set: ImageSet, batch_size: int) -> ImageSet:
+    """This process's share of the images under torchrun (whole batches, dealt round-robin; see
+    `viscnn.distributed.share`): the whole set for a single process."""
+    if not distributed.active():
         return image_set
-    rank, world = dist.get_rank(), dist.get_world_size()
-    if len(image_set) < world:  # every process sees the same length, so all of them stop here together
-        raise ViscnnError(f"image set {image_set.name!r} has {len(image_set)} images, fewer than the {world} processes")
-    return ImageSet(image_set.name, image_set.items[rank::world], image_set.tensor)
-
-
-def _is_writer() -> bool:
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    if len(image_set) < distributed.world():  # every process sees the same length, so all of them stop here together
+        raise ViscnnError(f"image set {image_set.name!r} has {len(image_set)} images, fewer than the "
+                          f"{distributed.world()} processes")
+    return image_set.subset([image_set.items[i] for i in distributed.share(len(image_set), batch_size)])
 
 
 def score_sets(loaded: LoadedModel, graph: Graph, image_sets: dict[str, ImageSet], expression: Expression,
@@ -66,6 +63,10 @@ def score_sets(loaded: LoadedModel, graph: Graph, image_sets: dict[str, ImageSet
     `image_sets`, `parse_target` against `graph`). `store` (a viscnn.store.Store) caches each set's
     scores. `progress(batches, set_name, n_images)` wraps the batch iterator (e.g. in tqdm) when given.
     `baseline` (signed Taylor): "zero", "mean" or the path of a reference image.
+
+    Under torchrun every process calls this: rank 0 alone reads and writes the store (the others may
+    pass store=None) and says what is cached, each process scores its share of the images, and every
+    process gets the whole result.
     """
     check_scorable(target)
     unknown = [name for name in expression.terms if name not in image_sets]
@@ -78,20 +79,25 @@ def score_sets(loaded: LoadedModel, graph: Graph, image_sets: dict[str, ImageSet
     result = QueryResult({})
     for name in expression.terms:
         image_set = image_sets[name]
-        keys: dict[str, str] = {}
-        cached: dict[str, Scores] = {}
-        if store is not None:
-            keys = {c: score_key(fingerprint, image_set, target, c, edges=edges, baseline=baseline_id) for c in criteria}
-            cached = {c: Scores.load(p) for c, key in keys.items() if (p := store.get_path(KIND, key)) is not None}
+
+        def lookup(image_set: ImageSet = image_set) -> tuple[dict[str, str], dict[str, Scores]]:
+            if store is None:
+                return {}, {}
+            images_hash = image_set.hash()  # reads every image: once per set
+            keys = {c: score_key(fingerprint, image_set, target, c, edges=edges, baseline=baseline_id,
+                                 images_hash=images_hash) for c in criteria}
+            return keys, {c: Scores.load(p) for c, key in keys.items() if (p := store.get_path(KIND, key)) is not None}
+
+        keys, cached = distributed.from_main(lookup)
         missing = [c for c in criteria if c not in cached]
         if missing:
-            share = _share(image_set)
-            batches: Iterable[Batch] = share.batches(loaded.preprocess, batch_size)
+            mine = share(image_set, batch_size)
+            batches: Iterable[Batch] = mine.batches(loaded.preprocess, batch_size)
             if progress is not None:
-                batches = progress(batches, name, len(share))
+                batches = progress(batches, name, len(mine))
             fresh = score_batches(loaded.module, graph, batches, target, missing, edges=edges, images=name,
-                                  device=device, model_id=fingerprint, baseline=reference)
-            if store is not None and _is_writer():
+                                  device=device, model_id=fingerprint, baseline=reference, split=True)
+            if store is not None and keys and distributed.is_main():
                 for c, scores in fresh.items():
                     store.put_file(KIND, keys[c], scores.save, meta=scores.header(), suffix=".safetensors")
             cached.update(fresh)
@@ -109,10 +115,11 @@ def score_sets(loaded: LoadedModel, graph: Graph, image_sets: dict[str, ImageSet
 
 
 def score_key(fingerprint: str, image_set: ImageSet, target: str | Target, criterion: str, *, edges: bool = True,
-              baseline: str = "zero") -> str:
+              baseline: str = "zero", images_hash: str | None = None) -> str:
     """The store key (kind `KIND`) of one image set's scores: model fingerprint, set hash, target, criterion,
-    whether edges were scored, and the baseline (recorded for signed Taylor only: no other criterion uses it)."""
-    return Store.key(KIND, model=fingerprint, images=image_set.hash(), target=str(target), criterion=criterion,
+    whether edges were scored, and the baseline (recorded for signed Taylor only: no other criterion uses it).
+    `images_hash`: the set's `hash()` when the caller has it (it reads every image)."""
+    return Store.key(KIND, model=fingerprint, images=images_hash or image_set.hash(), target=str(target), criterion=criterion,
                      edges=edges, baseline=baseline if criterion == "taylor_signed" else "zero")
 
 

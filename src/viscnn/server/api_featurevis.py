@@ -125,7 +125,7 @@ def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
                 done = 0
                 for batch in batches:
                     yield batch
-                    done += len(batch[0])
+                    done += next(len(part) for part in batch if hasattr(part, "shape"))  # its images tensor
                     context.steps(done, len(overall), "images", message)
 
             # every layer in one pass: the next node clicked is then ready too
