@@ -134,8 +134,8 @@ def page(state, tmp_path):
     gate.set()
 
 
-def _query(client, images, client_id, panel="query", priority=0):
-    headers = {"X-Viscnn-Client": client_id, "X-Viscnn-Panel": panel, "X-Viscnn-Priority": str(priority)}
+def _query(client, images, client_id, panel="query", priority=0, hold=""):
+    headers = {"X-Viscnn-Client": client_id, "X-Viscnn-Panel": panel, "X-Viscnn-Priority": str(priority), "X-Viscnn-Hold": hold}
     answer = client.post("/api/query", json={"images": images, "target": "loss", "criterion": "gradient"}, headers=headers)
     assert answer.status_code == 202, answer.text
     return answer.json()["job"]
@@ -160,6 +160,17 @@ def test_a_page_lets_go_of_a_closed_panels_jobs_and_they_are_cancelled_at_once(p
     assert [j.id for j in twin.jobs.jobs() if j.kind == "query" and j.state == "queued"] == []
     again = _query(client, "sandal", "page-a", "node", 1)
     assert again != mine and twin.jobs.get(again).state == "queued"
+
+
+def test_a_panel_shown_again_keeps_the_work_it_asked_for_again(page):
+    client, twin, _ = page
+    first = _query(client, "trouser", "page-a", "node", 1, hold="node-1")
+    assert _query(client, "trouser", "page-a", "node", 1, hold="node-2") == first  # shown again: the same work
+    # the page lets go of the first showing's work after the second asked again: the job stays
+    assert client.post("/api/release", json={"ids": [first], "client": "page-a", "hold": "node-1"}).json()[0]["state"] == "queued"
+    assert client.post("/api/release", json={"ids": [first], "client": "page-a", "hold": "node-2"}).json()[0]["state"] == "cancelled"
+    again = _query(client, "trouser", "page-a", "node", 1, hold="node-3")
+    assert client.post("/api/release", json={"ids": [again], "client": "page-a"}).json()[0]["state"] == "cancelled"  # the page left
 
 
 def test_a_job_another_page_follows_or_an_api_client_asked_for_is_not_released(page):

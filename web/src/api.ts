@@ -47,8 +47,12 @@ export interface Job {
   /** When it was made, started and finished (seconds since 1970; null: not yet). */
   created?: number; started?: number | null; finished?: number | null;
 }
-/** What a request that may queue work says about it: the panel that asks and how urgent it is (lower first). */
-export interface Attention { panel: string; priority: number }
+/**
+ * What a request that may queue work says about it: the panel that asks, how urgent it is (lower first), and
+ * which showing of the panel (`hold`: a panel shown again is another hold, so letting go of the old one's work
+ * keeps what the new one asked for again).
+ */
+export interface Attention { panel: string; priority: number; hold?: string }
 export interface JobAnswer<T> { job: string | null; state: string; result: T | null }
 export interface NodeRef { layer: string; channel: number }
 export interface IncomingEdge {
@@ -328,7 +332,8 @@ export class Api {
   /** The headers that tell the server which panel asks and how urgently (none without `attention`). */
   headers(attention?: Attention | null): Record<string, string> {
     if (!attention) return {};
-    return { "X-Viscnn-Client": this.client, "X-Viscnn-Panel": attention.panel, "X-Viscnn-Priority": String(attention.priority) };
+    return { "X-Viscnn-Client": this.client, "X-Viscnn-Panel": attention.panel, "X-Viscnn-Priority": String(attention.priority),
+      ...(attention.hold ? { "X-Viscnn-Hold": attention.hold } : {}) };
   }
 
   async json<T>(path: string, init?: RequestInit & { params?: Record<string, string | number | null | undefined>; attention?: Attention | null }): Promise<T> {
@@ -352,10 +357,17 @@ export class Api {
     return this.json<T>(path, { method: "POST", body: JSON.stringify(body), headers: { "Content-Type": "application/json" }, signal, attention });
   }
 
-  /** Lets go of jobs a closed panel asked for: the server cancels those nobody else holds, at once. */
-  async release(ids: string[]): Promise<Job[]> {
+  /** The same as `release`, sent as the page goes away (a beacon: it is sent even as the page unloads). */
+  releaseOnExit(ids: string[]): boolean {
+    if (!ids.length || typeof navigator === "undefined" || !navigator.sendBeacon) return false;
+    const body = new Blob([JSON.stringify({ ids, client: this.client })], { type: "application/json" }); // every hold
+    return navigator.sendBeacon(this.url("/api/release"), body);
+  }
+
+  /** Lets go of jobs a closed panel (`hold`; absent: every panel) asked for: the server cancels those nobody else holds, at once. */
+  async release(ids: string[], hold?: string): Promise<Job[]> {
     if (!ids.length) return [];
-    const jobs = await this.post<Job[]>("/api/release", { ids, client: this.client });
+    const jobs = await this.post<Job[]>("/api/release", { ids, client: this.client, ...(hold ? { hold } : {}) });
     for (const job of jobs) this.tell(job);
     return jobs;
   }

@@ -6,17 +6,19 @@ import { json } from "./testing";
 /** An Api whose release calls are recorded (and answered as cancelled). */
 function recording() {
   const released: string[][] = [];
+  const holds: string[] = [];
   const calls: { url: string; headers: Record<string, string> }[] = [];
   const api = new Api("", async (url, init) => {
     calls.push({ url: String(url), headers: (init?.headers ?? {}) as Record<string, string> });
     if (String(url) === "/api/release") {
-      const body = JSON.parse(String(init?.body)) as { ids: string[]; client: string };
+      const body = JSON.parse(String(init?.body)) as { ids: string[]; client: string; hold?: string };
       released.push(body.ids);
+      holds.push(body.hold ?? "");
       return json(200, body.ids.map((id) => ({ id, kind: "render", state: "cancelled", progress: 0, message: "", seconds: 0 })));
     }
     return json(202, { job: "render-9", state: "queued", result: null });
   });
-  return { api, released, calls };
+  return { api, released, calls, holds };
 }
 
 describe("the page's scheduler", () => {
@@ -26,13 +28,14 @@ describe("the page's scheduler", () => {
     const { api, calls } = recording();
     const scheduler = new Scheduler(api);
     const panel = scheduler.open("node", PRIORITY.node);
-    expect(panel.attention()).toEqual({ panel: "node", priority: 0.999999 }); // the first panel opened
-    expect(panel.attention(2 + 3 / 100)).toEqual({ panel: "node", priority: 3.029999 });
+    expect(panel.attention()).toEqual({ panel: "node", priority: 0.999999, hold: "node-1" }); // the first panel opened
+    expect(panel.attention(2 + 3 / 100)).toEqual({ panel: "node", priority: 3.029999, hold: "node-1" });
     const next = scheduler.open("node", PRIORITY.node);
     expect(next.attention().priority).toBeLessThan(panel.attention().priority); // the node clicked last goes first
     expect(next.attention().priority).toBeGreaterThan(PRIORITY.query);
     await api.renderNode("features.3", 5, "channel", next.attention());
-    expect(calls[0].headers).toMatchObject({ "X-Viscnn-Panel": "node", "X-Viscnn-Priority": "0.999998", "X-Viscnn-Client": api.client });
+    expect(calls[0].headers).toMatchObject({ "X-Viscnn-Panel": "node", "X-Viscnn-Priority": "0.999998", "X-Viscnn-Client": api.client,
+      "X-Viscnn-Hold": "node-2" }); // another showing of the panel: the server keeps what it asks for again
     await api.renderNode("features.3", 5, "channel");
     expect(calls[1].headers["X-Viscnn-Panel"]).toBeUndefined(); // no attention: the kind's default on the server
     expect(PRIORITY.query).toBeLessThan(PRIORITY.node);
@@ -42,7 +45,7 @@ describe("the page's scheduler", () => {
 
   it("lets go of a closed panel's jobs in one batch, except those a panel opened since holds", async () => {
     vi.useFakeTimers();
-    const { api, released } = recording();
+    const { api, released, holds } = recording();
     const scheduler = new Scheduler(api, { delayMs: 300 });
     const first = scheduler.open("node", PRIORITY.node);
     first.hold("render-1");
@@ -55,6 +58,7 @@ describe("the page's scheduler", () => {
     expect(released).toEqual([]);
     await vi.advanceTimersByTimeAsync(10);
     expect(released).toEqual([["render-1", "render-3"]]);
+    expect(holds).toEqual([first.attention().hold]); // the first showing lets go: the second keeps examples-2 on the server too
     expect(scheduler.released).toEqual(["render-1", "render-3"]);
     scheduler.leave("node");
     await vi.advanceTimersByTimeAsync(400);
@@ -88,6 +92,23 @@ describe("the page's scheduler", () => {
     panel.hold("composition-5"); // its answer came after the panel closed
     await vi.advanceTimersByTimeAsync(100);
     expect(released).toEqual([["composition-5"]]);
+  });
+
+  it("lets go of every job it holds when the page goes away, by a beacon", () => {
+    const { api } = recording();
+    const sent: { url: string; body: Blob }[] = [];
+    vi.stubGlobal("navigator", { sendBeacon: (url: string, body: Blob) => sent.push({ url, body }) > 0 });
+    const scheduler = new Scheduler(api, { delayMs: 10000 });
+    scheduler.open("node", PRIORITY.node).hold("render-1");
+    scheduler.open("edge", PRIORITY.edge).hold("render-2");
+    scheduler.open("node", PRIORITY.node); // render-1 waits to be released
+    window.dispatchEvent(new Event("pagehide"));
+    expect(sent.map((s) => s.url)).toContain("/api/release");
+    const last = sent[sent.length - 1];
+    return last.body.text().then((text) => {
+      expect(JSON.parse(text)).toEqual({ ids: ["render-1", "render-2"], client: api.client });
+      vi.unstubAllGlobals();
+    });
   });
 
   it("starts the top few incoming renders at once and the rest only when shown", () => {

@@ -21,17 +21,19 @@ export class Panel {
   readonly jobs = new Set<string>();
   private gone = false;
 
-  constructor(readonly name: string, readonly priority: number, private readonly owner: Scheduler, private readonly recency = 0) {}
+  constructor(readonly name: string, readonly priority: number, private readonly owner: Scheduler, private readonly recency = 0,
+    /** This showing of the panel, e.g. "node-17": the server keeps what another showing asked for too. */
+    readonly id = name) {}
 
   /** The attention of a request from this panel; `extra` lowers its urgency (e.g. 2.01 for an input's render). */
   attention(extra = 0): Attention {
-    return { panel: this.name, priority: Math.round((this.priority + extra - this.recency) * 1e6) / 1e6 };
+    return { panel: this.name, priority: Math.round((this.priority + extra - this.recency) * 1e6) / 1e6, hold: this.id };
   }
 
   /** Records a job this panel asked for; a panel already closed lets go of it at once. */
   hold(id: string | null | undefined): void {
     if (!id) return;
-    if (this.gone) this.owner.letGo([id]);
+    if (this.gone) this.owner.letGo(this, [id]);
     else this.jobs.add(id);
   }
 
@@ -48,7 +50,7 @@ export class Panel {
   leave(): void {
     if (this.gone) return;
     this.gone = true;
-    this.owner.letGo([...this.jobs]);
+    this.owner.letGo(this, [...this.jobs]);
     this.jobs.clear();
   }
 }
@@ -63,7 +65,7 @@ export interface SchedulerOptions {
 /** The open panels, one per name, and the jobs let go of, released in batches. */
 export class Scheduler {
   private panels = new Map<string, Panel>();
-  private pending = new Set<string>();
+  private pending = new Map<string, Set<string>>(); // hold -> job ids let go of
   private timer: ReturnType<typeof setTimeout> | null = null;
   private since = 0;
   private opened = 0;
@@ -71,18 +73,29 @@ export class Scheduler {
   /** What the last release answered (for tests and the e2e walk). */
   released: string[] = [];
 
-  constructor(private readonly api: Pick<Api, "release" | "onJob" | "inflight">, options: SchedulerOptions = {}) {
+  constructor(private readonly api: Pick<Api, "release" | "releaseOnExit" | "onJob" | "inflight">, options: SchedulerOptions = {}) {
     this.options = { delayMs: 400, maxWaitMs: 5000, ...options };
     api.onJob((job: Job) => {
       if (ended(job)) for (const panel of this.panels.values()) panel.forget(job.id);
     });
+    if (typeof window !== "undefined") window.addEventListener("pagehide", () => this.exit());
+  }
+
+  /** The page goes away (closed, reloaded, left): every job it holds is let go of at once. */
+  exit(): void {
+    const ids = new Set([...this.pending.values()].flatMap((set) => [...set]));
+    for (const panel of this.panels.values()) for (const id of panel.jobs) ids.add(id);
+    this.pending.clear();
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.api.releaseOnExit([...ids]);
   }
 
   /** A new panel named `name`; the one open under that name before is left. */
   open(name: string, priority: number): Panel {
     this.panels.get(name)?.leave();
     this.opened = Math.min(this.opened + 1, 9999); // the latest a hair more urgent among equals
-    const panel = new Panel(name, priority, this, this.opened * 1e-6);
+    const panel = new Panel(name, priority, this, this.opened * 1e-6, `${name}-${this.opened}`);
     this.panels.set(name, panel);
     return panel;
   }
@@ -103,9 +116,11 @@ export class Scheduler {
     return false;
   }
 
-  letGo(ids: string[]): void {
+  letGo(panel: Panel, ids: string[]): void {
     if (!ids.length) return;
-    for (const id of ids) this.pending.add(id);
+    const set = this.pending.get(panel.id) ?? new Set<string>();
+    for (const id of ids) set.add(id);
+    this.pending.set(panel.id, set);
     if (this.timer === null) {
       this.since = Date.now();
       this.timer = setTimeout(() => this.flush(), this.options.delayMs);
@@ -119,11 +134,15 @@ export class Scheduler {
       this.timer = setTimeout(() => this.flush(), 100);
       return;
     }
-    const ids = [...this.pending].filter((id) => !this.holds(id));
+    const pending = [...this.pending];
     this.pending.clear();
-    if (!ids.length) return;
-    this.released = ids;
-    this.api.release(ids).catch(() => undefined); // an old server without release: the orphans' grace cancels them
+    this.released = [];
+    for (const [hold, set] of pending) {
+      const ids = [...set].filter((id) => !this.holds(id));
+      if (!ids.length) continue;
+      this.released.push(...ids);
+      this.api.release(ids, hold).catch(() => undefined); // an old server without release: the orphans' grace cancels them
+    }
   }
 }
 

@@ -45,6 +45,8 @@ class ReleaseRequest(BaseModel):
 
     ids: list[str] = Field(..., max_length=500, description="jobs the page no longer wants")
     client: str = Field(..., min_length=1, max_length=64, description="the page's id (its X-Viscnn-Client header)")
+    hold: str | None = Field(None, max_length=64, description="the showing of the panel that let go (its X-Viscnn-Hold "
+                                                             "header); absent: every panel of the page")
 
 
 def routes(state: ServerState, facts: KernelFacts) -> APIRouter:
@@ -105,7 +107,7 @@ def routes(state: ServerState, facts: KernelFacts) -> APIRouter:
     @router.post("/release", summary="let go of jobs a page no longer shows: those nobody else holds are cancelled",
                  responses=answers(write=True), operation_id="release_jobs")
     def release(request: ReleaseRequest) -> list[dict]:
-        return [job.to_json(result=False) for job in state.jobs.release(request.ids, request.client)]
+        return [job.to_json(result=False) for job in state.jobs.release(request.ids, request.client, request.hold)]
 
     @router.get("/jobs/{job_id}/events", summary="Server-Sent Events: progress..., then done, error or cancelled",
                 response_class=StreamingResponse, responses=answers(404, body="events"))

@@ -3,8 +3,10 @@
 The page names, with every request that may queue a job, the panel that asked (`X-Viscnn-Panel`, e.g.
 "node"), how urgent it is (`X-Viscnn-Priority`, a number: lower runs first; see `jobs.DEFAULT_PRIORITY`
 for what a request without one gets) and which page it is (`X-Viscnn-Client`, a random id per page, the
-one its event stream names), so the job queue can order work by what is on screen and a page can let go
-of the work of a panel it closed (`POST /api/release`) without cancelling what another page waits for.
+one its event stream names) and which showing of that panel (`X-Viscnn-Hold`, e.g. "node-17": a panel
+shown again for another node is another hold), so the job queue can order work by what is on screen and a
+page can let go of the work of a panel it closed (`POST /api/release`) without cancelling what another page,
+or the panel it opened since, waits for.
 The headers are read by a plain ASGI middleware into a context variable that `JobManager.submit` reads, so
 no route has to pass them along.
 """
@@ -29,6 +31,7 @@ class Attention:
     priority: float | None = None
     panel: str = ""
     client: str = ""
+    hold: str = ""
 
 
 NONE = Attention()
@@ -65,7 +68,8 @@ def parse(headers: dict[str, str]) -> Attention:
             value = math.nan
         if math.isfinite(value):
             priority = max(-PRIORITY_RANGE, min(PRIORITY_RANGE, value))
-    return Attention(priority, _name(headers.get("x-viscnn-panel", "")), _name(headers.get("x-viscnn-client", "")))
+    return Attention(priority, _name(headers.get("x-viscnn-panel", "")), _name(headers.get("x-viscnn-client", "")),
+                     _name(headers.get("x-viscnn-hold", "")))
 
 
 class ReadAttention:

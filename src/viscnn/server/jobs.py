@@ -177,7 +177,7 @@ class Job:
     followers: int = 0  # open event streams that follow it
     followed: bool = False  # someone followed it once
     watchers: dict[str, int] = field(default_factory=dict, repr=False)  # open streams following it, per client id
-    holders: set[str] = field(default_factory=set, repr=False)  # client ids that asked for it and did not let go
+    holders: set[tuple[str, str]] = field(default_factory=set, repr=False)  # (client, hold) that asked and did not let go
     asked: float = field(default_factory=time.monotonic)  # when someone last submitted, polled or left it
     cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
     go: threading.Event = field(default_factory=threading.Event, repr=False)  # set while it may compute
@@ -386,7 +386,7 @@ class JobManager:
             old = self._by_key.get(key) if key is not None else None
             if old is not None and old.state not in ("error", "cancelled") and not old.cancel_event.is_set():
                 old.asked = time.monotonic()
-                old.holders.add(attention.client)
+                old.holders.add((attention.client, attention.hold))
                 sooner = not old.background and old.state in ("queued", "running") and priority < old.priority
                 reused = old
         if reused is not None:
@@ -404,7 +404,7 @@ class JobManager:
                                f"some have finished, or cancel some (DELETE /api/jobs/ID)", self.limits.retry_after)
             job = Job(f"{kind}-{next(self._ids)}", kind, description, background=background, priority=priority,
                       panel=attention.panel, order=next(self._order), on_change=self._changed)
-            job.holders.add(attention.client)
+            job.holders.add((attention.client, attention.hold))
             job.go.set()
             self._jobs[job.id] = job
             if key is not None:
@@ -572,10 +572,12 @@ class JobManager:
                     if not job.watchers[client]:
                         del job.watchers[client]
 
-    def release(self, job_ids: Iterable[str], client: str) -> list[Job]:
-        """`client` (a page) no longer wants these jobs (the panel that asked for them was closed): each one that
-        nobody else holds (asked for it and did not let go, or follows it by an event stream) is cancelled at
-        once, queued or running; unknown ids are skipped. Returns the jobs found, as they are now."""
+    def release(self, job_ids: Iterable[str], client: str, hold: str | None = None) -> list[Job]:
+        """`client` (a page) no longer wants these jobs for `hold` (the showing of a panel that asked for them, now
+        closed; None: for any of its panels, the page goes away): each one that nobody else holds (another hold,
+        of this page or another, that asked for it and did not let go, or another page's event stream following
+        it) is cancelled at once, queued or running; unknown ids are skipped. Returns the jobs found, as they
+        are now."""
         found = []
         for job_id in job_ids:
             try:
@@ -584,8 +586,8 @@ class JobManager:
                 continue
             found.append(job)
             with self._lock:
-                job.holders.discard(client)
-                others = job.holders | {c for c, n in job.watchers.items() if n > 0 and c != client}
+                job.holders = {h for h in job.holders if h[0] != client or (hold is not None and h[1] != hold)}
+                others = job.holders | {(c, "") for c, n in job.watchers.items() if n > 0 and c != client}
             if not others and not job.background and job.state not in FINAL:
                 self._cancel(job, "cancelled before it started: the panel that asked for it was closed")
         return found
