@@ -163,7 +163,7 @@ def test_a_page_lets_go_of_a_closed_panels_jobs_and_they_are_cancelled_at_once(p
 
 
 def test_a_panel_shown_again_keeps_the_work_it_asked_for_again(page):
-    client, twin, _ = page
+    client, _, _ = page
     first = _query(client, "trouser", "page-a", "node", 1, hold="node-1")
     assert _query(client, "trouser", "page-a", "node", 1, hold="node-2") == first  # shown again: the same work
     # the page lets go of the first showing's work after the second asked again: the job stays
