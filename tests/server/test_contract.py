@@ -123,7 +123,7 @@ def test_openapi_lists_the_real_responses(client):
         assert responses[name]["202"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/JobAnswer"}
         assert responses[name]["202"]["links"]["get_job"]["operationId"] == "get_job"
     assert {"413", "415", "403"} <= set(responses["POST /api/images"])
-    assert set(responses["POST /api/query"]) == {"200", "202", "400", "403", "413", "429"}
+    assert set(responses["POST /api/query"]) == {"200", "202", "400", "403", "404", "413", "429"}  # 404: start false, not computed
     assert set(responses["GET /api/jobs/{job_id}"]) == {"200", "400", "404", "413"}
     assert set(responses["GET /api/sets"]) == {"200", "400", "413"}
     assert "202" not in responses["GET /api/nodes/{layer}/{channel}/render.png"]  # reading never queues work

@@ -1,4 +1,5 @@
 """Queries (job when new, direct when cached), the pruning rules, and jobs: progress, events, cancel."""
+import json
 import threading
 import time
 
@@ -137,7 +138,7 @@ def test_unknown_jobs_are_404(client):
 
 def test_events_stream_progress_then_done(client, state):
     gate = threading.Event()  # the worker is held until the stream is open, so it sees every progress event
-    state.jobs.submit("test", lambda context: gate.wait(30), "holds the worker")
+    state.jobs.submit("test", lambda context: gate.wait(30), "holds the worker", priority=-10)  # nothing overtakes it
     answer = client.post("/api/query", json={"images": "bag + ankle_boot", "target": "loss", "criterion": "activation"})
     job_id = answer.json()["job"]
     assert job_id
@@ -149,6 +150,9 @@ def test_events_stream_progress_then_done(client, state):
     # connected while the job waited: its progress comes before the end (coalesced to 5 a second, so which
     # messages arrive depends on the machine's speed)
     assert names[-1] == "done" and names[0] == "progress" and set(names[:-1]) <= {"progress"}
+    final = json.loads(text.strip().splitlines()[-1].split("data: ", 1)[1])
+    # the job counted the images it scored, of all it had to score (both sets: not in the store yet)
+    assert final["unit"] == "images" and final["done"] == final["total"] == final["result"]["n_images"] > 0
     again = client.get(f"/api/jobs/{job_id}/events").text  # a finished job answers at once
     assert again.startswith("event: done")
 
@@ -177,7 +181,7 @@ def test_a_running_job_is_cancelled_within_a_conv_call(state, client):
 
 def test_a_queued_job_is_cancelled_before_it_starts(state, client):
     gate = threading.Event()
-    blocker = state.jobs.submit("test", lambda context: gate.wait(10), "holds the worker")
+    blocker = state.jobs.submit("test", lambda context: gate.wait(10), "holds the worker", priority=-10)  # nothing overtakes it
     queued = state.jobs.submit("test", lambda context: "ran", "should never run")
     answer = client.delete(f"/api/jobs/{queued.id}").json()
     assert answer["state"] == "cancelled"
@@ -243,7 +247,9 @@ def test_a_query_runs_before_queued_renders_and_evaluations():
     deadline = time.time() + 10
     while len(started) < 7 and time.time() < deadline:
         time.sleep(0.01)
-    assert started == ["first", "query", "query 2", "composition", "render 1", "evaluation", "render 2"]
+    # a query overtakes the running circuit (which waits for it), the next one waits for the first; then by kind:
+    # renders (short) before an evaluation of the same default priority
+    assert started == ["first", "query", "query 2", "composition", "render 1", "render 2", "evaluation"]
     manager.shutdown()
 
 

@@ -17,7 +17,7 @@ def held():
     def make(**limits):
         manager = JobManager(limits=QueueLimits(**limits))
         gate = threading.Event()
-        blocker = manager.submit("test", lambda context: gate.wait(30), "holds the worker")
+        blocker = manager.submit("test", lambda context: gate.wait(30), "holds the worker", priority=-10)  # nothing overtakes it
         wait_until(lambda: blocker.state == "running", message="the blocker runs")
         made.append((manager, gate))
         return manager, gate
@@ -113,7 +113,7 @@ def capped(state, tmp_path):
 def test_over_the_cap_the_api_answers_429_with_retry_after_and_delete_makes_room(capped):
     client, twin = capped
     gate = threading.Event()
-    twin.jobs.submit("test", lambda context: gate.wait(30), "holds the worker")
+    twin.jobs.submit("test", lambda context: gate.wait(30), "holds the worker", priority=-10)  # nothing overtakes it
     try:
         first = client.post("/api/query", json={"images": "sandal", "target": "loss", "criterion": "gradient"})
         assert first.status_code == 202

@@ -19,7 +19,7 @@ def server(state, tmp_path):
 def hold_worker(jobs):
     """A job that holds the worker until the returned gate is set, and one queued behind it."""
     gate = threading.Event()
-    blocker = jobs.submit("test", lambda context: gate.wait(30), "holds the worker")
+    blocker = jobs.submit("test", lambda context: gate.wait(30), "holds the worker", priority=-10)  # nothing overtakes it
     queued = jobs.submit("test", lambda context: "ran", "waits behind it")
     return gate, blocker, queued
 

@@ -67,9 +67,9 @@ def _wait_for_url(server: subprocess.Popen, deadline: float) -> str:
     raise AssertionError(f"viscnn serve did not start (within VISCNN_E2E_SECONDS={BUDGET:g} in all):\n" + "".join(lines))
 
 
-def test_end_to_end(node_modules: Path, tmp_path: Path) -> None:
-    """Load, query, hover/click a node, pick an image, click a unit (receptive field), Back, extract a circuit, jobs that
-    do not move the graph, reload, cancel a job from the jobs view and one from its own progress line."""
+def _walk(node_modules: Path, tmp_path: Path, script: str, render_steps: int) -> tuple[dict, Path]:
+    """Build the page, start `viscnn serve` on fmnist-convnet (a fresh store), run the walk `e2e/SCRIPT`; its report
+    and the screenshot folder."""
     if not Path(CHROMIUM).is_file():
         pytest.skip(f"Chromium is not installed at {CHROMIUM} (Debian package 'chromium')")
     deadline = time.monotonic() + BUDGET
@@ -82,21 +82,38 @@ def test_end_to_end(node_modules: Path, tmp_path: Path) -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     server = subprocess.Popen(
         [sys.executable, "-m", "viscnn", "serve", "--model", "fmnist-convnet", "--images", "fashion-mnist:test:20",
-         "--port", str(port), "--store", str(tmp_path / "store"), "--web", str(dist), "--prepare", "none", "--render-steps", "16"],
+         "--port", str(port), "--store", str(tmp_path / "store"), "--web", str(dist), "--prepare", "none",
+         "--render-steps", str(render_steps)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         url = _wait_for_url(server, deadline)
         left = max(60.0, deadline - time.monotonic())  # the walk's own deadline; its process gets a minute more
-        walk = subprocess.run(["node", str(WEB / "e2e" / "e2e.mjs"), url, str(shots)], cwd=WEB, capture_output=True, text=True,
+        walk = subprocess.run(["node", str(WEB / "e2e" / script), url, str(shots)], cwd=WEB, capture_output=True, text=True,
                               timeout=left + 60, env={**os.environ, "VISCNN_E2E_SECONDS": str(round(left))})
-        assert walk.returncode == 0, f"e2e walk failed:\n{walk.stdout[-3000:]}\n{walk.stderr[-3000:]}"
-        report = json.loads(walk.stdout.strip().splitlines()[-1])
-        assert report["ok"] and len(report["steps"]) == 18
-        for name in ("query.png", "node.png", "circuit.png", "jobs.png"):
-            assert (shots / name).stat().st_size > (3_000 if name == "jobs.png" else 10_000), f"{name} is empty"
+        assert walk.returncode == 0, f"e2e walk {script} failed:\n{walk.stdout[-3000:]}\n{walk.stderr[-3000:]}"
+        return json.loads(walk.stdout.strip().splitlines()[-1]), shots
     finally:
         server.terminate()
         try:
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def test_end_to_end(node_modules: Path, tmp_path: Path) -> None:
+    """Load, query, hover/click a node, pick an image, click a unit (receptive field), Back, extract a circuit, jobs that
+    do not move the graph, reload, cancel a job from the jobs view and one from its own progress line."""
+    report, shots = _walk(node_modules, tmp_path, "e2e.mjs", 16)
+    assert report["ok"] and len(report["steps"]) == 18
+    for name in ("query.png", "node.png", "circuit.png", "jobs.png"):
+        assert (shots / name).stat().st_size > (3_000 if name == "jobs.png" else 10_000), f"{name} is empty"
+
+
+def test_the_page_follows_attention(node_modules: Path, tmp_path: Path) -> None:
+    """A node's own work first and its input renders lazily; another click cancels the first node's queued work at once;
+    the jobs list with cancel buttons; steps and time left; asking before a query; sampling; Back/Forward restore the
+    graph; image labels after a reload (renders slow enough to queue: 200 steps)."""
+    report, shots = _walk(node_modules, tmp_path, "attention.mjs", 200)
+    assert report["ok"] and len(report["steps"]) == 9
+    for name in ("progress", "jobs", "faithfulness-progress", "ask", "sample", "history"):
+        assert (shots / f"attention-{name}.png").stat().st_size > 3_000, f"attention-{name}.png is empty"

@@ -309,6 +309,9 @@ try {
     const before = await page.getAttribute("body", "data-query");
     await page.mouse.click(box.x + x, box.y + y);
     expect((await page.inputValue("#q-target")) === "features.8:3", "picking did not set the output");
+    // a query not computed yet never starts by itself: the page asks, and runs it on the click
+    await page.waitForSelector("#q-ask-run");
+    await page.click("#q-ask-run");
     await page.waitForFunction((key) => document.body.dataset.query !== key, before);
   });
 

@@ -82,7 +82,7 @@ describe("the page's event stream", () => {
     const others = ["render-2", "render-3"].map((id) => api.follow({ job: id, state: "queued", result: null }));
     await tick();
     expect(opened.length).toBe(1); // one stream for all three, opened once
-    expect(opened[0].url).toBe("/api/events?follow=render-1%2Crender-2%2Crender-3");
+    expect(opened[0].url).toBe(`/api/events?follow=render-1%2Crender-2%2Crender-3&client=${api.client}`);
     const stream = opened[0];
     stream.emit("jobs", [job("render-1", "queued"), job("render-2", "running", 0.1), job("render-3", "queued")]);
     stream.emit("job", job("render-1", "running", 0.5));
@@ -107,7 +107,7 @@ describe("the page's event stream", () => {
     api.onJob((j) => heard.push(`${j.id} ${j.state}`));
     expect(api.connect()).toBe(true);
     await tick();
-    expect(opened.map((s) => s.url)).toEqual(["/api/events"]);
+    expect(opened.map((s) => s.url)).toEqual([`/api/events?client=${api.client}`]);
     opened[0].emit("jobs", [job("query-1", "running"), job("layout-2", "queued")]);
     opened[0].emit("job", job("layout-2", "running"));
     expect(lists).toEqual([["query-1", "layout-2"]]);

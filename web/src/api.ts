@@ -22,17 +22,37 @@ export interface QueryResult {
   key: string; seconds: number; computed: string[]; cached: string[]; images: string; target: string;
   criterion: string; n_images: number; nodes: Record<string, number[]>; kept: Record<string, number[]>;
   edges: Record<string, EdgeBlock>; num_edges: number; num_edges_total: number;
+  /** The sets scored on a sample: images scored of the images in the set. */
+  sampled?: Record<string, { images: number; of: number }>;
 }
 export interface QueryRequest {
   images: string; target: string; criterion: string; node_fraction?: number | null; node_cumulative?: number | null;
   edge_fraction?: number | null; edge_cumulative?: number | null; max_edges: number;
+  /** At most this many images of each set (a fixed choice); 0: all; null/absent: the server's default. */
+  sample?: number | null;
+  /** false: answer only from what the server has computed (a 404 otherwise), so asking starts nothing. */
+  start?: boolean;
 }
 export interface Job {
   id: string; kind: string; state: "queued" | "running" | "done" | "error" | "cancelled"; progress: number;
   message: string; seconds: number; result?: unknown; error?: string | null;
   /** What the job does, e.g. "learned circuit of features.8:7 over overall". */
   description?: string;
+  /** Lower runs first; the panel that asked for it. */
+  priority?: number; panel?: string;
+  /** Its steps: `done` of `total` `unit` ("steps", "images", "circuits"), and the seconds left (null: not known yet). */
+  done?: number | null; total?: number | null; unit?: string; eta?: number | null;
+  /** Started, but waiting while more urgent work runs. */
+  paused?: boolean;
+  /** When it was made, started and finished (seconds since 1970; null: not yet). */
+  created?: number; started?: number | null; finished?: number | null;
 }
+/**
+ * What a request that may queue work says about it: the panel that asks, how urgent it is (lower first), and
+ * which showing of the panel (`hold`: a panel shown again is another hold, so letting go of the old one's work
+ * keeps what the new one asked for again).
+ */
+export interface Attention { panel: string; priority: number; hold?: string }
 export interface JobAnswer<T> { job: string | null; state: string; result: T | null }
 export interface NodeRef { layer: string; channel: number }
 export interface IncomingEdge {
@@ -131,7 +151,18 @@ interface Waiter {
   alive: () => boolean;
 }
 
+/** A random id for this page: the server lets this page let go of the jobs it asked for (and only those). */
+function newClientId(): string {
+  const bytes = new Uint8Array(9);
+  globalThis.crypto?.getRandomValues?.(bytes);
+  return Array.from(bytes, (b) => (b || Math.floor(Math.random() * 256)).toString(16).padStart(2, "0")).join("");
+}
+
 export class Api {
+  /** This page's id, sent with requests that may queue work and with its event stream. */
+  readonly client = newClientId();
+  /** Requests with an `Attention` still waiting for their answer (a job id the page will hold). */
+  inflight = 0;
   private listeners = new Set<(job: Job) => void>();
   private listListeners = new Set<(jobs: Job[]) => void>();
   private waiters = new Map<string, Set<Waiter>>();
@@ -220,7 +251,7 @@ export class Api {
 
   private open(ids: string): void {
     this.close();
-    const source = new EventSource(this.url("/api/events", { follow: ids || null }));
+    const source = new EventSource(this.url("/api/events", { follow: ids || null, client: this.client }));
     this.source = source;
     this.sourceFollows = ids;
     const mine = (f: (event: MessageEvent) => void) => (event: Event) => {
@@ -298,34 +329,67 @@ export class Api {
     return `${this.base}${path}${text ? `?${text}` : ""}`;
   }
 
-  async json<T>(path: string, init?: RequestInit & { params?: Record<string, string | number | null | undefined> }): Promise<T> {
+  /** The headers that tell the server which panel asks and how urgently (none without `attention`). */
+  headers(attention?: Attention | null): Record<string, string> {
+    if (!attention) return {};
+    return { "X-Viscnn-Client": this.client, "X-Viscnn-Panel": attention.panel, "X-Viscnn-Priority": String(attention.priority),
+      ...(attention.hold ? { "X-Viscnn-Hold": attention.hold } : {}) };
+  }
+
+  async json<T>(path: string, init?: RequestInit & { params?: Record<string, string | number | null | undefined>; attention?: Attention | null }): Promise<T> {
     let response: Response;
+    const { attention, params, ...rest } = init ?? {};
+    const request: RequestInit = attention ? { ...rest, headers: { ...(rest.headers as Record<string, string> | undefined), ...this.headers(attention) } } : rest;
+    if (attention) this.inflight++;
     try {
-      response = await this.fetcher(this.url(path, init?.params), init);
+      response = await this.fetcher(this.url(path, params), init ? request : undefined);
     } catch (error) {
       if (error instanceof Error && error.name === "AbortError") throw error;
       throw new ApiError(0, `the server does not answer (${describe(error)})`);
+    } finally {
+      if (attention) this.inflight--;
     }
     if (!response.ok) throw await errorOf(response);
     return (await response.json()) as T;
   }
 
-  post<T>(path: string, body: unknown, signal?: AbortSignal): Promise<T> {
-    return this.json<T>(path, { method: "POST", body: JSON.stringify(body), headers: { "Content-Type": "application/json" }, signal });
+  post<T>(path: string, body: unknown, signal?: AbortSignal, attention?: Attention | null): Promise<T> {
+    return this.json<T>(path, { method: "POST", body: JSON.stringify(body), headers: { "Content-Type": "application/json" }, signal, attention });
+  }
+
+  /** The same as `release`, sent as the page goes away (a beacon: it is sent even as the page unloads). */
+  releaseOnExit(ids: string[]): boolean {
+    if (!ids.length || typeof navigator === "undefined" || !navigator.sendBeacon) return false;
+    const body = new Blob([JSON.stringify({ ids, client: this.client })], { type: "application/json" }); // every hold
+    return navigator.sendBeacon(this.url("/api/release"), body);
+  }
+
+  /** Lets go of jobs a closed panel (`hold`; absent: every panel) asked for: the server cancels those nobody else holds, at once. */
+  async release(ids: string[], hold?: string): Promise<Job[]> {
+    if (!ids.length) return [];
+    const jobs = await this.post<Job[]>("/api/release", { ids, client: this.client, ...(hold ? { hold } : {}) });
+    for (const job of jobs) this.tell(job);
+    return jobs;
   }
 
   model() { return this.json<ModelInfo>("/api/model"); }
   /** A layout, or (for a projection not prepared yet) a job that prepares it. */
   layout(kind: string) { return this.json<LayoutInfo | JobAnswer<LayoutInfo>>("/api/layout", { params: { kind } }); }
   sets() { return this.json<SetInfo[]>("/api/sets"); }
-  images(set: string, limit = 200) { return this.json<ImageInfo[]>("/api/images", { params: { set, limit } }); }
+  images(set: string, limit = 200, offset = 0) { return this.json<ImageInfo[]>("/api/images", { params: { set, limit, offset: offset || null } }); }
+  /** One image's name and label (ids `i<k>` are the k-th image of `overall`; uploads are looked up in theirs); null if unknown. */
+  async imageInfo(id: string): Promise<ImageInfo | null> {
+    const overall = /^i(\d+)$/.exec(id);
+    const list = overall ? await this.images("overall", 1, Number(overall[1])) : id.startsWith("u") ? await this.images("uploads", 10000) : [];
+    return list.find((info) => info.id === id) ?? null;
+  }
   imageUrl(id: string) { return this.url(`/api/images/${seg(id)}.png`); }
   upload(file: File) {
     const form = new FormData();
     form.append("file", file);
     return this.json<ImageInfo>("/api/images", { method: "POST", body: form });
   }
-  query(body: QueryRequest, signal?: AbortSignal) { return this.post<JobAnswer<QueryResult>>("/api/query", body, signal); }
+  query(body: QueryRequest, signal?: AbortSignal, attention?: Attention | null) { return this.post<JobAnswer<QueryResult>>("/api/query", body, signal, attention); }
   jobs() { return this.json<Job[]>("/api/jobs"); }
   job(id: string) { return this.json<Job>(`/api/jobs/${seg(id)}`); }
   /** Asks the server to cancel a job; the answer (still "running" while it stops, or already "cancelled") is told to the listeners. */
@@ -340,27 +404,29 @@ export class Api {
   /** Where a node's render is read (404 until it is rendered): `renderNode` queues it. */
   renderUrl(layer: string, channel: number, mode: string) { return this.url(`/api/nodes/${seg(layer)}/${channel}/render.png`, { mode }); }
   /** Queues a node's render (a POST: a GET never makes the server work); answers at once when it is stored. */
-  renderNode(layer: string, channel: number, mode: string) {
-    return this.json<JobAnswer<RenderResult>>(`/api/nodes/${seg(layer)}/${channel}/render`, { method: "POST", params: { mode } });
+  renderNode(layer: string, channel: number, mode: string, attention?: Attention | null) {
+    return this.json<JobAnswer<RenderResult>>(`/api/nodes/${seg(layer)}/${channel}/render`, { method: "POST", params: { mode }, attention });
   }
-  renderEdge(layer: string, out: number, inp: number) {
-    return this.json<JobAnswer<RenderResult>>(`/api/edges/${seg(layer)}/${out}/${inp}/render`, { method: "POST" });
+  renderEdge(layer: string, out: number, inp: number, attention?: Attention | null) {
+    return this.json<JobAnswer<RenderResult>>(`/api/edges/${seg(layer)}/${out}/${inp}/render`, { method: "POST", attention });
   }
   examplesUrl(layer: string, channel: number) { return this.url(`/api/nodes/${seg(layer)}/${channel}/examples.png`); }
-  examples(layer: string, channel: number) { return this.json<unknown>(`/api/nodes/${seg(layer)}/${channel}/examples`); }
+  examples(layer: string, channel: number, attention?: Attention | null) { return this.json<unknown>(`/api/nodes/${seg(layer)}/${channel}/examples`, { attention }); }
   activation(image: string, layer: string, channel: number) { return this.json<Activation>("/api/activation", { params: { image, layer, channel } }); }
   receptiveField(layer: string, y: number, x: number) { return this.json<Box>("/api/receptive_field", { params: { layer, y, x } }); }
   edge(layer: string, out: number, inp: number) { return this.json<EdgeInfo>(`/api/edges/${seg(layer)}/${out}/${inp}`); }
   edgeUrl(layer: string, out: number, inp: number, kind: "kernel" | "input" | "output" | "render", image?: string | null) {
     return this.url(`/api/edges/${seg(layer)}/${out}/${inp}/${kind}.png`, { image });
   }
-  circuit(body: { images: string; target: string; method: string; keep: number }, signal?: AbortSignal) {
-    return this.post<JobAnswer<Circuit>>("/api/circuit", body, signal);
+  circuit(body: { images: string; target: string; method: string; keep: number }, signal?: AbortSignal, attention?: Attention | null) {
+    return this.post<JobAnswer<Circuit>>("/api/circuit", body, signal, attention);
   }
-  faithfulness(body: { images: string; target: string; methods: string[]; fractions: number[] }) {
-    return this.post<JobAnswer<Evaluation>>("/api/faithfulness", body);
+  faithfulness(body: { images: string; target: string; methods: string[]; fractions: number[] }, attention?: Attention | null) {
+    return this.post<JobAnswer<Evaluation>>("/api/faithfulness", body, undefined, attention);
   }
-  composition(image: string, unit: string) { return this.json<JobAnswer<Composition>>("/api/composition", { params: { image, unit } }); }
+  composition(image: string, unit: string, attention?: Attention | null) {
+    return this.json<JobAnswer<Composition>>("/api/composition", { params: { image, unit }, attention });
+  }
 
   /**
    * The result of a job answer: at once when the server had it cached, otherwise when the job ends.

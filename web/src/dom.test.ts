@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { Api, ApiError } from "./api";
 import { image, progressLine, rendered, statusOf } from "./dom";
+import { Scheduler } from "./scheduler";
 import { json } from "./testing";
 
 const fast = { pollMs: 1, pollMaxMs: 1 };
@@ -39,6 +40,37 @@ describe("images that may be unavailable or still computing", () => {
     const img = await rendered(api, host, () => api.renderNode("a", 1, "channel"), api.renderUrl("a", 1, "channel"), "render");
     expect(img).not.toBeNull();
     expect(fetched).toEqual(["POST /api/nodes/a/1/render?mode=channel", "GET /api/jobs/render-1", "GET /api/nodes/a/1/render.png?mode=channel"]);
+  });
+
+  it("shows a render's steps and time left, holds its job for its panel, and after a cancel renders again only on a click", async () => {
+    vi.stubGlobal("EventSource", undefined);
+    const answers = [json(202, { job: "render-1", state: "queued", result: null }),
+      json(200, { id: "render-1", kind: "render", state: "running", progress: 0.47, message: "rendering a:1", done: 120, total: 256, unit: "steps", eta: 35 }),
+      json(200, { id: "render-1", kind: "render", state: "cancelled", progress: 0.5, message: "cancelled" }),
+      json(202, { job: "render-2", state: "queued", result: null })];
+    const fetched: string[] = [];
+    const fetcher = async (url: string | URL | Request, init?: RequestInit) => {
+      fetched.push(`${init?.method ?? "GET"} ${url} ${(init?.headers as Record<string, string> | undefined)?.["X-Viscnn-Panel"] ?? ""}`.trim());
+      return answers.shift() ?? json(200, { id: "render-2", kind: "render", state: "running", progress: 0, message: "" });
+    };
+    const api = new Api("", fetcher, { pollMs: 20, pollMaxMs: 20 });
+    const scheduler = new Scheduler(api);
+    const panel = scheduler.open("node", 1);
+    const host = document.createElement("div");
+    document.body.append(host);
+    const seen: string[] = [];
+    const watch = setInterval(() => seen.push(host.textContent ?? ""), 5);
+    const shown = rendered(api, host, () => api.renderNode("a", 1, "channel", panel.attention()), "/r.png", "render", "render", false, panel);
+    await vi.waitFor(() => expect(panel.jobs.has("render-1")).toBe(true));
+    expect(await shown).toBeNull();
+    clearInterval(watch);
+    expect(seen.some((text) => text.includes("rendering a:1 · 120/256 steps · 35 s left"))).toBe(true);
+    expect(host.querySelector(".status-cancelled")?.textContent).toBe("cancelled");
+    expect(fetched.filter((f) => f.startsWith("POST"))).toEqual(["POST /api/nodes/a/1/render?mode=channel node"]); // not queued again by itself
+    host.querySelector<HTMLButtonElement>("button.retry")!.click();
+    await vi.waitFor(() => expect(fetched.filter((f) => f.startsWith("POST")).length).toBe(2));
+    panel.leave();
+    host.remove();
   });
 
   it("waits out a full queue (429) for the server's Retry-After, then queues the render", async () => {

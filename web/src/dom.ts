@@ -1,5 +1,7 @@
 /** Tiny DOM helpers: element creation, status messages, images that may be unavailable or still computing. */
 import { Api, ApiError, describe, isCancelled, type Job, type JobAnswer, type RenderResult } from "./api";
+import { progressText, stepsText } from "./progress";
+import type { Panel } from "./scheduler";
 
 type Child = Node | string | number | null | undefined | false;
 type Attrs = Record<string, string | number | boolean | EventListener | null | undefined>;
@@ -34,8 +36,8 @@ export function statusOf(error: unknown): HTMLElement {
   return status(describe(error), unavailable ? "unavailable" : "error");
 }
 
-/** What a progress line shows of a job. */
-export type JobProgress = Pick<Job, "id" | "progress" | "message">;
+/** What a progress line shows of a job (its steps and time left when the server counts them). */
+export type JobProgress = Pick<Job, "id" | "progress" | "message"> & Partial<Job>;
 
 /**
  * Shows a job's progress in `host`: a bar, the job's message and a cancel button that cancels this job
@@ -54,13 +56,35 @@ export function progressLine(host: HTMLElement, job: JobProgress, cancel: (id: s
         button.textContent = "cancel";
       });
     });
-    line = h("span", { class: "job-line", "data-job": job.id }, h("progress", { max: 1 }), h("span", { class: "muted job-message" }), button);
+    line = h("span", { class: "job-line", "data-job": job.id }, h("progress", { max: 1 }), h("span", { class: "muted job-message" }),
+      h("span", { class: "job-steps" }), button);
     host.replaceChildren(line);
   }
   line.querySelector("progress")!.value = job.progress || 0;
   const message = line.querySelector<HTMLElement>(".job-message")!;
   if (message.textContent !== (job.message ?? "")) message.textContent = job.message ?? "";
+  const steps = line.querySelector<HTMLElement>(".job-steps");
+  const where = stepsText({ state: "running", ...job });
+  if (steps && steps.textContent !== where) steps.textContent = where;
   return line;
+}
+
+/** A job's progress as a status block: a bar with "what · 120/256 steps · 35 s left" under it. */
+export function progressStatus(host: HTMLElement, job: Job, compact = false): void {
+  if (compact) {
+    const text = progressText(job);
+    const mark = host.firstElementChild as HTMLElement | null;
+    if (mark?.classList.contains("na") && mark.dataset.job === job.id) mark.title = text;
+    else host.replaceChildren(h("span", { class: "na muted", title: text, "data-job": job.id }, job.state === "queued" ? "…" : "⋯"));
+    return;
+  }
+  let block = host.firstElementChild as HTMLElement | null;
+  if (!block?.classList.contains("progress-status") || block.dataset.job !== job.id) {
+    block = h("div", { class: "status status-busy progress-status", "data-job": job.id }, h("progress", { max: 1 }), h("span", { class: "job-steps" }));
+    host.replaceChildren(block);
+  }
+  block.querySelector("progress")!.value = job.progress || 0;
+  block.querySelector<HTMLElement>(".job-steps")!.textContent = progressText(job);
 }
 
 /** Shows why a picture is missing: the server's reason, or (`compact`, in a table of thumbnails) one word with the reason on hover. */
@@ -96,14 +120,15 @@ async function whenRoom<T>(host: HTMLElement, work: () => Promise<T>, alive: () 
  * Fills `host` with the PNG at `url`. A 202 with a job (dataset examples being computed) shows its progress
  * and retries when the job ends; 503/404 shows "unavailable" or the error with the server's reason.
  */
-export async function image(api: Api, host: HTMLElement, url: string, alt: string, className = "", compact = false, onJob?: (job: Job) => void): Promise<HTMLImageElement | null> {
+export async function image(api: Api, host: HTMLElement, url: string, alt: string, className = "", compact = false, onJob?: (job: Job) => void,
+  panel?: Panel | null): Promise<HTMLImageElement | null> {
   const fail = (error: unknown) => showFailure(host, error, compact);
   const alive = shown(host);
   host.replaceChildren(compact ? h("span", { class: "na muted" }, "…") : status("loading…", "busy"));
   for (let attempt = 0; attempt < 2; attempt++) {
     let response: Response;
     try {
-      response = await fetch(url);
+      response = await fetch(url, panel ? { headers: api.headers(panel.attention()) } : undefined);
     } catch (error) {
       fail(new ApiError(0, `the server does not answer (${describe(error)})`));
       return null;
@@ -117,10 +142,11 @@ export async function image(api: Api, host: HTMLElement, url: string, alt: strin
     if (response.ok && type.includes("json")) {
       const answer = (await response.json()) as JobAnswer<unknown>;
       if (answer.job) {
+        panel?.hold(answer.job);
         host.replaceChildren(status("computing…", "busy"));
         try {
           await api.follow(answer, (job) => {
-            host.replaceChildren(status(`computing: ${Math.round(job.progress * 100)}% ${job.message ?? ""}`, "busy"));
+            progressStatus(host, job, compact);
             onJob?.(job);
           }, undefined, alive);
         } catch (error) {
@@ -149,22 +175,33 @@ export async function image(api: Api, host: HTMLElement, url: string, alt: strin
  * follows the job while `host` is shown, then shows the PNG at `url`. A full queue (429) is waited out.
  */
 export async function rendered(api: Api, host: HTMLElement, queue: () => Promise<JobAnswer<RenderResult>>, url: string, alt: string,
-  className = "", compact = false): Promise<HTMLImageElement | null> {
-  const alive = shown(host);
+  className = "", compact = false, panel?: Panel | null): Promise<HTMLImageElement | null> {
+  const visible = shown(host);
+  const alive = () => visible() && !panel?.left;
   host.replaceChildren(compact ? h("span", { class: "na muted" }, "…") : status("loading…", "busy"));
   try {
     const answer = await whenRoom(host, queue, alive);
     if (answer.job) {
+      panel?.hold(answer.job);
       host.replaceChildren(compact ? h("span", { class: "na muted", title: "rendering" }, "…") : status("rendering…", "busy"));
-      await api.follow(answer, (job) => {
-        if (!compact) host.replaceChildren(status(`rendering: ${Math.round(job.progress * 100)}% ${job.message ?? ""}`, "busy"));
-      }, undefined, alive);
+      await api.follow(answer, (job) => progressStatus(host, job, compact), undefined, alive);
     }
   } catch (error) {
     showFailure(host, error, compact);
+    if (isCancelled(error) && host.isConnected && !panel?.left) retryButton(host, () => void rendered(api, host, queue, url, alt, className, compact, panel), compact);
     return null;
   }
   return image(api, host, url, alt, className, compact);
+}
+
+/** After a cancel (the user's, or another page's): render again only when the user asks. */
+function retryButton(host: HTMLElement, again: () => void, compact: boolean): void {
+  const button = h("button", { class: "small retry", title: "queue it again" }, compact ? "↻" : "render again");
+  button.addEventListener("click", (e) => {
+    e.stopPropagation();
+    again();
+  });
+  host.append(button);
 }
 
 /** A labelled figure block: caption above, content below. */

@@ -3,6 +3,7 @@ import type { Api } from "./api";
 import { divergingScale, fmt, signCss, signName } from "./colors";
 import { figure, h, rendered, status, statusOf } from "./dom";
 import { flagIfFlat, mapView } from "./heatmap";
+import type { Panel } from "./scheduler";
 import { edgeMaps } from "./viewsApi";
 
 export class EdgePanel {
@@ -17,7 +18,8 @@ export class EdgePanel {
     this.host.replaceChildren(h("h2", {}, "Edge"), status("Click an edge in the graph, a ranked kernel, or an incoming edge of a node."));
   }
 
-  async show(api: Api, layer: string, out: number, inp: number, imageId: string | null, selectNode: (layer: string, channel: number) => void): Promise<void> {
+  async show(api: Api, layer: string, out: number, inp: number, imageId: string | null, selectNode: (layer: string, channel: number) => void,
+    panel?: Panel | null): Promise<void> {
     const token = ++this.token;
     const kernel = h("div", { class: "slot kernel" }, status("loading…", "busy"));
     const input = h("div", { class: "slot" });
@@ -39,7 +41,8 @@ export class EdgePanel {
       input.replaceChildren(status("pick an input image"));
       output.replaceChildren(status("pick an input image"));
     }
-    void rendered(api, render, () => api.renderEdge(layer, out, inp), api.edgeUrl(layer, out, inp, "render"), `visualization of ${layer}:${out}<-${inp}`, "render")
+    void rendered(api, render, () => api.renderEdge(layer, out, inp, panel?.attention()), api.edgeUrl(layer, out, inp, "render"),
+      `visualization of ${layer}:${out}<-${inp}`, "render", false, panel)
       .then((img) => img && flagIfFlat(img, render, "this kernel's objective"));
     try {
       const edge = await api.edge(layer, out, inp);

@@ -28,6 +28,13 @@ export class ImagePicker {
   }
 
   show(id: string | null, info?: ImageInfo): void {
+    if (id && !info) {
+      // after a reload only the id is known: its name and label come from the server
+      this.api.imageInfo(id).then((found) => {
+        if (found && this.current.dataset.image === id) this.show(id, found);
+      }, () => undefined);
+    }
+    this.current.dataset.image = id ?? "";
     this.current.replaceChildren(id
       ? h("div", { class: "row" }, h("img", { src: this.api.imageUrl(id), class: "pix big", alt: id }), h("div", { class: "muted" }, info ? `${info.name} · ${info.label_name ?? info.set}` : id))
       // as tall as a chosen image, so choosing one does not move the page below

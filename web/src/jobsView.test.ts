@@ -65,10 +65,41 @@ describe("the jobs view", () => {
     expect(rows(host)).toEqual(["query-1", "circuit-2"]);
     view.update({ ...job("circuit-2", "queued"), description: "learned circuit of a:1 over overall" });
     expect(host.querySelector(".job[data-job='circuit-2'] .job-message")!.textContent).toBe("waiting: learned circuit of a:1 over overall");
-    expect(host.querySelector(".jobs-count")?.textContent).toBe("2 jobs");
+    expect(host.querySelector(".jobs-count")?.textContent).toBe("2 jobs ▾");
     expect(host.dataset.count).toBe("2");
     view.update(job("query-1", "done", 1));
     expect(rows(host)).toEqual(["circuit-2"]);
+  });
+
+  it("opens from its count into a list of every job with what it does, its steps, time left and a cancel button", async () => {
+    const calls: string[] = [];
+    const api = new Api("", async (url, init) => {
+      calls.push(`${init?.method ?? "GET"} ${url}`);
+      return json(200, job(String(url).split("/").pop()!, "cancelled"));
+    });
+    const host = document.createElement("div");
+    const view = new JobsView(host, api);
+    view.update({ ...job("render-1", "running", 0.47, "rendering a:1"), description: "render a:1", panel: "node", done: 120, total: 256, unit: "steps", eta: 35 });
+    view.update({ ...job("render-2", "running", 0.1, "rendering a:2"), paused: true, done: 30, total: 256, unit: "steps" });
+    view.update({ ...job("render-3", "queued"), description: "render b:7" });
+    expect(view.menu.hidden).toBe(true);
+    host.querySelector<HTMLButtonElement>("#jobs-toggle")!.click();
+    expect(view.menu.hidden).toBe(false);
+    const full = [...view.menu.querySelectorAll<HTMLElement>(".job")];
+    expect(full.map((row) => row.dataset.job)).toEqual(["render-1", "render-2", "render-3"]);
+    expect(full[0].querySelector(".job-about")!.textContent).toBe("render a:1 · for the node panel");
+    expect(full[0].querySelector(".job-steps")!.textContent).toBe("120/256 steps · 35 s left");
+    expect(full[1].classList.contains("paused") && full[1].querySelector(".job-steps")!.textContent).toBe("paused at 30/256 steps while more urgent work runs");
+    expect(full[2].querySelector(".job-message")!.textContent).toBe("waiting: render b:7");
+    // the strip in the header says the steps too
+    expect(host.querySelector(".job[data-job='render-1'] .job-steps")!.textContent).toBe("120/256 · 35 s");
+    view.menu.querySelector<HTMLButtonElement>("#jobs-cancel-waiting")!.click();
+    full[1].querySelector<HTMLButtonElement>("button")!.click();
+    await vi.waitFor(() => expect([...view.menu.querySelectorAll<HTMLElement>(".job")].map((row) => row.dataset.job)).toEqual(["render-1"]));
+    expect(calls.sort()).toEqual(["DELETE /api/jobs/render-2", "DELETE /api/jobs/render-3"]);
+    host.querySelector<HTMLButtonElement>("#jobs-toggle")!.click();
+    expect(view.menu.hidden).toBe(true);
+    view.menu.remove();
   });
 
   it("cancels the job of the row whose button is clicked", async () => {

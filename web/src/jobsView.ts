@@ -2,12 +2,15 @@
  * Progress of the server's background jobs (queries, renders, circuits), with cancel buttons.
  *
  * The view is a fixed-size strip in the header (a list two rows high that scrolls, and a count), so jobs that
- * come and go never move the page below it. It learns of jobs from the page's `Api`: every change the event
- * stream pushes (and the whole list each time the stream opens), every state of a job the page follows, and
- * a poll of /api/jobs only while there is no event stream.
+ * come and go never move the page below it. The count is a button: it opens a list of every job (over the page,
+ * so nothing below moves), each with what it does, its steps, the time left and a cancel button. It learns of
+ * jobs from the page's `Api`: every change the event stream pushes (and the whole list each time the stream
+ * opens), every state of a job the page follows, and a poll of /api/jobs only while there is no event stream.
  */
 import { ended, type Api, type Job } from "./api";
 import { h } from "./dom";
+import { progressText, shortSteps, stepsText } from "./progress";
+import "./attention.css";
 
 /**
  * The jobs still running or queued: the running ones first, each group in the order the server made them
@@ -53,15 +56,37 @@ export class JobList {
 export class JobsView {
   readonly list = new JobList();
   private timer: number | undefined;
-  private count: HTMLElement;
+  private count: HTMLButtonElement;
   private rows: HTMLElement;
+  /** The list the count opens (on the page's body: the header clips what overflows it). */
+  readonly menu: HTMLElement;
+  private menuRows: HTMLElement;
 
   constructor(private readonly host: HTMLElement, private readonly api: Api) {
-    this.count = h("span", { class: "jobs-count" });
+    this.count = h("button", { class: "jobs-count", id: "jobs-toggle", title: "every job, with cancel buttons", "aria-expanded": "false" });
+    this.count.addEventListener("click", () => this.toggle());
     this.rows = h("div", { class: "jobs-list", role: "list" });
+    this.menuRows = h("div", { class: "jobs-menu-rows", role: "list" });
+    const cancelWaiting = h("button", { class: "small", id: "jobs-cancel-waiting" }, "cancel all waiting");
+    cancelWaiting.addEventListener("click", () => {
+      for (const job of this.list.running()) if (job.state === "queued") this.api.cancel(job.id).catch(() => undefined);
+    });
+    this.menu = h("div", { class: "jobs-menu", id: "jobs-menu", hidden: true, role: "dialog", "aria-label": "jobs" },
+      h("div", { class: "jobs-menu-head" }, h("strong", {}, "Jobs"), h("span", { class: "muted" }, "most urgent run first; a closed panel's work is cancelled"),
+        cancelWaiting, h("button", { class: "small", title: "close", onclick: () => this.toggle(false) }, "×")),
+      this.menuRows);
     host.replaceChildren(this.rows, this.count);
+    (host.ownerDocument?.body ?? document.body).append(this.menu);
     api.onJob((job) => this.update(job));
     this.draw();
+  }
+
+  /** Opens or closes the list of every job. */
+  toggle(open = this.menu.hidden): void {
+    this.menu.hidden = !open;
+    this.count.setAttribute("aria-expanded", String(open));
+    this.count.classList.toggle("on", open);
+    if (open) this.draw();
   }
 
   /**
@@ -102,32 +127,57 @@ export class JobsView {
   /** Updates the rows in place (a row being clicked is never replaced under the pointer). */
   private draw(): void {
     const running = this.list.running();
-    const rows = new Map([...this.rows.children].map((row) => [(row as HTMLElement).dataset.job!, row as HTMLElement]));
-    for (const [id, row] of rows) if (!this.list.has(id)) row.remove();
-    running.forEach((job, i) => {
-      const row = rows.get(job.id) ?? this.row(job);
-      if (this.rows.children[i] !== row) this.rows.insertBefore(row, this.rows.children[i] ?? null);
-      row.querySelector("progress")!.value = job.progress || 0;
-      const message = row.querySelector<HTMLElement>(".job-message")!;
-      // a queued job's message is only "waiting for the worker": say what it will do instead
-      const text = job.state === "queued" ? `waiting: ${job.description || job.kind}` : job.message ?? "";
-      if (message.textContent !== text) message.textContent = text;
-      row.title = `${job.description || job.id}: ${job.state === "queued" ? "waiting for the worker" : text}`;
-    });
-    this.count.textContent = running.length ? `${running.length} job${running.length === 1 ? "" : "s"}` : "no jobs";
+    this.drawRows(this.rows, running, false);
+    if (!this.menu.hidden) this.drawRows(this.menuRows, running, true);
+    if (!this.menu.hidden && !running.length) this.menuRows.replaceChildren(h("div", { class: "muted jobs-none" }, "no jobs"));
+    this.count.textContent = running.length ? `${running.length} job${running.length === 1 ? "" : "s"} ▾` : "no jobs";
     this.count.classList.toggle("busy", running.length > 0);
     this.host.dataset.count = String(running.length);
   }
 
-  private row(job: Job): HTMLElement {
+  private drawRows(host: HTMLElement, running: Job[], full: boolean): void {
+    const rows = new Map([...host.querySelectorAll<HTMLElement>(":scope > .job")].map((row) => [row.dataset.job!, row]));
+    for (const child of [...host.children]) if (!(child as HTMLElement).dataset.job) child.remove();
+    for (const [id, row] of rows) if (!this.list.has(id)) row.remove();
+    running.forEach((job, i) => {
+      const row = rows.get(job.id) ?? this.row(job, full);
+      if (host.children[i] !== row) host.insertBefore(row, host.children[i] ?? null);
+      row.querySelector("progress")!.value = job.progress || 0;
+      row.classList.toggle("paused", !!job.paused);
+      row.classList.toggle("queued", job.state === "queued");
+      const message = row.querySelector<HTMLElement>(".job-message")!;
+      // a queued job's message is only "waiting for the worker": say what it will do instead
+      const text = job.state === "queued" ? `waiting: ${job.description || job.kind}` : job.message ?? "";
+      if (message.textContent !== text) message.textContent = text;
+      const steps = row.querySelector<HTMLElement>(".job-steps")!;
+      const where = full ? stepsText(job) : shortSteps(job);
+      if (steps.textContent !== where) steps.textContent = where;
+      if (full) {
+        const about = row.querySelector<HTMLElement>(".job-about")!;
+        const said = `${job.description || job.id}${job.panel ? ` · for the ${job.panel} panel` : ""}`;
+        if (about.textContent !== said) about.textContent = said;
+      }
+      row.title = `${job.description || job.id}: ${job.state === "queued" ? "waiting for more urgent work" : progressText(job)}`;
+    });
+  }
+
+  private row(job: Job, full: boolean): HTMLElement {
     const cancel = h("button", { class: "small", title: "cancel", "aria-label": `cancel ${job.id}` }, "×");
     cancel.addEventListener("click", () => {
       cancel.disabled = true;
       this.api.cancel(job.id).catch(() => (cancel.disabled = false));
     });
+    if (full) {
+      return h("div", { class: "job job-full", role: "listitem", "data-job": job.id },
+        h("span", { class: "job-kind" }, job.kind),
+        h("div", { class: "job-text" }, h("div", { class: "job-about" }), h("div", { class: "job-message muted" })),
+        h("div", { class: "job-meter" }, h("progress", { max: 1, value: job.progress || 0 }), h("div", { class: "job-steps muted" })),
+        cancel);
+    }
     return h("div", { class: "job", role: "listitem", "data-job": job.id },
       h("span", { class: "job-kind" }, job.kind),
       h("progress", { max: 1, value: job.progress || 0 }),
+      h("span", { class: "job-steps muted" }),
       h("span", { class: "job-message muted" }),
       cancel);
   }

@@ -5,6 +5,7 @@ import { pageBase } from "./base";
 import { drawCircuit } from "./circuit2d";
 import { fmt, signName } from "./colors";
 import { h, progressLine, status, statusOf, type JobProgress } from "./dom";
+import { AUTO_START_IMAGES, imagesToScore, QueryHistory } from "./history";
 import { EdgePanel } from "./edgePanel";
 import { groupEdges, indexNodes, place, segments, type NodeIndex } from "./geometry";
 import { NetworkGraph, type Pick } from "./graph3d";
@@ -12,8 +13,9 @@ import { ImagePicker } from "./imagePicker";
 import { JobsView } from "./jobsView";
 import { NodePanel } from "./nodePanel";
 import { QueryPanel } from "./queryPanel";
+import { PRIORITY, Scheduler } from "./scheduler";
 import { decodeState, edgeId, encodeState, parseEdge, parseNode, queryKey, type ViewState } from "./state";
-import { Views } from "./views";
+import { queryRequest, Views } from "./views";
 
 const $ = (id: string) => document.getElementById(id)!;
 
@@ -30,6 +32,9 @@ class App {
   private picker!: ImagePicker;
   private views!: Views;
   private jobs = new JobsView($("jobs"), this.api);
+  private scheduler = new Scheduler(this.api);
+  private queries = new QueryHistory<QueryResult>();
+  private sets: SetInfo[] = [];
   private result: QueryResult | null = null;
   private circuit: Circuit | null = null;
   private signs = new Map<string, number>();
@@ -52,7 +57,7 @@ class App {
     performance.mark("viscnn-graph");
     this.query = new QueryPanel($("query-panel"), this.model, this.state, {
       change: (patch) => this.set(patch),
-      run: () => void this.runQuery(),
+      run: () => void this.runQuery({ step: true }),
       circuit: () => void this.extractCircuit(),
       pick: (on) => (this.picking = on),
       layouts: () => this.layoutKinds,
@@ -61,20 +66,25 @@ class App {
     this.setupTabs();
     $("circuit-3d").addEventListener("change", () => this.restyle());
     this.views = new Views({ api: this.api, model: this.model, index: this.index, graph: this.graph, state: () => this.state,
-      set: (patch) => this.set(patch), restyle: () => this.restyle() });
+      set: (patch) => this.set(patch), restyle: () => this.restyle(), scheduler: this.scheduler });
     this.jobs.start();
-    window.addEventListener("popstate", () => this.apply(decodeState(location.search), true));
+    window.addEventListener("popstate", () => {
+      this.apply(decodeState(location.search), true);
+      this.restoreQuery();
+    });
     let sets: SetInfo[] = [];
     try {
       sets = await this.api.sets();
     } catch (error) {
       $("image-panel").append(statusOf(error));
     }
+    this.sets = sets;
     this.query.setSets(sets);
     this.picker.setSets(sets);
     this.picker.show(this.state.image);
     this.apply(this.state, true);
-    void this.runQuery();
+    // the URL's query starts by itself when it is small; a big one waits for a click
+    void this.runQuery({ start: imagesToScore(this.state, sets) <= AUTO_START_IMAGES });
     if (this.state.circuit) void this.extractCircuit();
     document.body.dataset.ready = "1";
   }
@@ -131,43 +141,78 @@ class App {
     this.query?.refreshLayouts();
   }
 
-  private async runQuery(): Promise<void> {
-    const key = queryKey(this.state);
+  /**
+   * Runs the query the state names. `start` false: only shows it when the server has it computed, else asks
+   * (a button) instead of starting work; `step`: the user ran it, so Back returns to the query before.
+   */
+  private async runQuery({ start = true, step = false }: { start?: boolean; step?: boolean } = {}): Promise<void> {
     this.running?.abort();
     const controller = new AbortController();
     this.running = controller;
     const s = this.state;
     const t0 = performance.now();
     this.query.setBusy(true, "query");
+    $("q-run").classList.remove("asking");
     const time = this.query.time;
-    time.replaceChildren(status("querying…", "busy"));
+    time.replaceChildren(status(start ? "querying…" : "looking for this query's result…", "busy"));
+    if (step) this.queries.step(s);
+    const panel = this.scheduler.open("query", PRIORITY.query);
     try {
-      const answer = await this.api.query({
-        images: s.images, target: s.target, criterion: s.criterion, max_edges: s.maxEdges,
-        node_fraction: s.nodeRule === "fraction" ? s.nodeValue : null, node_cumulative: s.nodeRule === "cumulative" ? s.nodeValue : null,
-        edge_fraction: s.edgeRule === "fraction" ? s.edgeValue : null, edge_cumulative: s.edgeRule === "cumulative" ? s.edgeValue : null,
-      }, controller.signal);
+      const answer = await this.api.query({ ...queryRequest(s, s.images), start }, controller.signal, panel.attention());
+      panel.hold(answer.job);
       this.waiting(answer, time, "computing in the background…");
       const result = await this.api.follow(answer, (job) => this.progress(job, time), controller.signal);
       if (controller !== this.running) return;
       const wall = (performance.now() - t0) / 1000;
-      this.result = result;
-      this.lastQuery = key;
-      const drawStart = performance.now();
-      this.showResult(result);
-      performance.measure("viscnn-draw-query", { start: drawStart, end: performance.now() });
-      time.replaceChildren(h("span", { id: "q-took" }, `${fmt(wall)} s`),
-        ` (server ${fmt(result.seconds)} s${result.computed?.length ? `, computed ${result.computed.join(", ")}` : ", cached"}) · ${result.num_edges.toLocaleString()} of ${result.num_edges_total.toLocaleString()} kernels drawn · ${result.n_images} images`);
-      document.body.dataset.query = result.key;
-      if (this.state.node) this.showNode();
+      this.shownQuery(s, result, h("span", { id: "q-took" }, `${fmt(wall)} s`),
+        ` (server ${fmt(result.seconds)} s${result.computed?.length ? `, computed ${result.computed.join(", ")}` : ", cached"})`);
     } catch (error) {
-      if (controller === this.running) time.replaceChildren(statusOf(error));
+      if (controller !== this.running) return;
+      if (!start && error instanceof ApiError && error.status === 404) this.askToRun(s);
+      else time.replaceChildren(statusOf(error));
     } finally {
       if (controller === this.running) {
         this.query.setBusy(false, "query");
         this.running = null;
       }
     }
+  }
+
+  /** Draws a query's result and says what it is: how long it took (`took`), what is drawn, how it was sampled. */
+  private shownQuery(s: ViewState, result: QueryResult, ...took: (Node | string)[]): void {
+    this.result = result;
+    this.lastQuery = queryKey(s);
+    this.queries.remember(s, result);
+    const drawStart = performance.now();
+    this.showResult(result);
+    performance.measure("viscnn-draw-query", { start: drawStart, end: performance.now() });
+    const sampled = Object.entries(result.sampled ?? {});
+    this.query.time.replaceChildren(...took,
+      ` · ${result.num_edges.toLocaleString()} of ${result.num_edges_total.toLocaleString()} kernels drawn · ${result.n_images.toLocaleString()} images`,
+      ...(sampled.length ? [" · ", h("span", { class: "sampled", id: "q-sampled", title: "set a sample size (0: every image) to change it" },
+        sampled.map(([name, n]) => `${name}: sampled ${n.images.toLocaleString()} of ${n.of.toLocaleString()}`).join(", "))] : []));
+    document.body.dataset.query = result.key;
+    if (this.state.node) this.showNode();
+  }
+
+  /** The query on screen is not the state's (Back, Forward): its result from the page's cache, else the server's. */
+  private restoreQuery(): void {
+    if (this.queries.isShown(this.state) && this.lastQuery === queryKey(this.state)) return;
+    const cached = this.queries.recall(this.state);
+    if (!cached) return void this.runQuery({ start: false });
+    this.running?.abort();
+    this.running = null;
+    this.query.setBusy(false, "query");
+    this.shownQuery(this.state, cached, h("span", { id: "q-restored" }, "restored from history"));
+  }
+
+  /** The query is not computed: say what running it takes, and wait for the click. */
+  private askToRun(s: ViewState): void {
+    const images = imagesToScore(s, this.sets);
+    $("q-run").classList.add("asking");
+    this.query.time.replaceChildren(h("div", { class: "ask", id: "q-ask" },
+      status(`${s.target} over ${s.images} is not computed yet${images ? ` (it scores up to ${images.toLocaleString()} images)` : ""}: nothing runs until you ask`),
+      h("button", { id: "q-ask-run", class: "small primary", onclick: () => void this.runQuery({ step: true }) }, "run it")));
   }
 
   /** A job's progress in a panel, with a button that cancels that job (the jobs view hears of every state from the Api). */
@@ -220,6 +265,7 @@ class App {
 
   private async extractCircuit(): Promise<void> {
     const s = this.state;
+    const panel = this.scheduler.open("circuit", PRIORITY.circuit);
     const host = $("circuit");
     this.query.setBusy(true, "circuit");
     // The old circuit gives way to the new one's progress: nothing may redraw it over that line meanwhile
@@ -231,7 +277,8 @@ class App {
     host.replaceChildren(status(`extracting the ${s.method} circuit for ${s.target} (keep ${s.keep})…`, "busy"));
     const t0 = performance.now();
     try {
-      const answer = await this.api.circuit({ images: s.images, target: s.target, method: s.method, keep: s.keep });
+      const answer = await this.api.circuit({ images: s.images, target: s.target, method: s.method, keep: s.keep }, undefined, panel.attention());
+      panel.hold(answer.job);
       this.waiting(answer, host, `extracting the ${s.method} circuit…`);
       const circuit = await this.api.follow(answer, (job) => this.progress(job, host));
       this.circuit = circuit;
@@ -283,6 +330,7 @@ class App {
   private showNode(): void {
     const node = parseNode(this.state.node);
     if (!node) {
+      this.scheduler.leave("node");
       this.nodePanel.clear();
       this.graph?.select(null);
       return;
@@ -290,7 +338,7 @@ class App {
     this.graph?.select(this.nodeId(node[0], node[1]));
     this.views?.setNode(this.state.node);
     void this.nodePanel.show({
-      api: this.api, model: this.model, queryKey: this.result && this.lastQuery === queryKey(this.state) ? this.result.key : null,
+      api: this.api, model: this.model, panel: this.scheduler.open("node", PRIORITY.node), queryKey: this.result && this.lastQuery === queryKey(this.state) ? this.result.key : null,
       image: this.state.image, mode: this.state.mode, unit: this.state.unit, circuit: this.views?.circuitForPanel(),
       selectNode: (layer, channel) => this.set({ node: `${layer}:${channel}`, unit: null }),
       selectEdge: (layer, out, inp) => this.set({ edge: edgeId(layer, out, inp) }),
@@ -299,7 +347,7 @@ class App {
       showExample: (image, unit) => this.set({ image, unit }),
       useAsTarget: (target) => {
         this.set({ target });
-        void this.runQuery();
+        void this.runQuery({ start: false }); // shown if computed; else a button: nothing long starts unasked
       },
     }, node[0], node[1]);
     if (this.state.view === "circuit") this.drawCircuit();
@@ -307,8 +355,12 @@ class App {
 
   private showEdge(): void {
     const edge = parseEdge(this.state.edge);
-    if (!edge) return this.edgePanel.clear();
-    void this.edgePanel.show(this.api, edge[0], edge[1], edge[2], this.state.image, (layer, channel) => this.set({ node: `${layer}:${channel}`, unit: null }));
+    if (!edge) {
+      this.scheduler.leave("edge");
+      return this.edgePanel.clear();
+    }
+    void this.edgePanel.show(this.api, edge[0], edge[1], edge[2], this.state.image, (layer, channel) => this.set({ node: `${layer}:${channel}`, unit: null }),
+      this.scheduler.open("edge", PRIORITY.edge));
   }
 
   private describeNode(i: number): string {
@@ -339,7 +391,7 @@ class App {
       if (this.picking && layer.kind === "conv") {
         this.query.setPicking(false);
         this.set({ target: id });
-        void this.runQuery();
+        void this.runQuery({ start: false }); // shown if computed; else a button: nothing long starts unasked
         return;
       }
       this.set({ node: id, unit: null });
@@ -371,6 +423,10 @@ class App {
         return null;
       },
       state: () => ({ ...this.state }),
+      /** The job ids each open panel holds, and the ids the page let go of last. */
+      panels: () => Object.fromEntries(["query", "node", "edge", "analysis", "circuit"].map((name) =>
+        [name, [...(this.scheduler.current(name)?.jobs ?? [])]])),
+      released: () => [...this.scheduler.released],
       segments: () => this.graph.segments?.count ?? 0,
     };
   }

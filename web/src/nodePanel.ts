@@ -3,12 +3,15 @@ import type { Api, Box, IncomingEdge, LayerInfo, ModelInfo } from "./api";
 import { chooseScale, divergingScale, fmt, signCss, signName } from "./colors";
 import { figure, h, image, rendered, status, statusOf } from "./dom";
 import { colourBar, flagIfFlat, heatmapCanvas, mapView } from "./heatmap";
+import { TOP_FEW, whenShown, type Panel } from "./scheduler";
 import { edgeId, type Mode } from "./state";
 import { edgeMaps, examples as fetchExamples, renderThrough, renderThroughUrl, type Examples } from "./viewsApi";
 
 export interface NodeContext {
   api: Api;
   model: ModelInfo;
+  /** Who asks for this panel's work (its priority; let go of when the panel shows another node). */
+  panel?: Panel | null;
   queryKey: string | null;
   image: string | null;
   mode: Mode;
@@ -73,12 +76,15 @@ export class NodePanel {
       examples.replaceChildren(status("–"));
     } else {
       const mode = ctx.mode;
-      void rendered(ctx.api, vis, () => ctx.api.renderNode(layer, channel, mode), ctx.api.renderUrl(layer, channel, mode), `${id} ${mode}`, "render")
+      const panel = ctx.panel ?? null;
+      void rendered(ctx.api, vis, () => ctx.api.renderNode(layer, channel, mode, panel?.attention()), ctx.api.renderUrl(layer, channel, mode),
+        `${id} ${mode}`, "render", false, panel)
         .then((img) => img && flagIfFlat(img, vis, "this node's objective"));
       const picture = h("div");
       const links = h("div", { class: "example-links" });
       examples.replaceChildren(picture, links);
-      void image(ctx.api, picture, ctx.api.examplesUrl(layer, channel), `${id} exciting (top) and inhibiting (bottom) patches`, "examples-img")
+      void image(ctx.api, picture, ctx.api.examplesUrl(layer, channel), `${id} exciting (top) and inhibiting (bottom) patches`, "examples-img",
+        false, undefined, panel)
         .then((img) => img && this.exampleLinks(ctx, links, layer, channel, token));
     }
     void this.activation(ctx, activation, info, channel, token);
@@ -102,8 +108,8 @@ export class NodePanel {
       slot.replaceChildren(status(`not in ${circuit.name}: select one of its nodes to revisualise it through the circuit`));
     } else {
       const objective = ctx.mode === "neuron" ? `${id}:neuron` : id;
-      const go = () => void rendered(ctx.api, slot, () => renderThrough(ctx.api, circuit.key, objective), renderThroughUrl(ctx.api, circuit.key, objective),
-        `${objective} through the circuit`, "render").then((img) => img && flagIfFlat(img, slot, "the node through this circuit"));
+      const go = () => void rendered(ctx.api, slot, () => renderThrough(ctx.api, circuit.key, objective, ctx.panel?.attention()),
+        renderThroughUrl(ctx.api, circuit.key, objective), `${objective} through the circuit`, "render", false, ctx.panel ?? null).then((img) => img && flagIfFlat(img, slot, "the node through this circuit"));
       slot.replaceChildren(h("button", { id: "btn-through", onclick: go }, "render through the circuit"));
     }
     return figure(`the same objective rendered through ${circuit.name} (Fig 9)`, slot);
@@ -112,7 +118,7 @@ export class NodePanel {
   /** Buttons that open an example image at the unit where the node peaks on it; "inhibiting" means below 0. */
   private async exampleLinks(ctx: NodeContext, host: HTMLElement, layer: string, channel: number, token: number): Promise<void> {
     try {
-      const answer = await fetchExamples(ctx.api, layer, channel);
+      const answer = await fetchExamples(ctx.api, layer, channel, ctx.panel?.attention());
       if (token !== this.token || !answer.result) return;
       const result: Examples = answer.result;
       const row = (label: string, list: Examples["excite"]) => h("div", { class: "row" }, h("span", { class: "muted example-label" }, label),
@@ -164,7 +170,7 @@ export class NodePanel {
   private incoming(ctx: NodeContext, edges: IncomingEdge[]): HTMLElement {
     if (!edges.length) return status("no incoming edges");
     const scored = edges.some((e) => e.score !== null);
-    const rows = edges.map((e) => {
+    const rows = edges.map((e, rank) => {
       const kernel = h("div", { class: "thumb" });
       const output = h("div", { class: "thumb" });
       const source = h("div", { class: "thumb" });
@@ -182,8 +188,11 @@ export class NodePanel {
       } else output.replaceChildren(h("span", { class: "na muted", title: "pick an input image" }, "no image"));
       const src = e.sources[0];
       if (src && src.layer !== "input") {
-        void rendered(ctx.api, source, () => ctx.api.renderNode(src.layer, src.channel, "channel"), ctx.api.renderUrl(src.layer, src.channel, "channel"),
-          `render of ${src.layer}:${src.channel}`, "render", true);
+        // after the node's own work, in rank order; only the top few and those scrolled into view
+        const panel = ctx.panel ?? null;
+        source.replaceChildren(h("span", { class: "na muted lazy-hint", title: "rendered when scrolled into view" }, "·"));
+        whenShown(source, () => void rendered(ctx.api, source, () => ctx.api.renderNode(src.layer, src.channel, "channel", panel?.attention(2 + rank / 100)),
+          ctx.api.renderUrl(src.layer, src.channel, "channel"), `render of ${src.layer}:${src.channel}`, "render", true, panel), rank < TOP_FEW, panel);
       }
       else source.replaceChildren(h("span", { class: "na muted" }, src ? "input" : "–"));
       return h("tr", { class: "edge-row", "data-edge": edgeId(e.layer, e.out, e.in), onclick: () => ctx.selectEdge(e.layer, e.out, e.in) },

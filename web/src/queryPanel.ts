@@ -2,7 +2,7 @@
 import type { ModelInfo, SetInfo } from "./api";
 import { complete, spell, suggest, tokenAt } from "./complete";
 import { h } from "./dom";
-import type { Rule, ViewState } from "./state";
+import { parseSample, type Rule, type ViewState } from "./state";
 
 const CRITERIA: Record<string, string> = {
   weight: "weight",
@@ -24,6 +24,7 @@ export class QueryPanel {
   readonly time: HTMLElement;
   private imagesInput: HTMLInputElement;
   private targetInput: HTMLInputElement;
+  private sampleInput: HTMLInputElement;
   private suggestions: HTMLUListElement;
   private pickButton: HTMLButtonElement;
   private runButton: HTMLButtonElement;
@@ -39,6 +40,9 @@ export class QueryPanel {
     this.runButton = h("button", { id: "q-run", class: "primary", onclick: () => this.submit() }, "Run query");
     this.circuitButton = h("button", { id: "q-circuit", onclick: () => { this.commit(); cb.circuit(); } }, "Extract circuit");
     this.time = h("div", { id: "q-time", class: "muted" });
+    this.sampleInput = h("input", { id: "q-sample", type: "number", min: 0, max: 1000000, step: 100, placeholder: "500", value: state.sample ?? "",
+      title: "score at most this many images of each set (a fixed choice); 0: every image; empty: the server's default (sets over 500 images sampled to 500)",
+      onchange: () => cb.change({ sample: parseSample(this.sampleInput.value) }) });
     const classes = (model.classes ?? []).map((c) => h("option", { value: `class:${c}` }));
     const criterion = h("select", { id: "q-criterion", onchange: (e: Event) => cb.change({ criterion: (e.target as HTMLSelectElement).value }) },
       ...(model.criteria ?? Object.keys(CRITERIA)).map((c) => h("option", { value: c, selected: c === state.criterion }, CRITERIA[c] ?? c)));
@@ -58,7 +62,8 @@ export class QueryPanel {
         this.rule("Nodes", "nodeRule", "nodeValue"),
         this.rule("Kernels", "edgeRule", "edgeValue"),
         h("label", { title: "the strongest kernels drawn (into the kept nodes), at most this many: a budget keeps the graph readable" }, "kernel budget", h("input", { id: "q-max", type: "number", min: 0, max: 1000000, step: 1000, value: state.maxEdges,
-          onchange: (e: Event) => cb.change({ maxEdges: Number((e.target as HTMLInputElement).value) }) }))),
+          onchange: (e: Event) => cb.change({ maxEdges: Number((e.target as HTMLInputElement).value) }) })),
+        h("label", {}, "images per set ", h("span", { class: "muted" }, "sample; 0: all"), this.sampleInput)),
       h("div", { class: "row" }, this.runButton, this.time),
       h("h3", {}, "Circuit"),
       h("div", { class: "row" },
@@ -92,6 +97,20 @@ export class QueryPanel {
     this.state = state;
     if (document.activeElement !== this.imagesInput) this.imagesInput.value = state.images;
     if (document.activeElement !== this.targetInput) this.targetInput.value = state.target;
+    if (document.activeElement !== this.sampleInput) this.sampleInput.value = state.sample === null ? "" : String(state.sample);
+    // the other fields too (Back and Forward restore a query's fields, not only its text)
+    const field = (id: string, value: string | number) => {
+      const el = this.host.querySelector<HTMLInputElement | HTMLSelectElement>(`#${id}`);
+      if (el && document.activeElement !== el && el.value !== String(value)) el.value = String(value);
+    };
+    field("q-criterion", state.criterion);
+    field("q-nodes-rule", state.nodeRule);
+    field("q-nodes-value", state.nodeValue);
+    field("q-edges-rule", state.edgeRule);
+    field("q-edges-value", state.edgeValue);
+    field("q-max", state.maxEdges);
+    field("q-method", state.method);
+    field("q-keep", state.keep);
   }
 
   setBusy(busy: boolean, what: "query" | "circuit"): void {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULTS, decodeState, edgeId, encodeState, parseEdge, parseNode, queryKey } from "./state";
+import { DEFAULTS, decodeState, edgeId, encodeState, parseEdge, parseNode, queryKey, withQuery } from "./state";
 
 describe("view state in the URL", () => {
   it("round-trips every field and writes only what differs from the defaults", () => {
@@ -39,6 +39,18 @@ describe("view state in the URL", () => {
     expect(decodeState("?edge=features.3%3A4%3C-7").edge).toBe("features.3:4<-7");
     expect(decodeState("?edge=features.3%3A4").edge).toBeNull();
     expect(decodeState(encodeState({ ...DEFAULTS, edge: edgeId("features.3", 4, 7) })).edge).toBe("features.3:4<-7");
+  });
+
+  it("keeps the sample size in the URL: empty for the server's default, 0 for every image", () => {
+    expect(decodeState("?sample=250").sample).toBe(250);
+    expect(decodeState("?sample=0").sample).toBe(0);
+    expect(decodeState("?sample=-3").sample).toBeNull();
+    expect(decodeState("?sample=1.5").sample).toBeNull();
+    expect(decodeState("").sample).toBeNull();
+    expect(encodeState({ ...DEFAULTS, sample: 0 })).toBe("?sample=0");
+    expect(queryKey({ ...DEFAULTS, sample: 100 })).not.toBe(queryKey(DEFAULTS));
+    const moved = withQuery({ ...DEFAULTS, node: "a:1", images: "x" }, { ...DEFAULTS, images: "y", sample: 9, node: "b:2" });
+    expect([moved.images, moved.sample, moved.node]).toEqual(["y", 9, "a:1"]);
   });
 
   it("changes the query key only for fields that change the query", () => {

@@ -13,6 +13,8 @@ export interface ViewState {
   edgeRule: Rule;
   edgeValue: number;
   maxEdges: number;
+  /** Images scored per set: null the server's default (big sets sampled), 0 every image, N at most N. */
+  sample: number | null;
   method: string;
   keep: number;
   layout: string;
@@ -39,6 +41,7 @@ export const DEFAULTS: Readonly<ViewState> = Object.freeze({
   edgeRule: "fraction",
   edgeValue: 1,
   maxEdges: 1500,
+  sample: null,
   method: "actgrad",
   keep: 0.05,
   layout: "grid",
@@ -53,7 +56,7 @@ export const DEFAULTS: Readonly<ViewState> = Object.freeze({
 
 const KEYS: Record<keyof ViewState, string> = {
   images: "in", target: "out", criterion: "crit", nodeRule: "nrule", nodeValue: "n", edgeRule: "erule",
-  edgeValue: "e", maxEdges: "max", method: "method", keep: "keep", layout: "layout", node: "node",
+  edgeValue: "e", maxEdges: "max", sample: "sample", method: "method", keep: "keep", layout: "layout", node: "node",
   edge: "edge", image: "img", mode: "mode", unit: "unit", view: "view", circuit: "circuit",
 };
 
@@ -65,6 +68,13 @@ function number(text: string | null, fallback: number, min: number, max: number)
 
 function oneOf<T extends string>(text: string | null, options: readonly T[], fallback: T): T {
   return options.includes(text as T) ? (text as T) : fallback;
+}
+
+/** A sample size from the URL or a field: a whole number from 0 (every image) to 10^6; anything else is null (the default). */
+export function parseSample(text: string | null): number | null {
+  if (text === null || !/^\s*\d+\s*$/.test(text)) return null;
+  const value = Number(text);
+  return value <= 1e6 ? value : null;
 }
 
 /** Parses a "Y,X" unit; anything else is null. */
@@ -109,6 +119,7 @@ export function decodeState(search: string): ViewState {
     edgeRule: oneOf(get("edgeRule"), ["fraction", "cumulative"] as const, DEFAULTS.edgeRule),
     edgeValue: number(get("edgeValue"), DEFAULTS.edgeValue, 0, 1),
     maxEdges: Math.round(number(get("maxEdges"), DEFAULTS.maxEdges, 0, 1e6)),
+    sample: parseSample(get("sample")),
     method: get("method") ?? DEFAULTS.method,
     keep: number(get("keep"), DEFAULTS.keep, 0, 1),
     layout: get("layout") ?? DEFAULTS.layout,
@@ -132,6 +143,8 @@ export function encodeState(state: ViewState): string {
       if (state.unit) p.set(KEYS.unit, state.unit.join(","));
     } else if (key === "circuit") {
       if (state.circuit) p.set(KEYS.circuit, "1");
+    } else if (key === "sample") {
+      if (state.sample !== null) p.set(KEYS.sample, String(state.sample));
     } else if (value !== null && value !== fallback) {
       p.set(KEYS[key], String(value));
     }
@@ -143,5 +156,15 @@ export function encodeState(state: ViewState): string {
 /** The fields that define a query: when any of them changes, the query has to run again. */
 export function queryKey(state: ViewState): string {
   return JSON.stringify([state.images, state.target, state.criterion, state.nodeRule, state.nodeValue,
-    state.edgeRule, state.edgeValue, state.maxEdges]);
+    state.edgeRule, state.edgeValue, state.maxEdges, state.sample]);
+}
+
+/** The fields `queryKey` reads: what a query in the history restores. */
+export const QUERY_FIELDS = ["images", "target", "criterion", "nodeRule", "nodeValue", "edgeRule", "edgeValue", "maxEdges", "sample"] as const;
+
+/** `state` with the query fields of `query` (the rest, such as the selected node, kept). */
+export function withQuery(state: ViewState, query: ViewState): ViewState {
+  const next = { ...state };
+  for (const key of QUERY_FIELDS) (next as Record<string, unknown>)[key] = query[key];
+  return next;
 }

@@ -4,7 +4,7 @@
  * panel (composition, faithfulness as Fig 8, sub-features as Fig 10, a layer's renders as a grid).
  */
 import "./views.css";
-import { isCancelled, type Api, type Circuit, type JobAnswer, type ModelInfo, type QueryRequest, type QueryResult } from "./api";
+import { isCancelled, type Api, type Attention, type Circuit, type JobAnswer, type ModelInfo, type QueryRequest, type QueryResult } from "./api";
 import { compositionView, faithfulnessChart, faithfulnessTable, figure8Methods } from "./analysis";
 import { h, progressLine, status, statusOf, type JobProgress } from "./dom";
 import { exportCircuitJson, exportCircuitSvg, exportScores } from "./exporting";
@@ -14,6 +14,7 @@ import { highlighted, nodeScores, type Highlight } from "./highlight";
 import { LayerGrid } from "./layerGrid";
 import { OVERLAY_RGB, overlay } from "./overlay";
 import { RankedLists } from "./ranking";
+import { PRIORITY, type Scheduler } from "./scheduler";
 import { GoToBox } from "./search";
 import { parseNode, type ViewState } from "./state";
 import { subfeaturesView } from "./subfeaturesView";
@@ -30,6 +31,8 @@ export interface ViewsHost {
   set(patch: Partial<ViewState>): void;
   /** Draws the graph again (after the highlight or the overlay changed). */
   restyle(): void;
+  /** Whose work comes first: the analysis panel's jobs are let go of when a newer request takes the area. */
+  scheduler?: Scheduler;
 }
 
 /** What the 3D graph draws for the current query (and the overlay, when one is shown). */
@@ -41,6 +44,7 @@ export function queryRequest(s: ViewState, images: string): QueryRequest {
     images, target: s.target, criterion: s.criterion, max_edges: s.maxEdges,
     node_fraction: s.nodeRule === "fraction" ? s.nodeValue : null, node_cumulative: s.nodeRule === "cumulative" ? s.nodeValue : null,
     edge_fraction: s.edgeRule === "fraction" ? s.edgeValue : null, edge_cumulative: s.edgeRule === "cumulative" ? s.edgeValue : null,
+    sample: s.sample,
   };
 }
 
@@ -213,10 +217,13 @@ export class Views {
     const run = ++this.latest;
     const mine = () => run === this.latest;
     const api = this.host.api;
+    const panel = this.host.scheduler?.open("analysis", PRIORITY.analysis) ?? null; // the earlier request's work is let go of
     return {
+      attention: panel?.attention() ?? null,
       show: (...nodes) => { if (mine()) area.replaceChildren(...nodes); },
       progress: (job) => { if (mine()) progressLine(area, job, (id) => api.cancel(id)); },
       waiting: (answer, message) => {
+        panel?.hold(answer.job);
         if (mine() && answer.job && answer.state !== "done") progressLine(area, { id: answer.job, progress: 0, message: answer.state === "queued" ? "waiting for the worker" : message }, (id) => api.cancel(id));
       },
     };
@@ -230,7 +237,7 @@ export class Views {
     out.show(status(`composing ${unit}…`, "busy"));
     try {
       const api = this.host.api;
-      const answer = await api.composition(s.image, unit);
+      const answer = await api.composition(s.image, unit, out.attention);
       out.waiting(answer, `composing ${unit}…`);
       const result = await api.follow(answer, out.progress);
       out.show(h("h3", {}, `Composition of ${result.root} on image ${s.image}`),
@@ -247,7 +254,7 @@ export class Views {
     out.show(status(`evaluating circuits for ${s.target}…`, "busy"));
     try {
       const api = this.host.api;
-      const answer = await api.faithfulness({ images: s.images, target: s.target, methods, fractions: [0.01, 0.03, 0.1, 0.3] });
+      const answer = await api.faithfulness({ images: s.images, target: s.target, methods, fractions: [0.01, 0.03, 0.1, 0.3] }, out.attention);
       out.waiting(answer, `evaluating circuits for ${s.target}…`);
       const evaluation = await api.follow(answer, out.progress);
       out.show(h("h3", {}, `Faithfulness of circuits for ${s.target} (Fig 8)`),
@@ -278,7 +285,8 @@ export class Views {
     const progress = h("div");
     try {
       const api = this.host.api;
-      const answer = await subfeatures(api, { node: name, top_n: top, min_cluster_size: min, keep: s.keep, method: s.method });
+      const answer = await subfeatures(api, { node: name, top_n: top, min_cluster_size: min, keep: s.keep, method: s.method }, out.attention);
+      out.waiting(answer, `splitting ${name} into sub-features…`);
       out.show(form, progress);
       const line: Output = { ...out, progress: (job) => progressLine(progress, job, (id) => api.cancel(id)), show: out.show };
       if (answer.job && answer.state !== "done") line.progress({ id: answer.job, progress: 0, message: "waiting for the worker" });
@@ -304,6 +312,7 @@ let drawn: Segments | null = null;
 };
 
 interface Output {
+  attention: Attention | null;
   show(...nodes: (Node | string)[]): void;
   progress(job: JobProgress): void;
   waiting(answer: JobAnswer<unknown>, message: string): void;

@@ -1,5 +1,5 @@
 /** Typed calls of the views' endpoints (docs/api.md, "Views"), through the page's one `Api` client. */
-import type { Api, Circuit, JobAnswer, RenderResult } from "./api";
+import type { Api, Attention, Circuit, JobAnswer, RenderResult } from "./api";
 import type { ColourScale } from "./colors";
 
 const seg = (text: string) => encodeURIComponent(text);
@@ -39,8 +39,8 @@ export function layerRenders(api: Api, layer: string, mode = "channel"): Promise
   return api.json<LayerRenders>(`/api/layers/${seg(layer)}/renders`, { params: { mode } });
 }
 
-export function examples(api: Api, layer: string, channel: number): Promise<JobAnswer<Examples>> {
-  return api.json<JobAnswer<Examples>>(`/api/nodes/${seg(layer)}/${channel}/examples`);
+export function examples(api: Api, layer: string, channel: number, attention?: Attention | null): Promise<JobAnswer<Examples>> {
+  return api.json<JobAnswer<Examples>>(`/api/nodes/${seg(layer)}/${channel}/examples`, { attention });
 }
 
 export function storedCircuits(api: Api): Promise<StoredCircuit[]> {
@@ -56,16 +56,16 @@ export function storedCircuit(api: Api, key: string): Promise<Circuit> {
 }
 
 /** Queues `objective` (default: the circuit's target) rendered through a stored circuit; at once when stored. */
-export function renderThrough(api: Api, key: string, objective?: string | null): Promise<JobAnswer<CircuitRender>> {
-  return api.json<JobAnswer<CircuitRender>>(`/api/circuits/${seg(key)}/render`, { method: "POST", params: { objective: objective ?? null } });
+export function renderThrough(api: Api, key: string, objective?: string | null, attention?: Attention | null): Promise<JobAnswer<CircuitRender>> {
+  return api.json<JobAnswer<CircuitRender>>(`/api/circuits/${seg(key)}/render`, { method: "POST", params: { objective: objective ?? null }, attention });
 }
 
 export function renderThroughUrl(api: Api, key: string, objective?: string | null): string {
   return api.url(`/api/circuits/${seg(key)}/render.png`, { objective: objective ?? null });
 }
 
-export function subfeatures(api: Api, body: SubfeatureRequest): Promise<JobAnswer<Subfeatures>> {
-  return api.post<JobAnswer<Subfeatures>>("/api/subfeatures", body);
+export function subfeatures(api: Api, body: SubfeatureRequest, attention?: Attention | null): Promise<JobAnswer<Subfeatures>> {
+  return api.post<JobAnswer<Subfeatures>>("/api/subfeatures", body, undefined, attention);
 }
 
 /** A URL the server wrote ("/api/..."), as this page reaches it (under a notebook proxy, the page's own path). */

@@ -248,8 +248,10 @@ Outcome = tuple[float, Result | None, str | None]  # (fraction, its result, or w
 def evaluate(model: nn.Module, graph: Graph, train_batches: Sequence[Batch], held_out_batches: Sequence[Batch],
              targets: Sequence[Target], methods: Sequence[str], fractions: Sequence[float], *, seed: int = 0,
              device: str | torch.device = "cpu", progress: Progress | None = None, model_name: str = "",
-             split: bool = False) -> Evaluation:
+             split: bool = False, counted: Callable[[int, int, str], None] | None = None) -> Evaluation:
     """Extract a circuit for every (target, method, fraction) on `train_batches`; measure r on `held_out_batches`.
+    `progress(message)` hears of each circuit as it ends; `counted(done, total, next_one)` before each starts
+    (this process's circuits).
 
     `split`: under torchrun (call it in every process, with the same arguments), the (target, method) units,
     and the fractions of the methods scored per fraction, are dealt across the processes; every process
@@ -277,6 +279,8 @@ def evaluate(model: nn.Module, graph: Graph, train_batches: Sequence[Batch], hel
             else:
                 units.append((t_index, method, fractions))
     full: dict[int, torch.Tensor] = {}
+    total = sum(len(f) for _, _, f in units)
+    finished = [0]
 
     def run(t_index: int, method: str, unit_fractions: list[float]) -> list[Outcome]:
         target = targets[t_index]
@@ -294,6 +298,9 @@ def evaluate(model: nn.Module, graph: Graph, train_batches: Sequence[Batch], hel
             score_seconds = time.perf_counter() - begin
         out: list[Outcome] = []
         for fraction in unit_fractions:
+            if counted is not None:
+                counted(finished[0], total, f"{target} {method} keep {fraction:g}")
+            finished[0] += 1
             if reason is not None:
                 out.append((fraction, None, reason))
                 continue
@@ -322,6 +329,7 @@ def evaluate(model: nn.Module, graph: Graph, train_batches: Sequence[Batch], hel
 
     if split:
         mine = distributed.assign([UNIT_COSTS.get(m, 1.0) * len(f) for _, m, f in units])
+        total = sum(len(units[i][2]) for i in mine)
         done = {i: outcomes for part in distributed.gather(lambda: [(i, run(*units[i])) for i in mine])
                 for i, outcomes in part}
     else:
@@ -343,4 +351,6 @@ def evaluate(model: nn.Module, graph: Graph, train_batches: Sequence[Batch], hel
             if failed:
                 evaluation.skipped.append(Skip(str(target), method, reason or "", failed))
     evaluation.seconds = time.perf_counter() - start
+    if counted is not None:
+        counted(total, total, "")
     return evaluation

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +54,24 @@ if TYPE_CHECKING:
     from tqdm import tqdm
 
 _T = TypeVar("_T")
+StepProgress = Callable[[int, int], None]  # (image-steps done, image-steps in all), after every optimisation step
+
+
+class _Steps:
+    """A `progress` callable behind tqdm's `update`, counting image-steps (passes may run in threads)."""
+
+    def __init__(self, report: StepProgress, total: int) -> None:
+        self.report, self.total, self.done = report, total, 0
+        self._lock = threading.Lock()
+
+    def update(self, n: int) -> None:
+        with self._lock:
+            self.done += n
+            done = self.done
+        self.report(done, self.total)
+
+    def close(self) -> None:
+        pass
 
 
 # Bumped when the same settings would make other images, so renders cached by older code are not served
@@ -185,7 +204,7 @@ def _diversity(maps: torch.Tensor, copies: int) -> torch.Tensor:
 def _render_batch(module: nn.Module, graph: Graph, preprocess: Preprocess, objectives: list[Target],
                   copies: list[int], settings: RenderSettings, size: int, device: torch.device,
                   transforms: Sequence[Transform], fold: Folds,
-                  bar: tqdm | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                  bar: tqdm | _Steps | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     channels = preprocess.channels
     seeds = [image_seed(settings.seed, o, c, "start") for o, c in zip(objectives, copies)]
     options = {"decay_power": settings.decay_power} if settings.param == "fft" else {}
@@ -230,12 +249,13 @@ def _render_batch(module: nn.Module, graph: Graph, preprocess: Preprocess, objec
 
 def render(module: nn.Module, graph: Graph, preprocess: Preprocess, objectives: Sequence[Target],
            settings: RenderSettings | None = None, *, device: str | torch.device | None = None,
-           transforms: Sequence[Transform] | None = None, progress: bool = False) -> RenderResult:
+           transforms: Sequence[Transform] | None = None, progress: bool | StepProgress = False) -> RenderResult:
     """Render every objective (settings.copies images each), `pass_size` objectives per optimisation pass.
 
     `module` is the model (or a circuit's masked model, `Circuit.module(...)`), `graph` its kernel graph,
     `preprocess` its input normalisation (applied inside: the image is optimised as 0-1 pixels), `device`
-    where the images live (default: the model's device). With `progress`, a tqdm bar counts image-steps.
+    where the images live (default: the model's device). With `progress` True, a tqdm bar counts image-steps;
+    a callable `progress(done, total)` is called with the image-steps done after every optimisation step.
     """
     settings = settings or RenderSettings()
     check_settings(settings)
@@ -255,8 +275,10 @@ def render(module: nn.Module, graph: Graph, preprocess: Preprocess, objectives: 
     copies = [c for _ in objectives for c in range(settings.copies)]
     owners = [k for k in range(len(objectives)) for _ in range(settings.copies)]
     per_batch = pass_size(settings, size, device) * settings.copies  # an objective's copies share a pass
-    bar = None
-    if progress:
+    bar: tqdm | _Steps | None = None
+    if callable(progress):
+        bar = _Steps(progress, len(expanded) * settings.steps)
+    elif progress:
         from tqdm import tqdm
 
         bar = tqdm(total=len(expanded) * settings.steps, unit="img-step", desc="render", leave=False)

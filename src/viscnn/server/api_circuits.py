@@ -1,8 +1,9 @@
 """Routes: circuit extraction and faithfulness evaluation, as jobs with stored results."""
 from __future__ import annotations
 
+import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter
@@ -89,8 +90,11 @@ def routes(state: ServerState) -> APIRouter:
 
         size = state.batch_size
         result = []
-        steps = range(0, len(chosen), size)
-        for k in (context.track(steps, len(steps), start=start, stop=stop, message="reading images") if context else steps):
+        starts = range(0, len(chosen), size)
+        steps: Iterable[int] = starts
+        if context is not None:
+            steps = context.track(starts, len(starts), start=start, stop=stop, message="reading images", unit="batches")
+        for k in steps:
             part = chosen[k:k + size]
             x = torch.stack([s._model_input(s.items[i], state.loaded.preprocess) for s, i in part])
             result.append((x.to(state.device), torch.tensor([s.items[i].label for s, i in part], dtype=torch.long)))
@@ -116,6 +120,18 @@ def routes(state: ServerState) -> APIRouter:
     def check_methods(methods: list[str], target: Target) -> None:
         check_circuit_methods(state, methods, target)
 
+    def method_scores(method: str, data: list, target: Target, keep: float, seed: int,
+                      progress: Callable[..., None]) -> Any:
+        """The method's scores computed here with a `progress` callable, when its function takes one (the
+        `learned` method: its steps); else None (extract_circuit then calls the method as usual)."""
+        from viscnn.circuits import get_method
+
+        function = get_method(method).function
+        if "progress" not in inspect.signature(function).parameters:
+            return None
+        return function(state.loaded.module, state.graph, data, target, keep, seed=seed, device=state.device,
+                        progress=progress)
+
     @router.post("/circuit", summary="extract the circuit a target cannot do without (a job; docs/circuit-format.md)",
                  responses=answers(body="job", write=True))
     def circuit(request: CircuitRequest) -> Response:
@@ -135,10 +151,13 @@ def routes(state: ServerState) -> APIRouter:
 
         def work(context: JobContext) -> dict:
             data = batches(chosen, context, 0.0, 0.2)
-            context.report(0.25, f"extracting the {request.method} circuit of {target}")
+            message = f"extracting the {request.method} circuit of {target}"
+            context.report(0.25, message)
+            scores = method_scores(request.method, data, target, request.keep, request.seed,
+                                   context.stage("steps", message, start=0.25, stop=0.95))
             found = extract_circuit(state.loaded.module, state.graph, data, target, request.keep, request.method,
                                     rule=request.rule, seed=request.seed, device=state.device,
-                                    model_name=state.loaded.name, fingerprint=state.fingerprint)
+                                    model_name=state.loaded.name, fingerprint=state.fingerprint, scores=scores)
             return {**found.to_json(state.graph, state.loaded.module), "key": key, "seconds": round(context.job.seconds, 3)}
 
         return cached_or_job("circuit", key, f"{request.method} circuit of {target} over {request.images}", work,
@@ -164,20 +183,16 @@ def routes(state: ServerState) -> APIRouter:
         key = Store.key("server-faithfulness", model=state.fingerprint, sets=set_hashes(images),
                         held_out=set_hashes(held_out) if held_out is not None else None, target=str(target),
                         methods=request.methods, fractions=fractions, seed=request.seed)
-        steps = len(request.methods) * len(fractions)
-
         def work(context: JobContext) -> dict:
             train_batches = batches(train, context, 0.0, 0.05)
             held_batches = batches(held, context, 0.05, 0.1)
-            said = [0]
 
-            def say(message: str) -> None:
-                said[0] += 1
-                context.report(0.1 + 0.9 * min(said[0], steps) / steps, message)
+            def count(done: int, total: int, next_one: str) -> None:
+                context.steps(done, total, "circuits", f"extracting {next_one}" if next_one else None, start=0.1, stop=1.0)
 
             evaluation = evaluate(state.loaded.module, state.graph, train_batches, held_batches, [target],
-                                  request.methods, fractions, seed=request.seed, device=state.device, progress=say,
-                                  model_name=state.loaded.name)
+                                  request.methods, fractions, seed=request.seed, device=state.device,
+                                  model_name=state.loaded.name, counted=count)
             return {**evaluation.to_json(), "key": key}
 
         return cached_or_job("faithfulness", key, f"faithfulness of circuits for {target}", work)

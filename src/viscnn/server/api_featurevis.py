@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -155,8 +156,13 @@ def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
         where = f" through {through.name}" if through else ""
 
         def work(context: JobContext) -> dict:
-            context.report(0.05, f"rendering {objective}{where} ({settings.steps} steps)")
-            result = render(module, state.graph, state.loaded.preprocess, [objective], settings)
+            message = f"rendering {objective}{where}"
+            context.steps(0, settings.steps, "steps", message)
+
+            def step(done: int, total: int) -> None:  # image-steps (copies of the image) -> optimisation steps
+                context.steps(done * settings.steps // max(total, 1), settings.steps, "steps", message)
+
+            result = render(module, state.graph, state.loaded.preprocess, [objective], settings, progress=step)
             image = result.images[0].permute(1, 2, 0).numpy()
             meta = render_meta(objective, [float(result.values[0])], float(result.initial_values[0]), settings)
             cached_image(the_store, KIND, parts, lambda: (image, meta))
@@ -263,9 +269,19 @@ def routes(state: ServerState, render_steps: int = 256) -> APIRouter:
         k = min(EXAMPLES_K, len(overall))
 
         def work(context: JobContext) -> dict:
-            context.report(0.05, f"finding the top {k} images of every node over {len(overall)} images")
+            message = f"finding the top {k} images of every node over {len(overall):,} images"
+            context.steps(0, len(overall), "images", message)
+
+            def counted(batches: Iterable) -> Iterator:
+                done = 0
+                for batch in batches:
+                    yield batch
+                    done += next(len(part) for part in batch if hasattr(part, "shape"))  # its images tensor
+                    context.steps(done, len(overall), "images", message)
+
             # every layer in one pass: the next node clicked is then ready too
-            dataset_examples(store(), state.loaded, state.graph, overall, None, k=k, batch_size=state.batch_size)
+            dataset_examples(store(), state.loaded, state.graph, overall, None, k=k, batch_size=state.batch_size,
+                             progress=counted)
             return {"layers": len(state.graph.conv_layers), "k": k}
 
         return pending(state.jobs.submit("examples", work, "dataset examples of every node", key="examples"))

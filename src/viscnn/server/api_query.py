@@ -32,18 +32,36 @@ class QueryRequest(BaseModel):
     edge_fraction: float | None = _share()
     edge_cumulative: float | None = _share()
     max_edges: int = Field(queries.MAX_EDGES, ge=0, le=10 * queries.MAX_EDGES)
+    sample: int | None = Field(None, ge=0, le=queries.MAX_SAMPLE,
+                               description=f"score at most this many images of each set (a fixed choice, seed "
+                                           f"{queries.SAMPLE_SEED}); 0: every image; default: sets of more than "
+                                           f"{queries.DEFAULT_SAMPLE} images are sampled to {queries.DEFAULT_SAMPLE}")
+    start: bool = Field(True, description="false: answer only from what is computed already (404 if the query "
+                                          "needs scoring), so asking starts no work")
+
+
+class ReleaseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[str] = Field(..., max_length=500, description="jobs the page no longer wants")
+    client: str = Field(..., min_length=1, max_length=64, description="the page's id (its X-Viscnn-Client header)")
+    hold: str | None = Field(None, max_length=64, description="the showing of the panel that let go (its X-Viscnn-Hold "
+                                                             "header); absent: every panel of the page")
 
 
 def routes(state: ServerState, facts: KernelFacts) -> APIRouter:
     router = APIRouter(tags=["queries and jobs"])
     hashes = queries.SetHashes()
+    samples = queries.Samples()
     drawn = LRU(8)  # what was drawn for a query and thresholds, as JSON bytes: asking again costs nothing
 
     @router.post("/query", summary="score every node and edge for a target over an image-set expression",
-                 responses=answers(body="job", write=True))
+                 responses=answers(404, body="job", write=True))
     def query(request: QueryRequest) -> Response:
         start = time.perf_counter()
-        spec = queries.check_query(state, hashes, **request.model_dump())
+        fields = request.model_dump()
+        may_start = fields.pop("start")
+        spec = queries.check_query(state, hashes, **fields, samples=samples)
         drawn_key = f"{spec.key}|{spec.node_rule}|{spec.edge_rule}|{spec.max_edges}"
         if (encoded := drawn.get(drawn_key)) is not None:
             return _done_bytes(encoded, start)
@@ -57,6 +75,10 @@ def routes(state: ServerState, facts: KernelFacts) -> APIRouter:
                                    option=orjson.OPT_SERIALIZE_NUMPY)
             drawn.put(drawn_key, encoded)
             return _done_bytes(encoded, start)
+
+        if not may_start:
+            raise NotFound(f"the query {spec.criterion} of {spec.target} over {spec.images} is not computed yet: "
+                           f"POST it with start true (the default) to score it")
 
         def work(context: JobContext) -> dict:
             begin = time.perf_counter()
@@ -81,6 +103,11 @@ def routes(state: ServerState, facts: KernelFacts) -> APIRouter:
     def cancel(job_id: str) -> Response:
         _job(state, job_id)
         return FastJSON(state.jobs.cancel(job_id).to_json(result=False))
+
+    @router.post("/release", summary="let go of jobs a page no longer shows: those nobody else holds are cancelled",
+                 responses=answers(write=True), operation_id="release_jobs")
+    def release(request: ReleaseRequest) -> list[dict]:
+        return [job.to_json(result=False) for job in state.jobs.release(request.ids, request.client, request.hold)]
 
     @router.get("/jobs/{job_id}/events", summary="Server-Sent Events: progress..., then done, error or cancelled",
                 response_class=StreamingResponse, responses=answers(404, body="events"))

@@ -23,6 +23,7 @@ from viscnn.server import (
     api_query,
     streams,
 )
+from viscnn.server.attention import ReadAttention
 from viscnn.server.jobs import Busy
 from viscnn.server.layouts import Layouts
 from viscnn.server.middleware import DEFAULT_MAX_BODY_MB, BodyLimit, SameOrigin
@@ -134,6 +135,7 @@ def create_app(state: ServerState, web_dir: Path | None = None, render_steps: in
             return response
 
     # outermost last: every request meets the body limit first, then the same-origin rule, then the above
+    app.add_middleware(ReadAttention)  # the page's X-Viscnn-* headers: which panel asks, how urgently
     app.add_middleware(SameOrigin)
     app.add_middleware(BodyLimit, max_bytes=int(max_body_mb * 1e6))
 

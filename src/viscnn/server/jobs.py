@@ -5,6 +5,15 @@ Cancellation is cooperative but reaches deep: while a job runs, every conv call 
 job's cancel flag (a TorchFunctionMode; modes are per thread), so even a method that never looks at
 the flag stops within one layer.
 
+The queue follows the page's attention: every job has a priority (the panel that asked says how urgent,
+`viscnn.server.attention`; else its kind's `DEFAULT_PRIORITY`), the most urgent queued job starts first,
+and one more urgent than the job running starts at once while that one waits, paused at its next conv
+call, until nothing more urgent is left (one job computes at a time: the CPU is shared). A page lets go of
+the work of a panel it closed (`JobManager.release`) and what nobody else holds is cancelled at once.
+
+Jobs report their steps (`JobContext.steps`): done of total, in a unit, with the time left estimated from
+the rate so far (paused time does not count).
+
 The queue is bounded (`QueueLimits`): a kind with too many jobs waiting refuses more (`Busy`, a 429), a
 queued job nobody follows or asks about is cancelled before it starts, and finished jobs are forgotten
 after a while. Event streams wait for changes on the event loop (`Job.changed_async`), never in a thread.
@@ -12,7 +21,6 @@ after a while. Event streams wait for changes on the event loop (`Job.changed_as
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
 import threading
 import time
@@ -26,6 +34,7 @@ from typing import Any
 from torch.overrides import TorchFunctionMode
 
 from viscnn.errors import ViscnnError
+from viscnn.server.attention import current
 from viscnn.server.security import check_may_queue
 
 STATES = ("queued", "running", "done", "error", "cancelled")
@@ -118,15 +127,32 @@ class _CancelCheck(TorchFunctionMode):
                            kwargs: dict[str, Any] | None = None) -> Any:
         if getattr(func, "__name__", "") == "conv2d":
             while self.go is not None and not self.go.is_set() and not self.event.is_set():
-                self.go.wait(0.5)
+                self.go.wait(0.1)
             if self.event.is_set():
                 raise Cancelled
         return func(*args, **(kwargs or {}))
 
 
+# How urgent a job is when the request did not say (`attention.Attention.priority`): lower runs first. A query
+# (what the page waits for) never waits behind a row of renders or an evaluation; dataset examples (one short
+# pass that serves every node's panel) come before renders. The page's own priorities use the same scale.
+DEFAULT_PRIORITY = {"query": 0, "examples": 1, "composition": 1, "circuit": 1, "render": 2, "faithfulness": 2,
+                    "subfeatures": 2, "layout": 3}
+# Among jobs of equal priority: short work that serves many panels first.
+KIND_ORDER = {"query": 0, "examples": 1, "composition": 2, "circuit": 2, "render": 3, "subfeatures": 4, "faithfulness": 4,
+              "layout": 5}
+MAX_STARTED = 4  # jobs started at once: the most urgent computes, the others wait paused at a conv call
+REPORT_EVERY = 0.25  # s: step reports closer than this change the job only at the last step
+
+
 @dataclass(eq=False)
 class Job:
-    """One unit of long work; `version` grows with every change so event streams know what is new."""
+    """One unit of long work; `version` grows with every change so event streams know what is new.
+
+    `priority`: lower runs first (see `DEFAULT_PRIORITY`); `panel`: the page's panel that asked; `done`,
+    `total`, `unit`: its steps (None when it does not count them); `eta`: seconds left, estimated from the
+    rate of its steps; `paused`: started, but waiting at a conv call while more urgent work runs.
+    """
 
     id: str
     kind: str
@@ -141,13 +167,28 @@ class Job:
     finished: float | None = None
     version: int = 0
     background: bool = False
+    priority: float = 1.0
+    panel: str = ""
+    done: int | None = None
+    total: int | None = None
+    unit: str = ""
+    eta: float | None = None
+    paused: bool = False
+    order: int = 0  # first come, first served among equals
     followers: int = 0  # open event streams that follow it
     followed: bool = False  # someone followed it once
+    watchers: dict[str, int] = field(default_factory=dict, repr=False)  # open streams following it, per client id
+    holders: set[tuple[str, str]] = field(default_factory=set, repr=False)  # (client, hold) that asked and did not let go
     asked: float = field(default_factory=time.monotonic)  # when someone last submitted, polled or left it
     cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
+    go: threading.Event = field(default_factory=threading.Event, repr=False)  # set while it may compute
     changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
     signal: Signal = field(default_factory=Signal, repr=False)
     on_change: Callable[[], None] = field(default=lambda: None, repr=False)
+    _paused_at: float | None = field(default=None, repr=False)
+    _paused_seconds: float = field(default=0.0, repr=False)
+    _rate_from: tuple[float, int, int | None, str] | None = field(default=None, repr=False)  # (clock, done, total, unit)
+    _reported: float = field(default=0.0, repr=False)
 
     @property
     def seconds(self) -> float:
@@ -155,10 +196,25 @@ class Job:
             return 0.0
         return (self.finished or time.time()) - self.started
 
+    @property
+    def rank(self) -> tuple[float, int]:
+        """What decides which of two jobs is more urgent (lower first); ties go first come, first served."""
+        return self.priority, KIND_ORDER.get(self.kind, 2)
+
+    def active_clock(self) -> float:
+        """A monotonic clock that stands still while the job is paused."""
+        now = time.monotonic()
+        paused = self._paused_seconds + (now - self._paused_at if self._paused_at is not None else 0.0)
+        return now - paused
+
     def to_json(self, *, result: bool = True) -> dict:
         data = {"id": self.id, "kind": self.kind, "description": self.description, "state": self.state,
                 "progress": round(self.progress, 4), "message": self.message, "seconds": round(self.seconds, 3),
-                "error": self.error}
+                "error": self.error, "priority": self.priority, "panel": self.panel, "done": self.done,
+                "total": self.total, "unit": self.unit, "eta": None if self.eta is None else round(self.eta, 1),
+                "paused": self.paused, "created": round(self.created, 3),
+                "started": None if self.started is None else round(self.started, 3),
+                "finished": None if self.finished is None else round(self.finished, 3)}
         if result:
             data["result"] = self.result if self.state == "done" else None
         return data
@@ -171,6 +227,20 @@ class Job:
             self.changed.notify_all()
         self.signal.fire()
         self.on_change()
+
+    def set_paused(self, paused: bool) -> None:
+        """Let it compute (`paused` False) or hold it at its next conv call; the time held is not counted."""
+        if paused:
+            self.go.clear()
+            if self._paused_at is None:
+                self._paused_at = time.monotonic()
+        else:
+            if self._paused_at is not None:
+                self._paused_seconds += time.monotonic() - self._paused_at
+                self._paused_at = None
+            self.go.set()
+        if self.state == "running" and self.paused != paused:
+            self.update(paused=paused)
 
     async def changed_async(self, version: int, timeout: float) -> int:
         """Wait until the job's version differs from `version` (or `timeout` s) and return the current one.
@@ -204,25 +274,62 @@ class JobContext:
         if changes:
             self.job.update(**changes)
 
-    def track(self, items: Iterable, total: int, *, start: float, stop: float, message: str) -> Iterator:
+    def steps(self, done: int, total: int, unit: str = "steps", message: str | None = None, *,
+              start: float = 0.0, stop: float = 1.0) -> None:
+        """`done` of `total` steps (in `unit`: "steps", "images", "circuits"...) of the stage that moves the
+        progress from `start` to `stop`; the time left comes from the rate of this stage's steps so far.
+        Reports closer than `REPORT_EVERY` s change the job only at a stage's first and last step (a render's
+        steps come every few milliseconds on a small model). Raises Cancelled if the job was cancelled."""
+        self.check()
+        job = self.job
+        total = max(int(total), 1)
+        done = max(0, min(int(done), total))
+        clock = job.active_clock()
+        origin = job._rate_from
+        if origin is None or origin[2] != total or origin[3] != unit or done < origin[1]:
+            job._rate_from = origin = (clock, done, total, unit)  # a new stage: its rate starts here
+            first = True
+        else:
+            first = False
+        eta = None
+        if done > origin[1]:
+            eta = (clock - origin[0]) / (done - origin[1]) * (total - done)
+        now = time.monotonic()
+        if not (first or done == total) and now - job._reported < REPORT_EVERY:
+            return
+        job._reported = now
+        job.update(done=done, total=total, unit=unit, eta=eta, progress=start + (stop - start) * done / total,
+                   **({"message": message} if message is not None else {}))
+
+    def stage(self, unit: str, message: str, *, start: float = 0.0, stop: float = 1.0) -> Callable[..., None]:
+        """A `progress` callable for a library function: it takes `(done, total)` or one report with `step` and
+        `steps` attributes (e.g. `circuits.methods.learned.StepReport`) and reports them as this job's steps."""
+        def report(*args: Any) -> None:
+            if len(args) == 2:
+                done, total = args
+            else:
+                done, total = args[0].step, args[0].steps
+            self.steps(int(done), int(total), unit, message, start=start, stop=stop)
+
+        return report
+
+    def track(self, items: Iterable, total: int, *, start: float, stop: float, message: str,
+              unit: str = "steps") -> Iterator:
         """Yield `items`, moving the progress from `start` to `stop` over `total` of them."""
         for k, item in enumerate(items):
-            self.report(start + (stop - start) * k / max(total, 1), f"{message}: {k}/{total}")
+            self.steps(k, total, unit, message, start=start, stop=stop)
             yield item
-        self.report(stop, f"{message}: {total}/{total}")
-
-
-# Which queued job of the user's runs next when the worker is free: lower first, then first come. A query
-# (seconds, and what the page is waiting for) never waits behind a row of panel renders or an evaluation.
-PRIORITY = {"query": 0, "composition": 1, "circuit": 1, "render": 2, "faithfulness": 2, "examples": 3, "layout": 3}
+        self.steps(total, total, unit, message, start=start, stop=stop)
 
 
 class JobManager:
-    """Runs jobs one at a time (the CPU is shared) in a worker thread and keeps the recent ones.
+    """Runs the user's jobs by urgency (the CPU is shared: one computes at a time) and keeps the recent ones.
 
-    Queued jobs of the user's start by `PRIORITY` of their kind (unknown kinds: 1), then in order; the
-    queue is bounded by `limits` (see `QueueLimits`), and nothing is queued for a request that may not
-    queue work (`security.check_may_queue`: a request from another site's page).
+    A queued job starts when nothing more urgent is started (`Job.rank`: priority, then `KIND_ORDER`; ties
+    first come); a queued job more urgent than every started one starts at once, and the job it overtakes
+    waits, paused at its next conv call, until it is the most urgent started job again (at most
+    `MAX_STARTED` started at once). The queue is bounded by `limits` (see `QueueLimits`), and nothing is
+    queued for a request that may not queue work (`security.check_may_queue`: another site's page).
 
     Background jobs (the precompute `viscnn serve` starts) have a worker of their own, so what the
     user asks for never waits behind them, and they pause at their next conv call while a job of the
@@ -231,12 +338,13 @@ class JobManager:
     `changes` fires whenever any job changes (or a new one appears): the all-jobs event stream waits on it.
     """
 
-    def __init__(self, workers: int = 1, keep: int = 200, keep_results: int = 20, *,
+    def __init__(self, workers: int = MAX_STARTED, keep: int = 200, keep_results: int = 20, *,
                  limits: QueueLimits | None = None) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="viscnn-job")
+        self._max_started = max(1, workers)
+        self._pool = ThreadPoolExecutor(max_workers=self._max_started, thread_name_prefix="viscnn-job")
         self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="viscnn-background")
         self._jobs: dict[str, Job] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._ids = itertools.count(1)
         self._keep = keep
         self._keep_results = keep_results
@@ -245,7 +353,8 @@ class JobManager:
         self._user_idle = threading.Event()  # set while no job of the user's runs
         self._user_idle.set()
         self._user_running = 0
-        self._queue: list[tuple[int, int, Job, Callable[[JobContext], Any]]] = []  # a heap
+        self._queue: dict[str, tuple[Job, Callable[[JobContext], Any]]] = {}  # queued user jobs by id
+        self._started: list[Job] = []  # user jobs handed to a thread and not finished (one computes, the rest wait)
         self._order = itertools.count()
         self.changes = Signal()
         self._epochs = itertools.count(1)
@@ -262,44 +371,74 @@ class JobManager:
         return self.epoch
 
     def submit(self, kind: str, function: Callable[[JobContext], Any], description: str = "", *,
-               key: str | None = None, background: bool = False) -> Job:
-        """Queue `function(context)`; with `key`, a job for the same key that is not failed is reused.
+               key: str | None = None, background: bool = False, priority: float | None = None) -> Job:
+        """Queue `function(context)`; with `key`, a job for the same key that is not failed or cancelled is reused.
 
-        Raises `Forbidden` for a request that may not queue work and `Busy` when `kind` has its cap of
-        jobs waiting (a reused job is neither: it is already there)."""
+        The job's priority is `priority`, else the request's (`attention.current()`), else its kind's default;
+        a reused job takes the more urgent of its own and the new one. Raises `Forbidden` for a request that
+        may not queue work and `Busy` when `kind` has its cap of jobs waiting (a reused job is neither)."""
         self.sweep()
+        attention = current()
+        if priority is None:
+            priority = attention.priority if attention.priority is not None else DEFAULT_PRIORITY.get(kind, 1)
+        reused: Job | None = None
+        sooner = False
         with self._lock:
-            if key is not None and (old := self._by_key.get(key)) is not None and old.state not in ("error", "cancelled"):
+            old = self._by_key.get(key) if key is not None else None
+            if old is not None and old.state not in ("error", "cancelled") and not old.cancel_event.is_set():
                 old.asked = time.monotonic()
-                return old
+                old.holders.add((attention.client, attention.hold))
+                sooner = not old.background and old.state in ("queued", "running") and priority < old.priority
+                reused = old
+        if reused is not None:
+            if sooner:  # asked again, more urgently: it moves up the queue (or overtakes the running job)
+                reused.update(priority=priority)
+                self._dispatch()
+            return reused
         if not background:
             check_may_queue()
         with self._lock:
             if not background:
-                waiting = sum(1 for j in self._jobs.values() if j.kind == kind and j.state == "queued" and not j.background)
+                waiting = sum(1 for j, _ in self._queue.values() if j.kind == kind and j.state == "queued")
                 if waiting >= self.limits.cap(kind):
                     raise Busy(f"{waiting} {kind} jobs are already waiting, the most this server queues: try again when "
                                f"some have finished, or cancel some (DELETE /api/jobs/ID)", self.limits.retry_after)
-            job = Job(f"{kind}-{next(self._ids)}", kind, description, background=background,
-                      on_change=self._changed)
+            job = Job(f"{kind}-{next(self._ids)}", kind, description, background=background, priority=priority,
+                      panel=attention.panel, order=next(self._order), on_change=self._changed)
+            job.holders.add((attention.client, attention.hold))
+            job.go.set()
             self._jobs[job.id] = job
             if key is not None:
                 self._by_key[key] = job
             self._trim()
+            if not background:
+                self._queue[job.id] = (job, function)
         self._changed()
         if background:
             self._background.submit(self._run, job, function, True)
         else:
-            with self._lock:
-                heapq.heappush(self._queue, (PRIORITY.get(kind, 1), next(self._order), job, function))
-            self._pool.submit(self._next)  # one pool task per queued job: each runs whichever job is first then
+            self._dispatch()
         return job
 
-    def _next(self) -> None:
-        self.sweep()  # a job nobody follows any more is cancelled before it would start
+    def _dispatch(self) -> None:
+        """Start the most urgent queued job if nothing started is as urgent (or nothing is started), and let only
+        the most urgent started job compute."""
+        start: tuple[Job, Callable[[JobContext], Any]] | None = None
         with self._lock:
-            _, _, job, function = heapq.heappop(self._queue)
-        self._run(job, function)
+            for job_id in [i for i, (j, _) in self._queue.items() if j.cancel_event.is_set() or j.state != "queued"]:
+                del self._queue[job_id]
+            if self._queue:
+                head_id, head = min(self._queue.items(), key=lambda item: (item[1][0].rank, item[1][0].order))
+                best = min(self._started, key=lambda j: (j.rank, j.order), default=None)
+                if best is None or (len(self._started) < self._max_started and head[0].rank < best.rank):
+                    del self._queue[head_id]
+                    self._started.append(head[0])
+                    start = head
+            active = min(self._started, key=lambda j: (j.rank, j.order), default=None)
+            for job in self._started:  # under the lock: two dispatches never leave a stale choice behind
+                job.set_paused(job is not active)
+        if start is not None:
+            self._pool.submit(self._run, *start)
 
     def sweep(self) -> None:
         """Cancel queued jobs nobody follows or asks about (see `QueueLimits`) and forget old finished ones."""
@@ -334,17 +473,25 @@ class JobManager:
             del self._jobs[job.id]
 
     def _run(self, job: Job, function: Callable[[JobContext], Any], background: bool = False) -> None:
-        with job.changed:  # the queued -> running step and cancel() must not interleave
-            if job.cancel_event.is_set():
-                return  # cancelled while queued: cancel() already said so
-            job.update(state="running", started=time.time(), message="started")
-        if not background:
-            self._user_job(+1)
         try:
-            self._work(job, function, self._user_idle if background else None)
+            with job.changed:  # the queued -> running step and cancel() must not interleave
+                if job.cancel_event.is_set():
+                    return  # cancelled while queued: cancel() already said so
+                job.update(state="running", started=time.time(), message="started", paused=not job.go.is_set())
+            if not background:
+                self._user_job(+1)
+            try:
+                self._work(job, function, self._user_idle if background else job.go)
+            finally:
+                if not background:
+                    self._user_job(-1)
         finally:
             if not background:
-                self._user_job(-1)
+                with self._lock:
+                    if job in self._started:
+                        self._started.remove(job)
+                job.set_paused(False)
+                self._dispatch()
 
     def _user_job(self, change: int) -> None:
         with self._lock:
@@ -360,15 +507,17 @@ class JobManager:
             with _CancelCheck(job.cancel_event, go):
                 result = function(context)
         except Cancelled:
-            job.update(state="cancelled", message="cancelled", finished=time.time())
+            job.update(state="cancelled", message="cancelled", finished=time.time(), paused=False)
         except ViscnnError as exc:
-            job.update(state="error", error=str(exc), message=str(exc), finished=time.time())
+            job.update(state="error", error=str(exc), message=str(exc), finished=time.time(), paused=False)
         except Exception as exc:
             traceback.print_exc()
             text = f"internal error: {type(exc).__name__}: {exc}"
-            job.update(state="error", error=text, message=text, finished=time.time())
+            job.update(state="error", error=text, message=text, finished=time.time(), paused=False)
         else:
-            job.update(state="done", result=result, progress=1.0, message="done", finished=time.time())
+            done = {"done": job.total} if job.total is not None else {}
+            job.update(state="done", result=result, progress=1.0, message="done", finished=time.time(), eta=0.0,
+                       paused=False, **done)
 
     def get(self, job_id: str, *, ask: bool = True) -> Job:
         """The job (KeyError if unknown); `ask`: this counts as someone asking about it (keeps it queued)."""
@@ -404,13 +553,14 @@ class JobManager:
                 self.streams -= 1
 
     @contextmanager
-    def following(self, jobs: Iterable[Job]) -> Iterator[None]:
-        """While inside, `jobs` count as followed (an event stream is open for them); leaving starts their grace."""
+    def following(self, jobs: Iterable[Job], client: str = "") -> Iterator[None]:
+        """While inside, `jobs` count as followed (by `client`'s event stream); leaving starts their grace."""
         jobs = list(jobs)
         with self._lock:
             for job in jobs:
                 job.followers += 1
                 job.followed = True
+                job.watchers[client] = job.watchers.get(client, 0) + 1
         try:
             yield
         finally:
@@ -419,6 +569,29 @@ class JobManager:
                 for job in jobs:
                     job.followers -= 1
                     job.asked = now
+                    job.watchers[client] -= 1
+                    if not job.watchers[client]:
+                        del job.watchers[client]
+
+    def release(self, job_ids: Iterable[str], client: str, hold: str | None = None) -> list[Job]:
+        """`client` (a page) no longer wants these jobs for `hold` (the showing of a panel that asked for them, now
+        closed; None: for any of its panels, the page goes away): each one that nobody else holds (another hold,
+        of this page or another, that asked for it and did not let go, or another page's event stream following
+        it) is cancelled at once, queued or running; unknown ids are skipped. Returns the jobs found, as they
+        are now."""
+        found = []
+        for job_id in job_ids:
+            try:
+                job = self.get(job_id, ask=False)
+            except KeyError:
+                continue
+            found.append(job)
+            with self._lock:
+                job.holders = {h for h in job.holders if h[0] != client or (hold is not None and h[1] != hold)}
+                others = job.holders | {(c, "") for c, n in job.watchers.items() if n > 0 and c != client}
+            if not others and not job.background and job.state not in FINAL:
+                self._cancel(job, "cancelled before it started: the panel that asked for it was closed")
+        return found
 
     def cancel(self, job_id: str) -> Job:
         return self._cancel(self.get(job_id), "cancelled before it started")
@@ -433,6 +606,8 @@ class JobManager:
                 job.update(state="cancelled", message=queued_message, started=now, finished=now)
             else:
                 job.update(message="cancelling")
+        if not job.background:
+            self._dispatch()  # a queued one leaves the queue; a paused one wakes to stop
         return job
 
     def shutdown(self) -> None:

@@ -1,6 +1,13 @@
-"""Queries for the page: check the request, answer from memory or the store, else score in a job."""
+"""Queries for the page: check the request, answer from memory or the store, else score in a job.
+
+A big set is scored on a sample: `sample` N scores at most N images of each set of the expression (a fixed
+choice: seed `SAMPLE_SEED`, so the same N gives the same images, and their scores are cached like a set's);
+`sample` 0 scores every image; without `sample`, a set of more than `DEFAULT_SAMPLE` images is sampled to
+that many (Fashion-MNIST's 10,000 test images: 500), and the answer says so (`sampled`).
+"""
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -21,6 +28,9 @@ DEFAULT_NODE_RULE = Rule("fraction", 0.1)
 DEFAULT_EDGE_RULE = Rule("cumulative", 0.5)
 MAX_EDGES = 100_000
 PROGRESS_STEPS = 4
+DEFAULT_SAMPLE = 500  # images per set a query scores when it does not say `sample`
+SAMPLE_SEED = 0
+MAX_SAMPLE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,8 @@ class QuerySpec:
     edge_rule: Rule
     max_edges: int
     key: str
+    sets: dict[str, ImageSet]  # what each set of the expression scores: the set, or its sample
+    sampled: dict[str, tuple[int, int]]  # set -> (images scored, images in the set), for the sets sampled
 
     @property
     def images(self) -> str:
@@ -43,6 +55,35 @@ class QuerySpec:
     @property
     def terms(self) -> tuple[str, ...]:
         return tuple(self.expression.terms)
+
+
+class Samples:
+    """Each set's fixed sample of n images (`SAMPLE_SEED`), made once per set object and size."""
+
+    def __init__(self) -> None:
+        self._samples: dict[tuple[int, int], tuple[ImageSet, ImageSet]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, image_set: ImageSet, n: int) -> ImageSet:
+        if n <= 0 or n >= len(image_set):
+            return image_set
+        with self._lock:
+            entry = self._samples.get((id(image_set), n))
+            if entry is not None and entry[0] is image_set:
+                return entry[1]
+            chosen = sorted(random.Random(SAMPLE_SEED).sample(range(len(image_set)), n))
+            sample = image_set.subset([image_set.items[k] for k in chosen])
+            self._samples[(id(image_set), n)] = (image_set, sample)
+            return sample
+
+
+def sample_size(sample: int | None, size: int) -> int:
+    """How many images of a set of `size` a query scores for its `sample` field (0 or None: see the module)."""
+    if sample is None:
+        return min(size, DEFAULT_SAMPLE)
+    if not 0 <= sample <= MAX_SAMPLE:
+        raise ViscnnError(f"sample must be between 0 (every image) and {MAX_SAMPLE:,} images, not {sample}")
+    return size if sample == 0 else min(size, sample)
 
 
 class SetHashes:
@@ -66,8 +107,9 @@ class SetHashes:
 def check_query(state: ServerState, hashes: SetHashes, images: str, *, target: str = "loss", criterion: str = "taylor",
                 node_fraction: float | None = None, node_cumulative: float | None = None,
                 edge_fraction: float | None = None, edge_cumulative: float | None = None,
-                max_edges: int = MAX_EDGES) -> QuerySpec:
-    """Every fault of a query as a ViscnnError, before any work."""
+                max_edges: int = MAX_EDGES, sample: int | None = None, samples: Samples | None = None) -> QuerySpec:
+    """Every fault of a query as a ViscnnError, before any work. `samples` keeps the sets' samples (one per
+    server, so a sample's hash is computed once)."""
     if criterion not in CRITERIA:
         raise ViscnnError(f"unknown criterion {criterion!r}: choose from {', '.join(CRITERIA)}")
     if not isinstance(images, str) or not images.strip():
@@ -80,33 +122,39 @@ def check_query(state: ServerState, hashes: SetHashes, images: str, *, target: s
     if not 0 <= max_edges <= 10 * MAX_EDGES:
         raise ViscnnError(f"max_edges must be between 0 and {10 * MAX_EDGES}, not {max_edges}")
     terms = tuple(parsed.terms)
+    samples = samples or Samples()
+    chosen = {name: samples(sets[name], sample_size(sample, len(sets[name]))) for name in terms}
+    sampled = {name: (len(chosen[name]), len(sets[name])) for name in terms if len(chosen[name]) < len(sets[name])}
     key = Store.key("server-query", model=state.fingerprint, images=str(parsed), target=str(the_target),
-                    criterion=criterion, sets=[hashes(sets[name]) for name in terms])
-    return QuerySpec(parsed, the_target, criterion, node_rule, edge_rule, int(max_edges), key)
+                    criterion=criterion, sets=[hashes(chosen[name]) for name in terms])
+    return QuerySpec(parsed, the_target, criterion, node_rule, edge_rule, int(max_edges), key, chosen, sampled)
 
 
 def in_store(state: ServerState, spec: QuerySpec) -> bool:
     """True when every set of the query has its scores in the store (no forward pass needed)."""
-    if state.store is None:
-        return False
-    return all(state.store.get_path(KIND, score_key(state.fingerprint, state.image_sets[name], spec.target,
-                                                    spec.criterion)) is not None for name in spec.terms)
+    return all(_stored(state, spec, name) for name in spec.terms)
+
+
+def _stored(state: ServerState, spec: QuerySpec, name: str) -> bool:
+    return state.store is not None and state.store.get_path(
+        KIND, score_key(state.fingerprint, spec.sets[name], spec.target, spec.criterion)) is not None
 
 
 def compute(state: ServerState, spec: QuerySpec, context: JobContext | None = None) -> tuple[Scores, dict]:
-    """Score the query (sets missing from the store get a forward pass); returns (scores, how it went)."""
-    sizes = [len(state.image_sets[name]) for name in spec.terms]
+    """Score the query (sets missing from the store get a forward pass); returns (scores, how it went).
+    With `context`, the job reports the images scored of all the query has to score, and the time left."""
+    sizes = [len(spec.sets[name]) for name in spec.terms]
     # at least PROGRESS_STEPS batches per set when it has the images for them: the page sees progress move
     batch = max(1, min(state.batch_size, -(-max(sizes) // PROGRESS_STEPS)))
-    total = sum(-(-n // batch) for n in sizes)
+    total = sum(len(spec.sets[name]) for name in spec.terms if not _stored(state, spec, name)) or 1
     done = [0]
 
     def progress(batches: Iterable, name: str, count: int) -> Iterable:
         if context is None:
             return batches
-        return _counted(context, batches, done, total, f"scoring {name} ({count} images)", -(-count // batch))
+        return _counted(context, batches, done, total, f"scoring {name} ({count:,} images)")
 
-    result = score_sets(state.loaded, state.graph, state.image_sets, spec.expression, spec.target,
+    result = score_sets(state.loaded, state.graph, spec.sets, spec.expression, spec.target,
                         criteria=[spec.criterion], store=state.store, batch_size=batch, device=state.device,
                         progress=progress)
     scores = result.scores[spec.criterion]
@@ -114,13 +162,12 @@ def compute(state: ServerState, spec: QuerySpec, context: JobContext | None = No
     return scores, {"seconds": result.seconds, "computed": result.computed, "cached": result.cached}
 
 
-def _counted(context: JobContext, batches: Iterable, done: list[int], total: int, message: str,
-             steps: int) -> Iterator:
-    for k, batch in enumerate(batches):
-        context.report(done[0] / max(total, 1), f"{message}: batch {k + 1}/{steps}")
+def _counted(context: JobContext, batches: Iterable, done: list[int], total: int, message: str) -> Iterator:
+    for batch in batches:
+        context.steps(done[0], total, "images", message, stop=0.98)
         yield batch
-        done[0] += 1
-    context.report(done[0] / max(total, 1), f"{message}: done")
+        done[0] += len(batch[0])
+    context.steps(done[0], total, "images", f"{message}: done", stop=0.98)
 
 
 def answer(state: ServerState, facts: KernelFacts, spec: QuerySpec, scores: Scores, how: dict) -> dict:
@@ -129,4 +176,5 @@ def answer(state: ServerState, facts: KernelFacts, spec: QuerySpec, scores: Scor
                   max_edges=spec.max_edges)
     return {"key": spec.key, "seconds": how.get("seconds", 0.0), "computed": how.get("computed", []),
             "cached": how.get("cached", []), "images": spec.images, "target": str(spec.target), "criterion": spec.criterion,
-            "n_images": scores.n_images, **drawn}
+            "n_images": scores.n_images, "sampled": {name: {"images": n, "of": of} for name, (n, of) in spec.sampled.items()},
+            **drawn}

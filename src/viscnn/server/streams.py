@@ -79,14 +79,15 @@ async def _job_events(manager: JobManager, job: Job, heartbeat: float) -> AsyncG
             await asyncio.sleep(COALESCE)
 
 
-async def _all_events(manager: JobManager, follow: list[str], heartbeat: float) -> AsyncGenerator[bytes, None]:
+async def _all_events(manager: JobManager, follow: list[str], heartbeat: float,
+                      client: str = "") -> AsyncGenerator[bytes, None]:
     followed, gone = [], []
     for job_id in follow:
         try:
             followed.append(manager.get(job_id))
         except KeyError:
             gone.append(job_id)
-    with manager.streaming(), manager.following(followed):
+    with manager.streaming(), manager.following(followed, client):
         epoch = manager.epoch
         jobs = manager.jobs()
         sent = {job.id: job.version for job in jobs}
@@ -111,11 +112,13 @@ def routes(manager: JobManager) -> APIRouter:
     @router.get("/events", summary="Server-Sent Events of every job's changes; the jobs in `follow` are kept alive",
                 response_class=StreamingResponse, responses=answers(429, body="events"))
     async def events(follow: str = Query("", max_length=8000, description="comma-separated job ids this client waits for"),
-                     heartbeat: float = Query(15.0, gt=0, le=60)) -> StreamingResponse:
+                     heartbeat: float = Query(15.0, gt=0, le=60),
+                     client: str = Query("", max_length=64, description="the page's id (its X-Viscnn-Client header): "
+                                         "jobs it follows here may be let go by it (POST /api/release)")) -> StreamingResponse:
         ids = [part for part in follow.split(",") if part]
         if len(ids) > MAX_FOLLOW:
             raise ViscnnError(f"follow names {len(ids)} jobs; one stream follows at most {MAX_FOLLOW}")
         manager.check_stream_room()
-        return EventStream(_all_events(manager, ids, heartbeat))
+        return EventStream(_all_events(manager, ids, heartbeat, client))
 
     return router
