@@ -124,3 +124,24 @@ def test_the_cli_shows_learned_progress(tmp_path, capsys, single_thread):
     assert "learned: 200/200 steps" in shown.err and "s left, loss" in shown.err
     assert "circuit for c4:2 by learned" in shown.out
     assert main(args + ["--quiet"]) == 0 and "steps" not in capsys.readouterr().err
+
+
+def test_evaluate_passes_options_and_draws_the_controls(tmp_path, single_thread):
+    from PIL import Image
+
+    from viscnn.circuits.evaluate import evaluate
+    from viscnn.circuits.planted import build
+
+    case = build("depthwise")
+    train, held = [(case.images(32, 0), None)], [(case.images(32, 1), None)]
+    steps = []
+    options = {"learned": {"steps": 15, "progress": steps.append}}
+    evaluation = evaluate(case.model, case.graph, train, held, [case.target], ["actgrad", "random", "worst", "learned"],
+                          [0.2, 0.5], options=options)
+    assert len(steps) == 2 * 15  # one learned circuit per fraction, 15 steps each
+    assert evaluation.best_method() in ("actgrad", "learned")
+    evaluation.plot_controls(tmp_path / "fig8.png")
+    with Image.open(tmp_path / "fig8.png") as image:
+        assert image.size[0] > 600 and image.size[1] > 400
+    with pytest.raises(ViscnnError, match="circuit method learned takes no option batch"):
+        evaluate(case.model, case.graph, train, held, [case.target], ["learned"], [0.2], options={"learned": {"batch": 3}})

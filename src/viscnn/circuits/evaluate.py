@@ -192,40 +192,42 @@ class Evaluation:
         shown = [m for m in (best, "random", "worst") if m is not None and m in self.methods]
         if not shown:
             raise ViscnnError("nothing to plot: the evaluation has no best method, random or worst")
-        figure, axes = plt.subplots(figsize=(7.5, 5), dpi=120)
+        figure, axes = plt.subplots(figsize=(7.5, 5.6), dpi=120)
         colours = {best: "#1f5fbf", "random": "#7f7f7f", "worst": "#c0392b"}
-        spread = {m: (i - (len(shown) - 1) / 2) * 0.035 for i, m in enumerate(shown)}  # dodge the dots
+        span = math.log10(max(self.fractions) / min(self.fractions)) or 1.0
+        dodge = {m: (i - (len(shown) - 1) / 2) * 0.012 * span for i, m in enumerate(shown)}  # decades apart
         for method in shown:
             lines = []
             for fraction in self.fractions:
                 values = sorted(self.values(method, fraction))
                 if not values:
                     continue
-                x = fraction * 10 ** spread[method]
-                axes.scatter([x] * len(values), values, s=14, color=colours[method], alpha=0.45, linewidths=0, zorder=2)
+                x = fraction * 10 ** dodge[method]
+                axes.scatter([x] * len(values), values, s=16, color=colours[method], alpha=0.45, linewidths=0, zorder=2)
                 quartiles = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else values * 3
-                lines.append((fraction, statistics.median(values), quartiles[0], quartiles[-1]))
+                lines.append((x, statistics.median(values), quartiles[0], quartiles[-1]))
             if not lines:
                 continue
-            xs = [f for f, *_ in lines]
+            xs = [x for x, *_ in lines]
             axes.fill_between(xs, [lo for *_, lo, _ in lines], [hi for *_, hi in lines], color=colours[method],
                               alpha=0.15, linewidth=0, zorder=1)
-            label = f"{method} (best by AUC)" if method == best else method
+            label = f"{method} (best AUC)" if method == best else method
             axes.plot(xs, [m for _, m, *_ in lines], color=colours[method], linewidth=2.2, marker="o", markersize=4,
-                      label=f"{label}, median over {self.coverage(method)} targets", zorder=3)
+                      label=f"{label}, median of {self.coverage(method)}", zorder=3)
         axes.set_xscale("log")
         axes.set_xticks(self.fractions)
         axes.set_xticklabels([f"{100 * f:g}%" for f in self.fractions])
         axes.minorticks_off()
+        axes.set_xlim(min(self.fractions) / 10 ** (0.08 * span), max(self.fractions) * 10 ** (0.08 * span))
         low = min([0.0] + [row.r for row in self.results if row.method in shown])
         axes.set_ylim(min(-0.05, low - 0.05), 1.02)
         axes.axhline(0, color="grey", linewidth=0.8)
         axes.grid(True, alpha=0.3)
         axes.set_xlabel("kernels kept (fraction of the target's upstream kernels, log scale)")
         axes.set_ylabel("Pearson r with the full model (held-out images)")
-        axes.set_title(title or f"{self.model}: best circuits vs random and worst ({len(self.targets)} targets; "
-                                f"dots: targets, band: quartiles)", fontsize=10)
-        axes.legend(loc="lower right", fontsize=9, frameon=False)
+        axes.set_title(title or f"{self.model}: best circuits vs random and worst\n({len(self.targets)} targets; dots: "
+                                f"one target each, band: quartiles, empty circuits at r = 0)", fontsize=10)
+        axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=len(shown), fontsize=8.5, frameon=False)
         figure.tight_layout()
         figure.savefig(path)
         plt.close(figure)

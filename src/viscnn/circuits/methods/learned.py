@@ -102,7 +102,7 @@ def _correlation_loss(values: torch.Tensor, reference: torch.Tensor) -> torch.Te
 def quantile_logits(values: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
     """logit(1 - q) for each allowed entry ranked at quantile q from the top (ties share their mean quantile);
     0 elsewhere."""
-    unique, inverse, counts = torch.unique(values[allowed].double(), return_inverse=True, return_counts=True)
+    _, inverse, counts = torch.unique(values[allowed].double(), return_inverse=True, return_counts=True)
     larger = torch.cumsum(counts.flip(0), 0).flip(0) - counts  # entries above each tie group
     q = (larger + (counts + 1) / 2)[inverse] / (int(allowed.sum()) + 1)
     out = torch.zeros(values.shape)
