@@ -105,7 +105,7 @@ def test_learned_trains_on_augmented_images(single_thread):
 
     scores = get_method("learned")(case.model, case.graph, x, case.target, case.keep(), steps=10,
                                    augment=Spy((0.0,) * 3, (1.0,) * 3, size=10, jitter=0.0))
-    assert seen == [(32, 3, 10, 10)] * 10  # one fresh draw of the minibatch per step, at the asked size
+    assert seen == [(32, 3, 10, 10)] * 11  # the ranking's images, then a fresh draw of the minibatch per step
     assert set(scores.edges) == set(case.candidates())
 
 

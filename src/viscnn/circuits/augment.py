@@ -30,7 +30,7 @@ class Augment:
     size: int | None = None  # output side in pixels; None: the input's side
     scale: tuple[float, float] = (0.35, 1.0)
     flip: bool = True
-    jitter: float = 0.3  # brightness, contrast and saturation factors in [1 - jitter, 1 + jitter]; hue jitter / 6
+    jitter: float = 0.3  # brightness, contrast and saturation factors in [1 - jitter, 1 + jitter] (no hue: slow)
 
     def __post_init__(self) -> None:
         if len(self.mean) != len(self.std) or not self.mean:
@@ -47,8 +47,7 @@ class Augment:
         if self.jitter > 0:
             colour = len(self.mean) == 3
             steps.append(v2.ColorJitter(brightness=self.jitter, contrast=self.jitter,
-                                        saturation=self.jitter if colour else None,
-                                        hue=min(0.5, self.jitter / 6) if colour else None))
+                                        saturation=self.jitter if colour else None))
         return v2.Compose(steps)
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -20,8 +20,9 @@ minibatch: the faithfulness measure itself, so the circuit need not match the ta
   actgrad scores 0 start in the middle of the pack, not at the bottom.
 - Binary phase (the rest): the forward pass runs the binary circuit itself, the top kernels by logit
   taking as many as needed for k of them to remain connected, and the gradient passes straight
-  through. The circuit with the lowest loss on a fixed VALIDATION_IMAGES training images, measured a
-  few times in this phase, is returned.
+  through; the binary circuit is recomputed every REFRESH steps. The circuit with the lowest loss on a
+  fixed set of training images (VALIDATION_IMAGES, VALIDATION_PIXELS), measured a few times in this
+  phase and for the final logits, is returned.
 - Minibatches of BATCH images (at most BATCH_PIXELS input pixels, at least MIN_BATCH images). With
   `augment` (viscnn.circuits.augment), every minibatch is a fresh random crop/flip/jitter of training
   images, possibly smaller than the model's input, and the full model's target is computed on it.
@@ -68,11 +69,11 @@ WARMUP_FRACTION = 0.05
 SEARCH_FRACTION = 0.8
 START = 4.0  # the search starts at START x keep of the kernels (at most all)
 PRIOR = 3.0  # logit scale of actgrad's ranking at the start
-INIT_IMAGES = 256  # images for actgrad's ranking...
-VALIDATION_IMAGES = 256  # ...and to compare circuits on, at most, and at most this many pixels each:
-FIXED_PIXELS = 16 * 224 * 224
-VALIDATIONS = 3  # circuits compared on the validation images during the binary phase (the last included)
-MAX_SECONDS = 120.0
+INIT_IMAGES, INIT_PIXELS = 256, 16 * 224 * 224  # images for actgrad's ranking, at most (and pixels, all told)
+VALIDATION_IMAGES, VALIDATION_PIXELS = 256, 8 * 224 * 224  # images to compare circuits on, at most
+VALIDATIONS = 3  # circuits compared on the validation images during the binary phase, and the final ranking's
+REFRESH = 4  # binary steps between recomputations of the binary circuit from the logits
+MAX_SECONDS = 60.0
 MIN_STEPS = 20
 BETA, GAMMA, ZETA = 2 / 3, -0.1, 1.1  # hard concrete temperature and stretch (Louizos et al. 2018)
 OPEN_SHIFT = BETA * math.log(-GAMMA / ZETA)  # P(gate > 0) = sigmoid(log_alpha - OPEN_SHIFT)
@@ -243,8 +244,9 @@ def learned(model: nn.Module, graph: Graph, batches: Sequence[Batch], target: Ta
     k = max(1, math.ceil(keep * circuits.total))
     allowed = circuits.allowed.to(device)
     pixels = int(xs[0, 0].numel())
-    fixed = max(1, min(FIXED_PIXELS // pixels, count))
-    prior_images = [(xs[i: i + size], ys[i: i + size]) for i in range(0, min(fixed, INIT_IMAGES), size)]
+    first = xs[:max(1, min(count, INIT_IMAGES, INIT_PIXELS // pixels))]  # the ranking's images, augmented like the steps
+    first = augment(first, generator) if augment is not None else first
+    prior_images = [(first[i: i + size], ys[i: i + size]) for i in range(0, len(first), size)]
     prior = actgrad(model, graph, prior_images, target, keep, seed=seed, device=device)
     ranking = _flat(normalised({n: prior.edges[n] for n in candidates}, candidates))
     logits = (PRIOR * quantile_logits(ranking, circuits.allowed)).to(device)
@@ -255,17 +257,21 @@ def learned(model: nn.Module, graph: Graph, batches: Sequence[Batch], target: Ta
         masks = None if mask is None else _unflat(mask, candidates)
         return target_output(model, graph, images.to(device), labels, target, masks=masks)
 
-    check = torch.randperm(count, generator=generator)[:min(fixed, VALIDATION_IMAGES)]
+    check = torch.randperm(count, generator=generator)[:max(1, min(VALIDATION_IMAGES, VALIDATION_PIXELS // pixels))]
+    needed = check if augment is not None else torch.arange(count)  # augmented steps compute their own reference
     with torch.no_grad():
-        full = torch.cat([run(xs[i: i + size], ys[i: i + size], None).detach() for i in range(0, count, size)])
+        full = torch.zeros(count, *run(xs[:1], ys[:1], None).shape[1:], device=device)
+        for i in range(0, len(needed), size):
+            part = needed[i: i + size]
+            full[part.to(device)] = run(xs[part], ys[part], None).detach()
 
     def validate(mask: torch.Tensor) -> float:
         with torch.no_grad():
-            return float(_correlation_loss(run(xs[check], ys[check], mask.to(device).float()), full[check.to(full.device)]))
+            return float(_correlation_loss(run(xs[check], ys[check], mask.to(device).float()), full[check.to(device)]))
 
     batch = min(BATCH, count, max(MIN_BATCH, BATCH_PIXELS // pixels))
     order, position = torch.randperm(count, generator=generator), 0
-    offset, best, best_loss = 0.0, None, math.inf
+    offset, best, best_loss, hard = 0.0, None, math.inf, None
     step, loop_started = 0, time.perf_counter()
     while step < steps:
         search = int(SEARCH_FRACTION * steps)
@@ -281,7 +287,7 @@ def learned(model: nn.Module, graph: Graph, batches: Sequence[Batch], target: Ta
             with torch.no_grad():
                 reference = run(images, labels, None)
         else:
-            reference = full[index.to(full.device)]
+            reference = full[index.to(device)]
         if step < search:
             fraction = step / max(1, search - 1)
             density = math.exp((1 - fraction) * math.log(min(1.0, START * keep)) + fraction * math.log(keep))
@@ -292,18 +298,18 @@ def learned(model: nn.Module, graph: Graph, batches: Sequence[Batch], target: Ta
             shift = offset + (p.mean() - density) / (p * (1 - p)).mean().detach().clamp(min=1e-12)
             mask = _gates(logits, shift, generator) * allowed
         else:
-            mask = circuits.fast(logits, k).to(device).float() + logits - logits.detach()
+            if hard is None or (step - search) % REFRESH == 0:  # connectivity is costly on big graphs
+                hard = circuits.fast(logits, k).to(device)
+            mask = hard.float() + logits - logits.detach()
         loss = _correlation_loss(run(images, labels, mask), reference)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
         step += 1
-        binary = steps - search
-        if step > search and ((step - search) % max(1, binary // VALIDATIONS) == 0 or step == steps):
-            chosen = circuits.exact(logits, k)
-            value = validate(chosen)
+        if hard is not None and ((step - search) % max(1, (steps - search) // VALIDATIONS) == 0 or step == steps):
+            value = validate(hard)
             if value < best_loss:
-                best, best_loss = chosen, value
+                best, best_loss = hard.cpu(), value
         per_step = (time.perf_counter() - loop_started) / step
         if step == 3 and steps > MIN_STEPS:  # plan the rest from the first steps, a tenth of the time left in reserve
             left = budget_seconds - (time.perf_counter() - started)
@@ -311,8 +317,9 @@ def learned(model: nn.Module, graph: Graph, batches: Sequence[Batch], target: Ta
                 steps = max(MIN_STEPS, step + int(0.9 * left / per_step))
         if progress is not None:
             progress(StepReport(step, steps, time.perf_counter() - started, per_step * (steps - step), float(loss.detach())))
-    if best is None:
-        best = circuits.exact(logits, k)
+    final = circuits.exact(logits, k)  # the learned ranking's own circuit, against the best one seen
+    if best is None or validate(final) < best_loss:
+        best = final
     edges = circuits.scores(logits, best)
     nodes = {n: v.clamp(min=0).sum(dim=1) for n, v in edges.items()}
     return Scores("learned", str(target), prior.images, count, nodes, edges, {n: graph[n].groups for n in edges},
