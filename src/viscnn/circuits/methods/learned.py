@@ -14,7 +14,8 @@ minibatch: the faithfulness measure itself, so the circuit need not match the ta
   redundant paths (which alone seems to do nothing), the kernel of a saturated gate (whose gradient is
   ~0 at the full model) or two of three inputs of a threshold unit all get their chance. No logit is
   ever parked where its gradient vanishes.
-- Start: actgrad's ranking (on at most INIT_IMAGES images) as quantile logits, PRIOR x logit(1 - q)
+- Start: actgrad's ranking (on at most INIT_IMAGES images and INIT_PIXELS pixels, augmented like the
+  steps) as quantile logits, PRIOR x logit(1 - q)
   for a kernel ranked at quantile q from the top (ties share their mean quantile): the search drops
   what Taylor ranks last first, which keeps a deep network working while it searches, but kernels
   actgrad scores 0 start in the middle of the pack, not at the bottom.
@@ -255,7 +256,7 @@ def learned(model: nn.Module, graph: Graph, batches: Sequence[Batch], target: Ta
 
     def run(images: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         masks = None if mask is None else _unflat(mask, candidates)
-        return target_output(model, graph, images.to(device), labels, target, masks=masks)
+        return target_output(model, graph, images.to(device), labels.to(device), target, masks=masks)
 
     check = torch.randperm(count, generator=generator)[:max(1, min(VALIDATION_IMAGES, VALIDATION_PIXELS // pixels))]
     needed = check if augment is not None else torch.arange(count)  # augmented steps compute their own reference
