@@ -131,7 +131,7 @@ def main() -> None:
     parser.add_argument("--lite0-per-layer", type=int, default=1, help="random node targets per Lite0 layer")
     parser.add_argument("--lite0-fractions", default="0.05,0.2")
     parser.add_argument("--lite0-held-out", type=int, default=12)
-    parser.add_argument("--lite0-steps", type=int, default=100)
+    parser.add_argument("--lite0-steps", type=int, default=learned_module.STEPS)
     parser.add_argument("--lite0-batch", type=int, default=8)
     parser.add_argument("--lite0-learned-seconds", type=float, default=60.0)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")

@@ -213,7 +213,8 @@ class Evaluation:
                               alpha=0.15, linewidth=0, zorder=1)
             label = f"{method} (best AUC)" if method == best else method
             axes.plot(xs, [m for _, m, *_ in lines], color=colours[method], linewidth=2.2, marker="o", markersize=4,
-                      label=f"{label}, median of {self.coverage(method)}", zorder=3)
+                      linestyle={"random": (0, (5, 3)), "worst": (0, (1.5, 2.5))}.get(method, "-"),
+                      label=f"{label}, median of {self.coverage(method)}", zorder=4 if method == "random" else 3)
         axes.set_xscale("log")
         axes.set_xticks(self.fractions)
         axes.set_xticklabels([f"{100 * f:g}%" for f in self.fractions])
