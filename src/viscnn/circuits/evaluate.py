@@ -16,9 +16,10 @@ import json
 import math
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -39,6 +40,7 @@ AUC_AXIS = "log10 kept fraction, normalised by the axis span (the curve's mean h
 # Methods whose scores depend on the kept fraction: scored again for every fraction. Every other
 # method is scored once per target and its ranking cut at each fraction.
 KEEP_DEPENDENT = frozenset({"force", "learned"})
+CONTROLS = ("random", "worst")  # the floors every method is drawn against (Fig. 8)
 
 Progress = Callable[[str], None]
 
@@ -173,6 +175,65 @@ class Evaluation:
         except (OSError, json.JSONDecodeError) as exc:
             raise ViscnnError(f"cannot read evaluation file {path}: {exc}") from exc
 
+    def best_method(self) -> str | None:
+        """The method (not random or worst) with the largest AUC among those that ran on every target."""
+        ranked = [(auc, m) for m in self.methods if m not in CONTROLS and self.coverage(m) == len(self.targets)
+                  and (auc := self.auc(m)) is not None]
+        return max(ranked)[1] if ranked else None
+
+    def plot_controls(self, path: str | Path, *, best: str | None = None, title: str | None = None) -> None:
+        """The paper's Fig. 8: r against size for the best method's circuits and for the random and worst
+        controls; one dot per target and fraction, the median as a line, the quartiles as a band; a PNG."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        best = best or self.best_method()
+        shown = [m for m in (best, "random", "worst") if m is not None and m in self.methods]
+        if not shown:
+            raise ViscnnError("nothing to plot: the evaluation has no best method, random or worst")
+        figure, axes = plt.subplots(figsize=(7.5, 5.6), dpi=120)
+        colours = {best: "#1f5fbf", "random": "#7f7f7f", "worst": "#c0392b"}
+        span = math.log10(max(self.fractions) / min(self.fractions)) or 1.0
+        dodge = {m: (i - (len(shown) - 1) / 2) * 0.012 * span for i, m in enumerate(shown)}  # decades apart
+        for method in shown:
+            lines = []
+            for fraction in self.fractions:
+                values = sorted(self.values(method, fraction))
+                if not values:
+                    continue
+                x = fraction * 10 ** dodge[method]
+                axes.scatter([x] * len(values), values, s=16, color=colours[method], alpha=0.45, linewidths=0, zorder=2)
+                quartiles = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else values * 3
+                lines.append((x, statistics.median(values), quartiles[0], quartiles[-1]))
+            if not lines:
+                continue
+            xs = [x for x, *_ in lines]
+            axes.fill_between(xs, [lo for *_, lo, _ in lines], [hi for *_, hi in lines], color=colours[method],
+                              alpha=0.15, linewidth=0, zorder=1)
+            label = f"{method} (best AUC)" if method == best else method
+            axes.plot(xs, [m for _, m, *_ in lines], color=colours[method], linewidth=2.2, marker="o", markersize=4,
+                      linestyle={"random": (0, (5, 3)), "worst": (0, (1.5, 2.5))}.get(method, "-"),
+                      label=f"{label}, median of {self.coverage(method)}", zorder=4 if method == "random" else 3)
+        axes.set_xscale("log")
+        axes.set_xticks(self.fractions)
+        axes.set_xticklabels([f"{100 * f:g}%" for f in self.fractions])
+        axes.minorticks_off()
+        axes.set_xlim(min(self.fractions) / 10 ** (0.08 * span), max(self.fractions) * 10 ** (0.08 * span))
+        low = min([0.0] + [row.r for row in self.results if row.method in shown])
+        axes.set_ylim(min(-0.05, low - 0.05), 1.02)
+        axes.axhline(0, color="grey", linewidth=0.8)
+        axes.grid(True, alpha=0.3)
+        axes.set_xlabel("kernels kept (fraction of the target's upstream kernels, log scale)")
+        axes.set_ylabel("Pearson r with the full model (held-out images)")
+        axes.set_title(title or f"{self.model}: best circuits vs random and worst\n({len(self.targets)} targets; dots: "
+                                f"one target each, band: quartiles, empty circuits at r = 0)", fontsize=10)
+        axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=len(shown), fontsize=8.5, frameon=False)
+        figure.tight_layout()
+        figure.savefig(path)
+        plt.close(figure)
+
     def plot(self, path: str | Path, title: str | None = None) -> None:
         """Median r vs kept fraction (log x axis), one line per method, AUC in the legend; a PNG."""
         import matplotlib
@@ -248,10 +309,11 @@ Outcome = tuple[float, Result | None, str | None]  # (fraction, its result, or w
 def evaluate(model: nn.Module, graph: Graph, train_batches: Sequence[Batch], held_out_batches: Sequence[Batch],
              targets: Sequence[Target], methods: Sequence[str], fractions: Sequence[float], *, seed: int = 0,
              device: str | torch.device = "cpu", progress: Progress | None = None, model_name: str = "",
-             split: bool = False, counted: Callable[[int, int, str], None] | None = None) -> Evaluation:
+             split: bool = False, counted: Callable[[int, int, str], None] | None = None,
+             options: Mapping[str, Mapping[str, Any]] | None = None) -> Evaluation:
     """Extract a circuit for every (target, method, fraction) on `train_batches`; measure r on `held_out_batches`.
     `progress(message)` hears of each circuit as it ends; `counted(done, total, next_one)` before each starts
-    (this process's circuits).
+    (this process's circuits); `options` gives a method its keyword options (`{"learned": {"steps": 60}}`).
 
     `split`: under torchrun (call it in every process, with the same arguments), the (target, method) units,
     and the fractions of the methods scored per fraction, are dealt across the processes; every process
@@ -260,6 +322,10 @@ def evaluate(model: nn.Module, graph: Graph, train_batches: Sequence[Batch], hel
     methods = list(dict.fromkeys(methods))
     for method in methods:
         get_method(method)  # unknown names fail before any work
+    for method, given in (options or {}).items():
+        unknown = sorted(set(given) - set(get_method(method).options()))
+        if unknown:
+            raise ViscnnError(f"circuit method {method} takes no option {', '.join(unknown)}")
     if not targets:
         raise ViscnnError("give at least one target")
     train, held = list(train_batches), list(held_out_batches)
@@ -289,10 +355,12 @@ def evaluate(model: nn.Module, graph: Graph, train_batches: Sequence[Batch], hel
         upstream = int(sum(int(m.sum()) for m in candidate_kernels(graph, target).values()))
         head = f"[{t_index + 1}/{len(targets)}] {target} {method}"
         scores, score_seconds, reason = None, 0.0, None
+        extra = dict((options or {}).get(method, {}))
         if method not in KEEP_DEPENDENT:
             begin = time.perf_counter()
             try:
-                scores = get_method(method)(model, graph, train, target, fractions[0], seed=seed, device=device)
+                scores = get_method(method)(model, graph, train, target, fractions[0], seed=seed, device=device,
+                                            **extra)
             except (ViscnnError, RuntimeError) as exc:  # RuntimeError: torch (out of memory ...)
                 reason = _reason(exc)
             score_seconds = time.perf_counter() - begin
@@ -306,6 +374,8 @@ def evaluate(model: nn.Module, graph: Graph, train_batches: Sequence[Batch], hel
                 continue
             begin = time.perf_counter()
             try:
+                if method in KEEP_DEPENDENT and extra:
+                    scores = get_method(method)(model, graph, train, target, fraction, seed=seed, device=device, **extra)
                 circuit = extract_circuit(model, graph, train, target, fraction, method, seed=seed, device=device,
                                           scores=scores)
             except (ViscnnError, RuntimeError) as exc:

@@ -1,10 +1,12 @@
 """Circuit methods: one module each, one signature, registered by name.
 
-    method(model, graph, batches, target, keep, *, seed=0, device="cpu") -> Scores
+    method(model, graph, batches, target, keep, *, seed=0, device="cpu", **options) -> Scores
 
 Every method returns a `Scores` whose `edges` rank the kernels upstream of the target (higher =
 keep first). `Method.normalise` says whether the selection rule should normalise those scores per
-layer (importance scores) or use them as they are (the `learned` mask is already global).
+layer (importance scores) or use them as they are (the `learned` mask is already global). A method
+may take further keyword options (`learned`: `progress`, `augment`, `steps`, `seconds`); calling a
+method with an option it does not take is a ViscnnError naming it.
 
 Every module of this package is a method module: `get_method` and `all_methods` import them all
 before answering, so which module was imported first never hides the others.
@@ -12,9 +14,11 @@ before answering, so which module was imported first never hides the others.
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -37,8 +41,31 @@ class Method:
     description: str = ""
 
     def __call__(self, model: nn.Module, graph: Graph, batches: Sequence[Batch], target: Target, keep: float, *,
-                 seed: int = 0, device: str | torch.device = "cpu") -> Scores:
-        return self.function(model, graph, batches, target, keep, seed=seed, device=device)
+                 seed: int = 0, device: str | torch.device = "cpu", **options: Any) -> Scores:
+        unknown = sorted(set(options) - set(self.options()))
+        if unknown:
+            raise ViscnnError(f"circuit method {self.name} takes no option {', '.join(unknown)}"
+                              + (f" (it takes {', '.join(self.options())})" if self.options() else ""))
+        return self.function(model, graph, batches, target, keep, seed=seed, device=device, **options)
+
+    def options(self) -> list[str]:
+        """The keyword options this method takes beyond seed and device."""
+        parameters = inspect.signature(self.function).parameters.values()
+        return [p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.name not in ("seed", "device")]
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """What a method's `progress` callable receives after each of its steps (JSON-friendly numbers)."""
+
+    step: int
+    steps: int
+    elapsed: float  # seconds since the method started
+    remaining: float  # estimated seconds to go
+    loss: float  # the step's training loss (learned: 1 - r on its minibatch)
+
+
+Progress = Callable[[StepReport], None]
 
 
 METHODS: dict[str, Method] = {}
