@@ -199,6 +199,7 @@ def test_a_released_running_job_stops(state):
     wait_until(lambda: job.state == "running", message="the job runs")
     manager.release([job.id], "page-a")
     wait_until(lambda: job.state == "cancelled", timeout=5, message="the released job stops")
+    assert job.message == "cancelled: the panel that asked for it was closed"  # why, running or queued
     manager.shutdown()
 
 

@@ -181,6 +181,7 @@ class Job:
     holders: set[tuple[str, str]] = field(default_factory=set, repr=False)  # (client, hold) that asked and did not let go
     asked: float = field(default_factory=time.monotonic)  # when someone last submitted, polled or left it
     cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
+    cancel_message: str = "cancelled"  # what a running job says once it has stopped for a cancel
     go: threading.Event = field(default_factory=threading.Event, repr=False)  # set while it may compute
     changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
     signal: Signal = field(default_factory=Signal, repr=False)
@@ -456,7 +457,7 @@ class JobManager:
                 self._by_key = {k: j for k, j in self._by_key.items() if id(j) not in gone}
         for job in orphans:
             waited = limits.orphan_grace if job.followed else limits.unasked
-            self._cancel(job, f"cancelled before it started: nobody followed or asked about it for {waited:g} s")
+            self._cancel(job, f"nobody followed or asked about it for {waited:g} s")
         if expired:
             self._changed()
 
@@ -507,7 +508,7 @@ class JobManager:
             with _CancelCheck(job.cancel_event, go):
                 result = function(context)
         except Cancelled:
-            job.update(state="cancelled", message="cancelled", finished=time.time(), paused=False)
+            job.update(state="cancelled", message=job.cancel_message, finished=time.time(), paused=False)
         except ViscnnError as exc:
             job.update(state="error", error=str(exc), message=str(exc), finished=time.time(), paused=False)
         except Exception as exc:
@@ -590,20 +591,23 @@ class JobManager:
                 job.holders = {h for h in job.holders if h[0] != client or (hold is not None and h[1] != hold)}
                 others = job.holders | {(c, "") for c, n in job.watchers.items() if n > 0 and c != client}
             if not others and not job.background and job.state not in FINAL:
-                self._cancel(job, "cancelled before it started: the panel that asked for it was closed")
+                self._cancel(job, "the panel that asked for it was closed")
         return found
 
     def cancel(self, job_id: str) -> Job:
-        return self._cancel(self.get(job_id), "cancelled before it started")
+        return self._cancel(self.get(job_id))
 
-    def _cancel(self, job: Job, queued_message: str) -> Job:
+    def _cancel(self, job: Job, why: str = "") -> Job:
+        """Cancels `job`: a queued one at once, a running one at its next check; its message says `why`."""
         with job.changed:
             if job.state in FINAL:
                 return job
             job.cancel_event.set()
+            job.cancel_message = f"cancelled: {why}" if why else "cancelled"
             if job.state == "queued":
                 now = time.time()
-                job.update(state="cancelled", message=queued_message, started=now, finished=now)
+                job.update(state="cancelled", message=f"cancelled before it started{': ' + why if why else ''}", started=now,
+                           finished=now)
             else:
                 job.update(message="cancelling")
         if not job.background:
