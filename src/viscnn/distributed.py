@@ -75,6 +75,10 @@ def session(device: str | torch.device) -> Iterator[str]:
     if not launched() or dist.is_initialized():
         yield mine
         return
+    # numba (UMAP's projections) starts a thread per core in every process unless told otherwise; its workers
+    # then slowed this process's torch ops ~5x (fmnist prepare's renders under 2 processes: 38.9 s, 3.8 s with
+    # this). numba reads it when first imported, which is later (the layout imports umap lazily).
+    os.environ.setdefault("NUMBA_NUM_THREADS", str(torch.get_num_threads()))
     if torch.device(mine).type == "cuda":
         torch.cuda.set_device(torch.device(mine))
     # the others may wait long for rank 0's writing (a sheet of examples per node) at the closing barrier; a process
