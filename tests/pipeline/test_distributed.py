@@ -186,3 +186,18 @@ def test_merged_tops_are_one_pass_over_all_images():
     assert merged.excite.images.tolist() == [[0, 2, 1, 3]]
     assert merged.excite.values.tolist() == [[5.0, 5.0, 2.0, 2.0]]
     assert merged.inhibit.images.tolist() == [[0, 2, 1, 3]] and merged.image_count == 5
+
+
+def test_numba_gets_the_process_thread_share_under_torchrun(tmp_path):
+    # UMAP's numba started a thread per core in every process, and its workers then slowed torch ~5x
+    script = tmp_path / "share.py"
+    script.write_text("import sys, torch\nfrom pathlib import Path\nfrom viscnn import distributed\n"
+                      "with distributed.session('cpu'):\n    import numba\n    rank = torch.distributed.get_rank()\n"
+                      "    Path(sys.argv[1], f'{rank}.txt').write_text(f'{torch.get_num_threads()} {numba.config.NUMBA_NUM_THREADS}')\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("NUMBA_NUM_THREADS", None)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+                           str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [(tmp_path / f"{rank}.txt").read_text() for rank in (0, 1)] == ["1 1", "1 1"]  # torch's threads, numba's
