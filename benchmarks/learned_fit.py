@@ -1,6 +1,8 @@
 """Why `learned` falls short on efficientnet-lite0: does its circuit fit the photos it was trained on?
 
-    .venv/bin/python -m benchmarks.learned_fit [--keep 0.05] [--budgets 60,240] [--threads 2] [--only 1,2]   # from the repository root
+    .venv/bin/python -m benchmarks.learned_fit [--keep 0.05] [--budgets 60,240] [--threads 2] [--only 1,2]
+
+(from the repository root).
 
 The same six targets and split of the demo photos as benchmarks/circuits.py (seed 0: 27 photos to train on,
 12 held out). For each target and each time budget of `learned` (seconds of steps per circuit; the steps
@@ -15,11 +17,11 @@ import statistics
 import time
 
 import torch
-
 from benchmarks.circuits import LITE0_LAYERS, batches_of, load_all, random_targets
+
 from viscnn.circuits import extract_circuit
 from viscnn.circuits.augment import augmentation_for
-from viscnn.circuits.methods import get_method
+from viscnn.circuits.methods import StepReport, get_method
 from viscnn.circuits.methods import learned as learned_module
 from viscnn.circuits.run import pearson, target_output
 from viscnn.graph import build_graph
@@ -52,22 +54,25 @@ def main() -> None:
     p = loaded.preprocess
     augment = augmentation_for(p.mean, p.std, p.size, len(train))
     print(f"keep {args.keep}; {len(train)} training photos, {len(held)} held out; threads {torch.get_num_threads()}\n")
-    print("| target | budget | steps | r on training photos | r held out | seconds |")
+    print("| target | budget | steps run | r on training photos | r held out | seconds |")
     print("|---|---:|---:|---:|---:|---:|")
     summary: dict[int, list[tuple[float, float]]] = {}
     for target in targets:
-        full_train, full_held = values(loaded.module, graph, train_batches, target), values(loaded.module, graph, held_batches, target)
+        full_train = values(loaded.module, graph, train_batches, target)
+        full_held = values(loaded.module, graph, held_batches, target)
         for budget in (int(b) for b in args.budgets.split(",")):
             steps = learned_module.STEPS * budget // 60
             begin = time.perf_counter()
+            reports: list[StepReport] = []
             scores = get_method("learned")(loaded.module, graph, train_batches, target, args.keep, seed=0, steps=steps,
-                                           seconds=budget, augment=augment)
+                                           seconds=budget, augment=augment, progress=reports.append)
             circuit = extract_circuit(loaded.module, graph, train_batches, target, args.keep, "learned", scores=scores)
             masks = {k: v.float() for k, v in circuit.masks.items()}
             fit = pearson(full_train, values(loaded.module, graph, train_batches, target, masks))
             out = pearson(full_held, values(loaded.module, graph, held_batches, target, masks))
             summary.setdefault(budget, []).append((fit, out))
-            print(f"| {target} | {budget} s | {steps} | {fit:.3f} | {out:.3f} | {time.perf_counter() - begin:.1f} |",
+            seconds = time.perf_counter() - begin
+            print(f"| {target} | {budget} s | {reports[-1].step} of {steps} | {fit:.3f} | {out:.3f} | {seconds:.1f} |",
                   flush=True)
     for budget, rows in summary.items():
         print(f"\nbudget {budget} s: median r on training photos {statistics.median(r[0] for r in rows):.3f}, "
