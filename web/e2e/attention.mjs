@@ -6,52 +6,13 @@
 // computed; a sampled query says so; Back and Forward restore the query's graph and scores; an image's label
 // survives a reload. Screenshots go to the given folder (attention-*.png).
 // usage: node e2e/attention.mjs URL SCREENSHOT_DIR
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { launch } from "./browser.mjs";
+import { expect, startWalk } from "./walk.mjs";
 
-const [url, shots = "screenshots"] = process.argv.slice(2);
-if (!url) {
-  console.error("usage: node e2e/attention.mjs URL SCREENSHOT_DIR");
-  process.exit(2);
-}
-mkdirSync(shots, { recursive: true });
-const { context, close } = await launch();
-const page = context.pages()[0] ?? (await context.newPage());
-const problems = [];
-page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-page.on("console", (m) => m.type() === "error" && !/Failed to load resource/.test(m.text()) && problems.push(`console: ${m.text()}`));
-const steps = [];
-const t0 = Date.now();
-// One deadline for the whole walk (VISCNN_E2E_SECONDS, default 600 s): a loaded machine makes it slower, not failed.
-const deadline = t0 + Number(process.env.VISCNN_E2E_SECONDS || 600) * 1000;
-const step = async (name, fn) => {
-  const t = Date.now();
-  context.setDefaultTimeout(Math.max(1000, deadline - t));
-  try {
-    await fn();
-    steps.push({ name, ms: Date.now() - t });
-  } catch (error) {
-    await page.screenshot({ path: join(shots, "attention-failure.png"), fullPage: true }).catch(() => {});
-    const jobs = await serverJobs().catch((e) => String(e));
-    console.error(`server jobs: ${JSON.stringify(jobs).slice(0, 4000)}`);
-    console.error(`e2e step '${name}' failed: ${error.message}`);
-    await close();
-    process.exit(1);
-  }
-};
-const expect = (ok, message) => {
-  if (!ok) throw new Error(message);
-};
+const walk = await startWalk("attention", "attention-failure.png");
+const { url, shots, page, problems, steps, t0, close, step, until } = walk;
 const serverJobs = () => page.evaluate(async () => (await fetch("/api/jobs", { cache: "no-store" })).json());
-/** Polls `condition` (async, in Node) until it holds or the walk's deadline passes. */
-const until = async (condition, what, every = 100) => {
-  for (;;) {
-    if (await condition()) return;
-    if (Date.now() > deadline) throw new Error(`${what}: not reached before the walk's deadline`);
-    await new Promise((r) => setTimeout(r, every));
-  }
-};
+walk.onFailure = async () => console.error(`server jobs: ${JSON.stringify(await serverJobs()).slice(0, 4000)}`);
 const clickNode = async (layer, channel) => {
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.waitForTimeout(100);

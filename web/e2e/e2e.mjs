@@ -4,18 +4,11 @@
 // moving the graph, reload, cancel a job from the jobs view and one from its own progress line.
 // Screenshots go to the given folder. Exits non-zero on the first failure (or when VISCNN_E2E_SECONDS pass).
 // usage: node e2e/e2e.mjs URL SCREENSHOT_DIR
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { launch } from "./browser.mjs";
+import { expect, startWalk } from "./walk.mjs";
 
-const [url, shots = "screenshots"] = process.argv.slice(2);
-if (!url) {
-  console.error("usage: node e2e/e2e.mjs URL SCREENSHOT_DIR");
-  process.exit(2);
-}
-mkdirSync(shots, { recursive: true });
-const { context, close } = await launch();
-const page = context.pages()[0] ?? (await context.newPage());
+const walk = await startWalk("e2e", "failure.png");
+const { url, shots, context, page, problems, steps, t0, close, step } = walk;
 // What the page did last (clicks, history steps), printed when a step fails: a missed click or a lost
 // history entry shows here.
 await context.addInitScript(() => {
@@ -36,31 +29,7 @@ await context.addInitScript(() => {
   }
   addEventListener("popstate", () => note(`popstate to ${decodeURIComponent(location.search)}`));
 });
-const problems = [];
-page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-page.on("console", (m) => m.type() === "error" && !/Failed to load resource/.test(m.text()) && problems.push(`console: ${m.text()}`));
-const steps = [];
-const t0 = Date.now();
-// No wait has a budget of its own: each polls for its condition until the walk's one deadline
-// (VISCNN_E2E_SECONDS, default 600 s), so a loaded machine makes the walk slower, not failed.
-const deadline = t0 + Number(process.env.VISCNN_E2E_SECONDS || 600) * 1000;
-const step = async (name, fn) => {
-  const t = Date.now();
-  context.setDefaultTimeout(Math.max(1000, deadline - t));
-  try {
-    await fn();
-    steps.push({ name, ms: Date.now() - t });
-  } catch (error) {
-    await page.screenshot({ path: join(shots, "failure.png") }).catch(() => {});
-    console.error(`the page's last events:\n${await page.evaluate(() => window.e2eLog.join("\n")).catch((e) => String(e))}`);
-    console.error(`e2e step '${name}' failed: ${error.message}`);
-    await close();
-    process.exit(1);
-  }
-};
-const expect = (ok, message) => {
-  if (!ok) throw new Error(message);
-};
+walk.onFailure = async () => console.error(`the page's last events:\n${await page.evaluate(() => window.e2eLog.join("\n"))}`);
 const post = (path, body) => page.evaluate(async ([path, body]) => {
   const response = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
   return response.json();

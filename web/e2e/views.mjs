@@ -5,24 +5,13 @@
 // a layer's renders in a grid, scores exported, and the page served under a notebook proxy's path.
 // Screenshots (views-*.png) go to the given folder. Exits non-zero on the first failure.
 // usage: node e2e/views.mjs URL SCREENSHOT_DIR
-import { mkdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import http from "node:http";
 import { join } from "node:path";
-import { launch } from "./browser.mjs";
+import { expect, startWalk } from "./walk.mjs";
 
-const [url, shots = "screenshots"] = process.argv.slice(2);
-if (!url) {
-  console.error("usage: node e2e/views.mjs URL SCREENSHOT_DIR");
-  process.exit(2);
-}
-mkdirSync(shots, { recursive: true });
-const { context, close } = await launch();
-const page = context.pages()[0] ?? (await context.newPage());
-const problems = [];
-page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-page.on("console", (m) => m.type() === "error" && !/Failed to load resource/.test(m.text()) && problems.push(`console: ${m.text()}`));
-const steps = [];
-const deadline = Date.now() + Number(process.env.VISCNN_E2E_SECONDS || 600) * 1000;
+const walk = await startWalk("views", "views-failure.png");
+const { url, shots, page, problems, steps, close, step } = walk;
 let proxy = null;
 const sockets = new Set(); // the proxy's connections: an event stream would keep this process alive
 const stopProxy = () => {
@@ -30,23 +19,7 @@ const stopProxy = () => {
   proxy?.close();
   proxy = null;
 };
-const step = async (name, fn) => {
-  const t = Date.now();
-  context.setDefaultTimeout(Math.max(1000, deadline - t));
-  try {
-    await fn();
-    steps.push({ name, ms: Date.now() - t });
-  } catch (error) {
-    await page.screenshot({ path: join(shots, "views-failure.png") }).catch(() => {});
-    console.error(`views step '${name}' failed: ${error.message}`);
-    stopProxy();
-    await close();
-    process.exit(1);
-  }
-};
-const expect = (ok, message) => {
-  if (!ok) throw new Error(message);
-};
+walk.onFailure = async () => stopProxy();
 const ranked = () => page.$$eval("#ranked-nodes li[data-node]", (rows) => rows.map((r) => r.dataset.node));
 const runQuery = async (images, target = "loss") => {
   await page.waitForSelector("#q-took");
